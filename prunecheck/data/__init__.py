@@ -1,0 +1,1 @@
+"""Dataset loaders (real formats) behind the ImageDataset interface."""

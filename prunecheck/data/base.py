@@ -1,0 +1,136 @@
+"""The one interface every dataset offers to the prediction engine.
+
+Images travel as uint8 tensors [B, 3, H, W] (NCHW, RGB); normalisation with
+``mean``/``std`` happens in the engine, on the evaluation device. Datasets are
+indexable by an integer array so the engine (and corruption generators) can
+work in batches without per-sample Python in the hot path.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+class ImageDataset(abc.ABC):
+    """A labelled image classification dataset of fixed-size RGB images."""
+
+    #: Short human-readable name (used in ids and reports).
+    name: str
+    #: Number of classes the labels index into.
+    num_classes: int
+    #: Per-channel normalisation applied by the engine: (x/255 - mean) / std.
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def labels(self) -> torch.Tensor:
+        """int64 tensor [N] of class indices."""
+
+    @abc.abstractmethod
+    def images(self, indices: np.ndarray) -> torch.Tensor:
+        """uint8 tensor [len(indices), 3, H, W] for the given row indices."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """Stable text identifying the content (part of prediction cache keys).
+
+        Must change when the images, labels, preprocessing or subset change.
+        """
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(3, H, W) of one image."""
+        return tuple(self.images(np.arange(1)).shape[1:])  # type: ignore[return-value]
+
+
+def digest(*parts: object) -> str:
+    """Short sha256 over the text of ``parts`` (for fingerprints)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class Subset(ImageDataset):
+    """The first ``limit`` rows of a dataset (the config's ``limit``), or given indices."""
+
+    def __init__(self, base: ImageDataset, indices: Sequence[int] | np.ndarray):
+        self.base = base
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.name = base.name
+        self.num_classes = base.num_classes
+        self.mean = base.mean
+        self.std = base.std
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.base.labels[torch.from_numpy(self.indices)]
+
+    def images(self, indices: np.ndarray) -> torch.Tensor:
+        return self.base.images(self.indices[np.asarray(indices, dtype=np.int64)])
+
+    def fingerprint(self) -> str:
+        return digest(self.base.fingerprint(), "subset", self.indices.tobytes())
+
+
+class TensorDataset(ImageDataset):
+    """A dataset held in memory as uint8 [N, 3, H, W] plus int64 labels [N]."""
+
+    def __init__(
+        self,
+        name: str,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        source: str = "",
+    ):
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(
+                f"{name}: expected uint8 images [N, 3, H, W], found {images.dtype} {tuple(images.shape)}"
+            )
+        if labels.shape != (images.shape[0],):
+            raise ValueError(
+                f"{name}: expected {images.shape[0]} labels, found shape {tuple(labels.shape)}"
+            )
+        self.name = name
+        self._images = images.contiguous()
+        self._labels = labels.to(torch.int64)
+        self.num_classes = int(num_classes)
+        self.mean = tuple(float(m) for m in mean)  # type: ignore[assignment]
+        self.std = tuple(float(s) for s in std)  # type: ignore[assignment]
+        self._source = source
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return self._images.shape[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._labels
+
+    def images(self, indices: np.ndarray) -> torch.Tensor:
+        return self._images[torch.from_numpy(np.asarray(indices, dtype=np.int64))]
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(self._images.numpy().tobytes())
+            h.update(self._labels.numpy().tobytes())
+            h.update(repr((self.name, self.num_classes, self.mean, self.std)).encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint

@@ -1,0 +1,33 @@
+"""Exception hierarchy. Messages say what was expected, what was found, and where."""
+
+from __future__ import annotations
+
+
+class PrunecheckError(Exception):
+    """Base class of every error prunecheck raises on purpose."""
+
+
+class ConfigError(PrunecheckError):
+    """An invalid configuration value: names the file and the key path."""
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None):
+        self.source = source
+        self.key = key
+        where = ", ".join(part for part in (source, f"key '{key}'" if key else None) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class DataError(PrunecheckError):
+    """A dataset file or folder that is missing or malformed."""
+
+
+class ModelError(PrunecheckError):
+    """A model that cannot be loaded, or whose output does not fit its dataset."""
+
+
+class CacheError(PrunecheckError):
+    """A cache entry that cannot be written or read back."""
+
+
+class GateError(PrunecheckError):
+    """A gate whose metric cannot be computed (the gate fails closed)."""

@@ -1,0 +1,146 @@
+"""Gates: a metric, a threshold and a mode, turned into a pass/fail ``GateResult``.
+
+Defaults for every suite's thresholds live in ``GATE_DEFAULTS``; the config
+validates user values against them (unknown keys and wrong types are errors).
+Modes (SPEC 4): ``point`` compares the estimate; ``confident`` passes only if the
+whole 95% bootstrap interval of the degradation is within the threshold;
+``lenient`` fails only if the whole interval is outside it. A gate whose metric
+is not finite fails closed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Direction = Literal["max", "min"]  # "max": value must be <= threshold; "min": >= threshold
+
+GATE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "accuracy_margin": {"max_drop": 0.005, "mode": "point"},
+}
+
+# Keys whose value must be one of a fixed set of strings.
+GATE_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+@dataclass
+class GateResult:
+    """Outcome of one gate on one test node; travels to reports as a dict."""
+
+    name: str  # gate name, e.g. "accuracy_margin"
+    metric: str  # what ``value`` measures, e.g. "accuracy drop"
+    value: float
+    threshold: float
+    threshold_name: str  # e.g. "max_drop"
+    direction: Direction
+    passed: bool
+    mode: str = "point"
+    ci: tuple[float, float] | None = None
+    parent: float | None = None
+    pruned: float | None = None
+    subject: str = ""  # pair / family name
+    view: str = "nominal"
+    reason: str = ""  # set when the gate failed closed
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def margin(self) -> float:
+        """Distance to the threshold, positive when on the passing side."""
+        if self.direction == "max":
+            return self.threshold - self.value
+        return self.value - self.threshold
+
+    @property
+    def message(self) -> str:
+        if self.reason:
+            return f"{self.metric}: {self.reason}"
+        op_fail, op_pass = (">", "<=") if self.direction == "max" else ("<", ">=")
+        op = op_pass if self.passed else op_fail
+        shown = self.value
+        label = self.metric
+        if self.mode != "point" and self.ci is not None:
+            bound = self._deciding_bound()
+            label = f"{self.metric} ({self.mode}: 95% CI [{self.ci[0]:.4f}, {self.ci[1]:.4f}], estimate {self.value:.4f})"
+            shown = bound
+        text = f"{label} {shown:.4f} {op} {self.threshold_name} {self.threshold:g}"
+        parts = []
+        if self.parent is not None:
+            parts.append(f"parent {self.parent:.4f}")
+        if self.pruned is not None:
+            parts.append(f"pruned {self.pruned:.4f}")
+        if parts:
+            text += f" ({', '.join(parts)})"
+        return text
+
+    def _deciding_bound(self) -> float:
+        assert self.ci is not None
+        low, high = self.ci
+        worst, best = (high, low) if self.direction == "max" else (low, high)
+        return worst if self.mode == "confident" else best
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["margin"] = self.margin
+        data["message"] = self.message
+        return data
+
+
+def decide(
+    *,
+    name: str,
+    metric: str,
+    value: float,
+    threshold: float,
+    threshold_name: str,
+    direction: Direction = "max",
+    mode: str = "point",
+    ci: tuple[float, float] | None = None,
+    parent: float | None = None,
+    pruned: float | None = None,
+    subject: str = "",
+    view: str = "nominal",
+    details: dict[str, Any] | None = None,
+) -> GateResult:
+    """Apply ``mode`` to a value (and its CI) and build the GateResult."""
+    result = GateResult(
+        name=name,
+        metric=metric,
+        value=float(value),
+        threshold=float(threshold),
+        threshold_name=threshold_name,
+        direction=direction,
+        passed=False,
+        mode=mode,
+        ci=None if ci is None else (float(ci[0]), float(ci[1])),
+        parent=None if parent is None else float(parent),
+        pruned=None if pruned is None else float(pruned),
+        subject=subject,
+        view=view,
+        details=dict(details or {}),
+    )
+    numbers = [result.value] + ([] if result.ci is None else list(result.ci))
+    if not all(math.isfinite(x) for x in numbers):
+        result.reason = f"not finite ({result.value!r}); the gate fails closed"
+        return result
+    if mode != "point" and result.ci is None:
+        result.reason = f"mode '{mode}' needs a bootstrap interval and none was computed; the gate fails closed"
+        return result
+    if mode not in ("point", "confident", "lenient"):
+        result.reason = f"unknown gate mode {mode!r}; expected point, confident or lenient"
+        return result
+    compared = result.value if mode == "point" else result._deciding_bound()
+    result.passed = compared <= threshold if direction == "max" else compared >= threshold
+    return result
+
+
+def failed_closed(
+    *, name: str, metric: str, reason: str, threshold: float, threshold_name: str,
+    direction: Direction = "max", subject: str = "", view: str = "nominal",
+) -> GateResult:
+    """A gate whose metric could not be computed: it fails, with the reason."""
+    return GateResult(
+        name=name, metric=metric, value=float("nan"), threshold=float(threshold),
+        threshold_name=threshold_name, direction=direction, passed=False,
+        subject=subject, view=view, reason=reason,
+    )

@@ -1,0 +1,100 @@
+"""The validated configuration: plain frozen dataclasses, no parsing here.
+
+``prunecheck.config`` turns a TOML file (``prunecheck.toml`` or
+``[tool.prunecheck]`` in ``pyproject.toml``) into a :class:`Settings`; with no
+file, ``prunecheck.demo`` provides the embedded demo settings. Everything
+downstream (engine, fixtures, suites) reads only these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ModelFormat = Literal["state_dict", "torchscript", "pickle"]
+DatasetKind = Literal["cifar10", "cifar100", "imagefolder", "imagenet-val", "demo"]
+GateMode = Literal["point", "confident", "lenient"]
+GATE_MODES: tuple[str, ...] = ("point", "confident", "lenient")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 256
+    cache_dir: Path = Path(".prunecheck-cache")
+    report_dir: Path = Path("reports")
+    seed: int = 0
+    limit: int | None = None  # evaluate only the first N samples of every dataset
+    num_workers: int = 0
+    bootstrap_resamples: int = 1000
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    kind: DatasetKind
+    root: Path | None = None
+    split: str = "test"  # cifar: train | test; imagefolder: subfolder or "" for root itself
+    download: bool = False
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    resize: int | None = None  # imagefolder: shorter side resized to this, then ...
+    crop: int | None = None  # ... centre-cropped to crop x crop
+    corruptions_root: Path | None = None  # released CIFAR-10-C / ImageNet-C files, if any
+    options: dict[str, Any] = field(default_factory=dict)  # kind-specific extras
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    factory: str | None = None  # "package.module:callable"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: Path | None = None
+    format: ModelFormat = "state_dict"
+    trust: bool = False  # required for format = "pickle"
+    members: tuple[str, ...] = ()  # ensemble: names of other model entries
+    ensemble_average: Literal["probs", "logits"] = "probs"
+    input_shape: tuple[int, int, int] | None = None  # (3, H, W) for FLOPs; default from dataset
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    name: str
+    parent: str
+    pruned: str
+    dataset: str
+    reference: str | None = None
+    ood_dataset: str | None = None
+    methods: tuple[str, ...] = ("msp",)  # msp | mc_dropout | ensemble
+    pre_finetune: str | None = None  # model entry: pruned model before fine-tuning
+    schedule: tuple[str, ...] = ()  # model entries: pre-fine-tune checkpoint per pruning step
+    mask_mode: Literal["unstructured", "channels"] = "unstructured"
+
+
+@dataclass(frozen=True)
+class FamilyMember:
+    model: str
+    ratio: float | None = None  # None: measured from the model's zeros
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    parent: str
+    dataset: str
+    members: tuple[FamilyMember, ...]
+    deployed: str | None = None  # the member whose ratio is gated against prune potential
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str  # the config file path, or "<built-in demo>"
+    run: RunSettings
+    datasets: dict[str, DatasetSpec]
+    models: dict[str, ModelSpec]
+    pairs: tuple[PairSpec, ...]
+    families: tuple[FamilySpec, ...] = ()
+    # gates[suite][key] -> value, already merged over prunecheck.gates.GATE_DEFAULTS
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    is_demo: bool = False
