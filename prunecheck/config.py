@@ -1,0 +1,948 @@
+"""Configuration loading: a TOML file turned into a validated :class:`Settings`.
+
+Where the configuration comes from (:func:`find_config`): an explicit path, else
+``prunecheck.toml`` in the start directory, else the ``[tool.prunecheck]`` table of
+``pyproject.toml`` there; with none of these the caller runs the built-in demo.
+
+:func:`load_settings` reads the file and :func:`parse_settings` (pure, no I/O)
+validates the mapping. Every invalid value raises exactly one
+:class:`~prunecheck.errors.ConfigError` that names the file, the key path
+(``models.wt80.format``, ``pairs[1].parent``; array indices count from 0) and says
+what was expected and what was found. Nothing is imported or loaded here: model
+factories are only checked for ``"package.module:callable"`` syntax.
+
+Gate thresholds are validated against ``prunecheck.gates.GATE_DEFAULTS`` and
+``GATE_CHOICES``, read when a configuration is parsed (suites may add to them).
+The full format is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import keyword
+import math
+import os
+import re
+import reprlib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from prunecheck import gates as _gates
+from prunecheck.errors import ConfigError
+from prunecheck.settings import (
+    GATE_MODES,
+    DatasetSpec,
+    FamilyMember,
+    FamilySpec,
+    ModelSpec,
+    PairSpec,
+    RunSettings,
+    Settings,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["CONFIG_FILENAME", "find_config", "load_settings", "parse_settings"]
+
+CONFIG_FILENAME = "prunecheck.toml"
+PYPROJECT_FILENAME = "pyproject.toml"
+
+TOP_LEVEL_KEYS = ("run", "datasets", "models", "pairs", "families", "gates")
+RUN_KEYS = (
+    "device", "batch_size", "cache_dir", "report_dir", "seed", "limit", "num_workers",
+    "bootstrap_resamples",
+)
+DATASET_KEYS = (
+    "kind", "root", "split", "download", "mean", "std", "resize", "crop", "corruptions_root",
+    "options",
+)
+DATASET_KINDS = ("cifar10", "cifar100", "imagefolder", "imagenet-val", "demo")
+MODEL_KEYS = (
+    "factory", "kwargs", "weights", "format", "trust", "members", "ensemble_average",
+    "input_shape",
+)
+MODEL_FORMATS = ("state_dict", "torchscript", "pickle")
+ENSEMBLE_AVERAGES = ("probs", "logits")
+PAIR_KEYS = (
+    "name", "parent", "pruned", "dataset", "reference", "ood_dataset", "methods",
+    "pre_finetune", "schedule", "mask_mode",
+)
+UNCERTAINTY_METHODS = ("msp", "mc_dropout", "ensemble")
+MASK_MODES = ("unstructured", "channels")
+FAMILY_KEYS = ("name", "parent", "dataset", "members", "deployed")
+FAMILY_MEMBER_KEYS = ("model", "ratio")
+CIFAR_SPLITS = ("train", "test")
+
+# Per-kind normalisation (mean, std) used when ``mean`` / ``std`` are omitted.
+_IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+KIND_NORMALISATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagefolder": _IMAGENET_STATS,
+    "imagenet-val": _IMAGENET_STATS,
+    "demo": _IMAGENET_STATS,
+}
+# Per-kind (split, resize, crop) used when omitted.
+KIND_GEOMETRY: dict[str, tuple[str, int | None, int | None]] = {
+    "cifar10": ("test", None, None),
+    "cifar100": ("test", None, None),
+    "imagefolder": ("test", None, None),
+    "imagenet-val": ("test", 256, 224),
+    "demo": ("test", None, None),
+}
+
+# Names of datasets, models, pairs and families end up in pytest ids and report file names.
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+_DEVICE_RE = re.compile(r"auto|cpu|cuda|cuda:\d+")
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+_repr.maxlist = 6
+_repr.maxdict = 6
+
+
+# ----------------------------------------------------------------------------------------
+# Discovery and reading
+# ----------------------------------------------------------------------------------------
+
+
+def find_config(start_dir: Path, explicit: str | Path | None = None) -> Path | None:
+    """Locate the configuration file.
+
+    Args:
+        start_dir: Directory searched when no explicit path is given (usually the
+            pytest root or invocation directory). Relative explicit paths are taken
+            relative to it.
+        explicit: A path the user named (``--prunecheck-config``); it must exist.
+
+    Returns:
+        The explicit path; else ``start_dir/prunecheck.toml``; else
+        ``start_dir/pyproject.toml`` if it has a ``[tool.prunecheck]`` table; else
+        ``None`` (the caller then runs the built-in demo).
+
+    Raises:
+        ConfigError: The explicit path does not name an existing file, or
+            ``pyproject.toml`` is not valid TOML.
+    """
+    start_dir = Path(start_dir).expanduser()
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_absolute():
+            path = start_dir / path
+        if not path.is_file():
+            found = "a directory" if path.is_dir() else "nothing"
+            raise ConfigError(
+                f"expected an existing configuration file, found {found} at this path",
+                source=str(path),
+            )
+        return path
+    candidate = start_dir / CONFIG_FILENAME
+    if candidate.is_file():
+        return candidate
+    pyproject = start_dir / PYPROJECT_FILENAME
+    if pyproject.is_file():
+        tool = _read_toml(pyproject).get("tool")
+        if isinstance(tool, Mapping) and "prunecheck" in tool:
+            return pyproject
+    return None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a configuration file.
+
+    For a file named ``pyproject.toml`` the ``[tool.prunecheck]`` table is used
+    and error key paths start with ``tool.prunecheck.``. Relative paths in the file
+    are resolved against the file's directory.
+
+    Args:
+        path: A ``prunecheck.toml`` or ``pyproject.toml`` file.
+
+    Returns:
+        The validated settings, with every gate suite's defaults filled in.
+
+    Raises:
+        ConfigError: The file cannot be read, is not valid TOML, or holds an
+            invalid value (the message names the file and the key).
+    """
+    path = Path(path).expanduser()
+    data: Mapping[str, Any] = _read_toml(path)
+    prefix = ""
+    if path.name == PYPROJECT_FILENAME:
+        tool = data.get("tool")
+        section = tool.get("prunecheck") if isinstance(tool, Mapping) else None
+        if section is None:
+            raise ConfigError(
+                "expected a [tool.prunecheck] table in pyproject.toml, found none",
+                source=str(path),
+                key="tool.prunecheck",
+            )
+        if not isinstance(section, Mapping):
+            raise ConfigError(
+                f"expected a table, found {_describe(section)}",
+                source=str(path),
+                key="tool.prunecheck",
+            )
+        data, prefix = section, "tool.prunecheck."
+    return parse_settings(
+        data, source=str(path), base_dir=path.absolute().parent, key_prefix=prefix
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; every failure becomes a ConfigError naming the file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the configuration file: {exc.strerror or exc}", source=str(path)
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"expected UTF-8 text, found an undecodable byte at offset {exc.start}",
+            source=str(path),
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML syntax: {exc}", source=str(path)) from None
+
+
+# ----------------------------------------------------------------------------------------
+# Validation primitives
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where values come from: the source file, base directory and key prefix."""
+
+    source: str
+    base_dir: Path
+    prefix: str = ""
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, source=self.source, key=self.prefix + key)
+
+
+def _describe(value: Any) -> str:
+    """TOML-flavoured description of a found value, e.g. ``string 'onnx'``."""
+    if isinstance(value, bool):
+        kind = "boolean"
+        shown = "true" if value else "false"
+        return f"{kind} {shown}"
+    if isinstance(value, int):
+        kind = "integer"
+    elif isinstance(value, float):
+        kind = "float"
+    elif isinstance(value, str):
+        kind = "string"
+    elif isinstance(value, Mapping):
+        return f"table with keys {_repr.repr(list(value))}"
+    elif isinstance(value, (list, tuple)):
+        kind = "array"
+    else:
+        kind = type(value).__name__
+    return f"{kind} {_repr.repr(value)}"
+
+
+def _one_of(options: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(repr(o) for o in options) if options else "(none defined)"
+
+
+def _did_you_mean(word: str, options: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _table(where: _Where, key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise where.error(key, f"expected a table, found {_describe(value)}")
+    return value
+
+
+def _check_keys(
+    where: _Where, key: str, table: Mapping[str, Any], allowed: tuple[str, ...], hint: str = ""
+) -> None:
+    for name in table:
+        if name not in allowed:
+            path = f"{key}.{name}" if key else str(name)
+            raise where.error(
+                path,
+                f"unknown key {name!r}{_did_you_mean(str(name), allowed)}; "
+                f"expected one of {_one_of(allowed)}{hint}",
+            )
+
+
+def _required(where: _Where, key: str, table: Mapping[str, Any], name: str, expected: str) -> Any:
+    if name not in table:
+        raise where.error(f"{key}.{name}", f"missing required key; expected {expected}")
+    return table[name]
+
+
+def _str(where: _Where, key: str, value: Any, choices: tuple[str, ...] | None = None) -> str:
+    if choices is not None:
+        if not isinstance(value, str) or value not in choices:
+            raise where.error(key, f"expected one of {_one_of(choices)}, found {_describe(value)}")
+        return value
+    if not isinstance(value, str):
+        raise where.error(key, f"expected a string, found {_describe(value)}")
+    return value
+
+
+def _bool(where: _Where, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise where.error(key, f"expected a boolean (true or false), found {_describe(value)}")
+    return value
+
+
+def _int(where: _Where, key: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise where.error(key, f"expected an integer, found {_describe(value)}")
+    if minimum is not None and value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise where.error(key, f"expected {what}, found {_describe(value)}")
+    return value
+
+
+def _float(where: _Where, key: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise where.error(key, f"expected a number, found {_describe(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise where.error(key, f"expected a finite number, found {_describe(value)}")
+    if positive and number <= 0:
+        raise where.error(key, f"expected a number > 0, found {_describe(value)}")
+    return number
+
+
+def _array(where: _Where, key: str, value: Any, length: int | None = None) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        what = f"an array of {length} elements" if length is not None else "an array"
+        raise where.error(key, f"expected {what}, found {_describe(value)}")
+    if length is not None and len(value) != length:
+        raise where.error(
+            key, f"expected an array of {length} elements, found {len(value)}: {_describe(value)}"
+        )
+    return list(value)
+
+
+def _floats3(where: _Where, key: str, value: Any, *, positive: bool) -> tuple[float, float, float]:
+    items = _array(where, key, value, length=3)
+    a, b, c = (_float(where, f"{key}[{i}]", v, positive=positive) for i, v in enumerate(items))
+    return (a, b, c)
+
+
+def _path(where: _Where, key: str, value: Any) -> Path:
+    """A filesystem path: ``~`` expanded, relative paths joined to the base directory."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise where.error(key, f"expected a path string, found {_describe(value)}")
+    if not value.strip():
+        raise where.error(key, f"expected a non-empty path, found {_describe(value)}")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else where.base_dir / path
+
+
+def _name(where: _Where, key: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise where.error(
+            key,
+            f"expected a {what} name made of letters, digits, '-', '_' or '.' "
+            f"(it appears in pytest ids), found {_describe(value)}",
+        )
+    return value
+
+
+def _ref(where: _Where, key: str, value: Any, known: Mapping[str, Any], what: str) -> str:
+    """A reference to a named entry (``what`` is ``model`` or ``dataset``)."""
+    table = "models" if what == "model" else "datasets"
+    if not isinstance(value, str) or value not in known:
+        hint = _did_you_mean(value, list(known)) if isinstance(value, str) else ""
+        raise where.error(
+            key,
+            f"expected the name of a {what} defined under [{table}.<name>], "
+            f"found {_describe(value)}{hint}; known {table}: {_one_of(list(known))}",
+        )
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy of a TOML value with every table as a plain dict."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+# ----------------------------------------------------------------------------------------
+# Sections
+# ----------------------------------------------------------------------------------------
+
+
+def parse_settings(
+    data: Mapping[str, Any], *, source: str, base_dir: Path, key_prefix: str = ""
+) -> Settings:
+    """Validate a configuration mapping (parsed TOML) into :class:`Settings`.
+
+    Pure: no file is read and nothing is imported. Relative paths are joined to
+    ``base_dir`` (``~`` is expanded); defaults are filled in, including every
+    suite of ``prunecheck.gates.GATE_DEFAULTS`` under ``gates``.
+
+    Args:
+        data: The top-level tables ``run``, ``datasets``, ``models``, ``pairs``,
+            ``families`` and ``gates`` (all optional, but at least one pair or
+            family is required).
+        source: The file path (or a label such as ``"<built-in demo>"``) put into
+            ``Settings.source`` and every error.
+        base_dir: Directory relative paths are resolved against.
+        key_prefix: Prepended to error key paths (``"tool.prunecheck."`` for
+            pyproject.toml).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: The first invalid value found, naming ``source`` and the key.
+
+    Example:
+        >>> s = parse_settings(
+        ...     {"datasets": {"d": {"kind": "demo"}},
+        ...      "models": {"p": {"factory": "m:f", "weights": "p.pt"},
+        ...                 "q": {"factory": "m:f", "weights": "q.pt"}},
+        ...      "pairs": [{"parent": "p", "pruned": "q", "dataset": "d"}]},
+        ...     source="x.toml", base_dir=Path("/proj"))
+        >>> s.pairs[0].name, s.models["q"].weights
+        ('q', PosixPath('/proj/q.pt'))
+    """
+    where = _Where(source=source, base_dir=Path(base_dir).expanduser(), prefix=key_prefix)
+    if not isinstance(data, Mapping):
+        raise where.error("", f"expected a table of settings, found {_describe(data)}")
+    _check_keys(where, "", data, TOP_LEVEL_KEYS)
+    run = _parse_run(where, data.get("run", {}))
+    datasets = _parse_named(where, "datasets", data.get("datasets", {}), "dataset", _parse_dataset)
+    models = _parse_named(where, "models", data.get("models", {}), "model", _parse_model)
+    _check_ensembles(where, models)
+    pairs = _parse_pairs(where, data.get("pairs", []), models, datasets)
+    families = _parse_families(where, data.get("families", []), models, datasets, pairs)
+    if not pairs and not families:
+        raise where.error(
+            "pairs",
+            "expected at least one [[pairs]] or [[families]] entry, found none: "
+            "the configuration would gate nothing",
+        )
+    gates = _parse_gates(where, data.get("gates", {}))
+    return Settings(
+        source=source,
+        run=run,
+        datasets=datasets,
+        models=models,
+        pairs=pairs,
+        families=families,
+        gates=gates,
+    )
+
+
+def _parse_run(where: _Where, raw: Any) -> RunSettings:
+    table = _table(where, "run", raw)
+    _check_keys(where, "run", table, RUN_KEYS)
+    defaults = RunSettings()
+    values: dict[str, Any] = {}
+    device = table.get("device", defaults.device)
+    if not isinstance(device, str) or not _DEVICE_RE.fullmatch(device):
+        raise where.error(
+            "run.device",
+            f"expected 'auto', 'cpu', 'cuda' or 'cuda:N' (N a device index), "
+            f"found {_describe(device)}",
+        )
+    values["device"] = device
+    values["batch_size"] = _int(
+        where, "run.batch_size", table.get("batch_size", defaults.batch_size), 1
+    )
+    values["seed"] = _int(where, "run.seed", table.get("seed", defaults.seed), 0)
+    values["num_workers"] = _int(
+        where, "run.num_workers", table.get("num_workers", defaults.num_workers), 0
+    )
+    values["bootstrap_resamples"] = _int(
+        where,
+        "run.bootstrap_resamples",
+        table.get("bootstrap_resamples", defaults.bootstrap_resamples),
+        1,
+    )
+    if "limit" in table:
+        values["limit"] = _int(where, "run.limit", table["limit"], 1)
+    values["cache_dir"] = _path(where, "run.cache_dir", table.get("cache_dir", defaults.cache_dir))
+    values["report_dir"] = _path(
+        where, "run.report_dir", table.get("report_dir", defaults.report_dir)
+    )
+    return RunSettings(**values)
+
+
+def _parse_named(
+    where: _Where,
+    section: str,
+    raw: Any,
+    what: str,
+    parse_one: Callable[[_Where, str, str, Mapping[str, Any]], Any],
+) -> dict[str, Any]:
+    table = _table(where, section, raw)
+    result: dict[str, Any] = {}
+    for name, entry in table.items():
+        key = f"{section}.{name}"
+        _name(where, key, name, what)
+        result[name] = parse_one(where, key, name, _table(where, key, entry))
+    return result
+
+
+def _parse_dataset(where: _Where, key: str, name: str, table: Mapping[str, Any]) -> DatasetSpec:
+    _check_keys(
+        where, key, table, DATASET_KEYS,
+        hint=f"; put kind-specific extras under [{key}.options]",
+    )
+    raw_kind = _required(where, key, table, "kind", f"one of {_one_of(DATASET_KINDS)}")
+    kind = _str(where, f"{key}.kind", raw_kind, DATASET_KINDS)
+    mean_default, std_default = KIND_NORMALISATION[kind]
+    split_default, resize_default, crop_default = KIND_GEOMETRY[kind]
+    if kind == "demo":
+        root = _path(where, f"{key}.root", table["root"]) if "root" in table else None
+    else:
+        root = _path(
+            where, f"{key}.root",
+            _required(where, key, table, "root", "a path (every kind except 'demo' needs a root)"),
+        )
+    split = _str(where, f"{key}.split", table.get("split", split_default))
+    if kind in ("cifar10", "cifar100") and split not in CIFAR_SPLITS:
+        raise where.error(
+            f"{key}.split",
+            f"expected one of {_one_of(CIFAR_SPLITS)} for kind {kind!r}, found {_describe(split)}",
+        )
+    resize = resize_default
+    if "resize" in table:
+        resize = _int(where, f"{key}.resize", table["resize"], 1)
+    crop = _int(where, f"{key}.crop", table["crop"], 1) if "crop" in table else crop_default
+    if resize is not None and crop is not None and crop > resize:
+        raise where.error(
+            f"{key}.crop",
+            f"expected a crop no larger than resize ({resize}), found integer {crop}",
+        )
+    return DatasetSpec(
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        root=root,
+        split=split,
+        download=_bool(where, f"{key}.download", table.get("download", False)),
+        mean=_floats3(where, f"{key}.mean", table.get("mean", mean_default), positive=False),
+        std=_floats3(where, f"{key}.std", table.get("std", std_default), positive=True),
+        resize=resize,
+        crop=crop,
+        corruptions_root=(
+            _path(where, f"{key}.corruptions_root", table["corruptions_root"])
+            if "corruptions_root" in table else None
+        ),
+        options=_plain(_table(where, f"{key}.options", table.get("options", {}))),
+    )
+
+
+def _check_factory(where: _Where, key: str, value: Any) -> str:
+    text = _str(where, key, value)
+    parts = text.split(":")
+    ok = len(parts) == 2 and all(
+        part and all(seg.isidentifier() and not keyword.iskeyword(seg) for seg in part.split("."))
+        for part in parts
+    )
+    if not ok:
+        raise where.error(
+            key,
+            "expected 'package.module:callable' (dotted identifiers, exactly one ':'), "
+            f"found {_describe(value)}",
+        )
+    return text
+
+
+def _parse_model(where: _Where, key: str, name: str, table: Mapping[str, Any]) -> ModelSpec:
+    _check_keys(where, key, table, MODEL_KEYS)
+    input_shape = None
+    if "input_shape" in table:
+        items = _array(where, f"{key}.input_shape", table["input_shape"], length=3)
+        dims = tuple(_int(where, f"{key}.input_shape[{i}]", v, 1) for i, v in enumerate(items))
+        if dims[0] != 3:
+            raise where.error(
+                f"{key}.input_shape",
+                f"expected [3, H, W] (RGB input), found {_describe(table['input_shape'])}",
+            )
+        input_shape = dims
+    if "members" in table:
+        items = _array(where, f"{key}.members", table["members"])
+        members = tuple(
+            _name(where, f"{key}.members[{i}]", m, "model") for i, m in enumerate(items)
+        )
+        if len(members) < 2:
+            raise where.error(
+                f"{key}.members",
+                f"expected an ensemble of at least 2 member models, found {len(members)}",
+            )
+        for i, member in enumerate(members):
+            if member in members[:i]:
+                raise where.error(
+                    f"{key}.members[{i}]", f"expected distinct members, found {member!r} twice"
+                )
+        for other in ("factory", "kwargs", "weights", "format", "trust"):
+            if other in table:
+                raise where.error(
+                    f"{key}.{other}",
+                    f"expected no {other!r} on an ensemble (a model with 'members'); "
+                    f"set it on each member model instead, found {_describe(table[other])}",
+                )
+        average = _str(
+            where, f"{key}.ensemble_average", table.get("ensemble_average", "probs"),
+            ENSEMBLE_AVERAGES,
+        )
+        return ModelSpec(
+            name=name, members=members, ensemble_average=average,  # type: ignore[arg-type]
+            input_shape=input_shape,  # type: ignore[arg-type]
+        )
+    if "ensemble_average" in table:
+        raise where.error(
+            f"{key}.ensemble_average",
+            "expected 'ensemble_average' only on an ensemble (a model with 'members'), "
+            f"found it on a single model: {_describe(table['ensemble_average'])}",
+        )
+    fmt = _str(where, f"{key}.format", table.get("format", "state_dict"), MODEL_FORMATS)
+    trust = _bool(where, f"{key}.trust", table.get("trust", False))
+    factory = None
+    if "factory" in table:
+        factory = _check_factory(where, f"{key}.factory", table["factory"])
+    kwargs = _plain(_table(where, f"{key}.kwargs", table.get("kwargs", {})))
+    if "weights" not in table:
+        needs = "'factory' and 'weights'" if fmt == "state_dict" else "'weights'"
+        raise where.error(
+            f"{key}.weights",
+            f"missing required key; format {fmt!r} needs {needs} (or 'members' for an ensemble)",
+        )
+    weights = _path(where, f"{key}.weights", table["weights"])
+    if fmt == "state_dict":
+        if factory is None:
+            raise where.error(
+                f"{key}.factory",
+                "missing required key; format 'state_dict' needs a 'package.module:callable' "
+                "that builds the architecture the weights are loaded into",
+            )
+    else:
+        if factory is not None:
+            raise where.error(
+                f"{key}.factory",
+                f"expected no 'factory' with format {fmt!r} (the file holds the whole model), "
+                f"found {_describe(table['factory'])}",
+            )
+        if "kwargs" in table:
+            raise where.error(
+                f"{key}.kwargs",
+                f"expected no 'kwargs' with format {fmt!r} (there is no factory to pass them to), "
+                f"found {_describe(table['kwargs'])}",
+            )
+    if fmt == "pickle" and not trust:
+        raise where.error(
+            f"{key}.trust",
+            "expected trust = true for format 'pickle', found "
+            f"{'boolean false' if 'trust' in table else 'no trust key'}: unpickling a file runs "
+            "arbitrary code from it. Only if you trust the file completely, opt in with "
+            f"'trust = true' under [{key}]; otherwise save a state_dict or TorchScript instead",
+        )
+    return ModelSpec(
+        name=name, factory=factory, kwargs=kwargs, weights=weights,
+        format=fmt, trust=trust, input_shape=input_shape,  # type: ignore[arg-type]
+    )
+
+
+def _check_ensembles(where: _Where, models: Mapping[str, ModelSpec]) -> None:
+    for name, spec in models.items():
+        for i, member in enumerate(spec.members):
+            key = f"models.{name}.members[{i}]"
+            if member == name:
+                raise where.error(key, f"expected other models, found the ensemble {name!r} itself")
+            _ref(where, key, member, models, "model")
+            if models[member].members:
+                raise where.error(
+                    key,
+                    f"expected a single (non-ensemble) model, found ensemble {member!r}: "
+                    "ensembles cannot nest; list its members directly",
+                )
+
+
+def _array_of_tables(where: _Where, key: str, raw: Any) -> list[Mapping[str, Any]]:
+    items = raw if isinstance(raw, (list, tuple)) else None
+    if items is None:
+        raise where.error(key, f"expected an array of tables ([[{key}]]), found {_describe(raw)}")
+    return [_table(where, f"{key}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _parse_pairs(
+    where: _Where, raw: Any, models: Mapping[str, ModelSpec], datasets: Mapping[str, DatasetSpec]
+) -> tuple[PairSpec, ...]:
+    pairs: list[PairSpec] = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(_array_of_tables(where, "pairs", raw)):
+        key = f"pairs[{i}]"
+        _check_keys(where, key, table, PAIR_KEYS)
+
+        def model(field: str, table: Mapping[str, Any] = table, key: str = key) -> str:
+            value = _required(where, key, table, field, "the name of a model")
+            return _ref(where, f"{key}.{field}", value, models, "model")
+
+        def optional_model(
+            field: str, table: Mapping[str, Any] = table, key: str = key
+        ) -> str | None:
+            if field not in table:
+                return None
+            return _ref(where, f"{key}.{field}", table[field], models, "model")
+
+        parent, pruned = model("parent"), model("pruned")
+        if parent == pruned:
+            raise where.error(
+                f"{key}.pruned",
+                f"expected a model different from the parent, found {pruned!r} for both",
+            )
+        dataset = _ref(
+            where, f"{key}.dataset",
+            _required(where, key, table, "dataset", "the name of a dataset"), datasets, "dataset",
+        )
+        name = _name(where, f"{key}.name", table.get("name", pruned), "pair")
+        if name in seen:
+            raise where.error(
+                f"{key}.name",
+                f"expected a unique pair name, found {name!r} already used by pairs[{seen[name]}]"
+                + ("" if "name" in table else " (the name defaults to the pruned model)"),
+            )
+        seen[name] = i
+        reference = optional_model("reference")
+        if reference is not None and reference in (parent, pruned):
+            raise where.error(
+                f"{key}.reference",
+                "expected a separately trained model (not the pair's parent or pruned "
+                f"model), found {reference!r}",
+            )
+        ood = (
+            _ref(where, f"{key}.ood_dataset", table["ood_dataset"], datasets, "dataset")
+            if "ood_dataset" in table else None
+        )
+        if ood is not None and ood == dataset:
+            raise where.error(
+                f"{key}.ood_dataset",
+                f"expected a dataset other than the pair's dataset, found {ood!r}",
+            )
+        methods = ["msp"]
+        for j, method in enumerate(_array(where, f"{key}.methods", table.get("methods", []))):
+            method = _str(where, f"{key}.methods[{j}]", method, UNCERTAINTY_METHODS)
+            if method not in methods:
+                methods.append(method)
+        if "ensemble" in methods:
+            for role, model_name in (("parent", parent), ("pruned", pruned)):
+                if not models[model_name].members:
+                    raise where.error(
+                        f"{key}.methods",
+                        f"method 'ensemble' needs the {role} to be an ensemble (a model with "
+                        f"'members'), found single model {model_name!r}",
+                    )
+        schedule = tuple(
+            _ref(where, f"{key}.schedule[{j}]", step, models, "model")
+            for j, step in enumerate(_array(where, f"{key}.schedule", table.get("schedule", [])))
+        )
+        pairs.append(
+            PairSpec(
+                name=name, parent=parent, pruned=pruned, dataset=dataset,
+                reference=reference, ood_dataset=ood, methods=tuple(methods),
+                pre_finetune=optional_model("pre_finetune"), schedule=schedule,
+                mask_mode=_str(  # type: ignore[arg-type]
+                    where, f"{key}.mask_mode", table.get("mask_mode", "unstructured"), MASK_MODES
+                ),
+            )
+        )
+    return tuple(pairs)
+
+
+def _parse_families(
+    where: _Where,
+    raw: Any,
+    models: Mapping[str, ModelSpec],
+    datasets: Mapping[str, DatasetSpec],
+    pairs: tuple[PairSpec, ...],
+) -> tuple[FamilySpec, ...]:
+    families: list[FamilySpec] = []
+    taken = {pair.name: f"pairs[{i}]" for i, pair in enumerate(pairs)}
+    for i, table in enumerate(_array_of_tables(where, "families", raw)):
+        key = f"families[{i}]"
+        _check_keys(where, key, table, FAMILY_KEYS)
+        raw_name = _required(where, key, table, "name", "a family name")
+        name = _name(where, f"{key}.name", raw_name, "family")
+        if name in taken:
+            raise where.error(
+                f"{key}.name",
+                f"expected a name not used by another pair or family (reports are keyed by it), "
+                f"found {name!r} already used by {taken[name]}",
+            )
+        taken[name] = key
+        parent = _ref(
+            where, f"{key}.parent",
+            _required(where, key, table, "parent", "the name of a model"), models, "model",
+        )
+        dataset = _ref(
+            where, f"{key}.dataset",
+            _required(where, key, table, "dataset", "the name of a dataset"), datasets, "dataset",
+        )
+        raw_members = _array(
+            where, f"{key}.members",
+            _required(
+                where, key, table, "members",
+                'an array of model names or {model = "...", ratio = 0.8} tables',
+            ),
+        )
+        if not raw_members:
+            raise where.error(
+                f"{key}.members", "expected at least one pruned member model, found an empty array"
+            )
+        members: list[FamilyMember] = []
+        for j, item in enumerate(raw_members):
+            mkey = f"{key}.members[{j}]"
+            if isinstance(item, Mapping):
+                _check_keys(where, mkey, item, FAMILY_MEMBER_KEYS)
+                model_name = _ref(
+                    where, f"{mkey}.model",
+                    _required(where, mkey, item, "model", "the name of a model"), models, "model",
+                )
+                ratio = None
+                if "ratio" in item:
+                    ratio = _float(where, f"{mkey}.ratio", item["ratio"])
+                    if not 0.0 <= ratio <= 1.0:
+                        raise where.error(
+                            f"{mkey}.ratio",
+                            f"expected a prune ratio in [0, 1], found {_describe(item['ratio'])}",
+                        )
+            elif isinstance(item, str):
+                model_name, ratio = _ref(where, mkey, item, models, "model"), None
+            else:
+                raise where.error(
+                    mkey,
+                    'expected a model name or a {model = "...", ratio = 0.8} table, '
+                    f"found {_describe(item)}",
+                )
+            if model_name == parent:
+                raise where.error(
+                    mkey, f"expected a pruned model, found the family's parent {parent!r}"
+                )
+            if any(m.model == model_name for m in members):
+                raise where.error(mkey, f"expected distinct members, found {model_name!r} twice")
+            members.append(FamilyMember(model=model_name, ratio=ratio))
+        deployed = None
+        if "deployed" in table:
+            names = [m.model for m in members]
+            deployed = table["deployed"]
+            if not isinstance(deployed, str) or deployed not in names:
+                raise where.error(
+                    f"{key}.deployed",
+                    f"expected one of the family's members ({_one_of(names)}), "
+                    f"found {_describe(deployed)}",
+                )
+        families.append(
+            FamilySpec(
+                name=name, parent=parent, dataset=dataset, members=tuple(members),
+                deployed=deployed,
+            )
+        )
+    return tuple(families)
+
+
+# ----------------------------------------------------------------------------------------
+# Gates
+# ----------------------------------------------------------------------------------------
+
+
+def _parse_gates(where: _Where, raw: Any) -> dict[str, dict[str, Any]]:
+    """Merge ``[gates.<suite>]`` tables over ``GATE_DEFAULTS`` (read now, not at import)."""
+    defaults: Mapping[str, Mapping[str, Any]] = _gates.GATE_DEFAULTS
+    choices: Mapping[tuple[str, str], tuple[str, ...]] = _gates.GATE_CHOICES
+    result = {suite: _plain(values) for suite, values in defaults.items()}
+    table = _table(where, "gates", raw)
+    suites = sorted(defaults)
+    for suite, values in table.items():
+        key = f"gates.{suite}"
+        if suite not in defaults:
+            raise where.error(
+                key,
+                f"unknown gate suite {suite!r}{_did_you_mean(suite, suites)}; "
+                f"expected one of {_one_of(suites)}",
+            )
+        known = sorted(defaults[suite])
+        for name, value in _table(where, key, values).items():
+            if name not in defaults[suite]:
+                raise where.error(
+                    f"{key}.{name}",
+                    f"unknown threshold {name!r} for suite {suite!r}{_did_you_mean(name, known)}; "
+                    f"expected one of {_one_of(known)}",
+                )
+            allowed = choices.get((suite, name))
+            if name == "mode" and allowed is None:
+                allowed = GATE_MODES
+            result[suite][name] = _like(
+                where, f"{key}.{name}", value, defaults[suite][name], allowed
+            )
+    return result
+
+
+def _like(where: _Where, key: str, value: Any, proto: Any, allowed: tuple[str, ...] | None) -> Any:
+    """Check ``value`` against the type of the default ``proto`` and return a copy.
+
+    bool needs bool; int needs int (not bool); float takes int or float (not bool,
+    not NaN); str takes str (restricted to ``allowed`` when given); arrays check
+    each element against the default's first element; tables recurse by key; a
+    ``None`` default accepts any value.
+    """
+    if proto is None:
+        return _plain(value)
+    if isinstance(proto, bool):
+        return _bool(where, key, value)
+    if isinstance(proto, int):
+        return _int(where, key, value)
+    if isinstance(proto, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise where.error(key, f"expected a number, found {_describe(value)}")
+        if math.isnan(value):
+            raise where.error(key, f"expected a number, found {_describe(value)}")
+        return float(value)
+    if isinstance(proto, str):
+        return _str(where, key, value, tuple(allowed) if allowed is not None else None)
+    if isinstance(proto, (list, tuple)):
+        items = _array(where, key, value)
+        element = _element_proto(proto)
+        checked = [_like(where, f"{key}[{i}]", v, element, allowed) for i, v in enumerate(items)]
+        return checked if isinstance(proto, list) else tuple(checked)
+    if isinstance(proto, Mapping):
+        table = _table(where, key, value)
+        merged = _plain(proto)
+        for sub, sub_value in table.items():
+            if proto and sub not in proto:
+                raise where.error(
+                    f"{key}.{sub}", f"unknown key {sub!r}; expected one of {_one_of(sorted(proto))}"
+                )
+            merged[sub] = _like(where, f"{key}.{sub}", sub_value, proto.get(sub), None)
+        return merged
+    return _plain(value)
+
+
+def _element_proto(proto: list[Any] | tuple[Any, ...]) -> Any:
+    """The element type an array default implies (a float if it mixes int and float)."""
+    if not proto:
+        return None
+    if any(isinstance(v, float) for v in proto) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in proto
+    ):
+        return 0.0
+    return proto[0]
