@@ -1,0 +1,69 @@
+"""One entry point from a :class:`DatasetSpec` to an :class:`ImageDataset`.
+
+A dispatch table maps ``spec.kind`` to its loader; ``limit`` keeps the first
+rows only (``run.limit`` in the config).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from prunecheck.data import cifar, imagefolder
+from prunecheck.data.base import ImageDataset, Subset
+from prunecheck.errors import DataError
+from prunecheck.settings import DatasetSpec
+
+Loader = Callable[[DatasetSpec], ImageDataset]
+
+
+def _load_demo(spec: DatasetSpec) -> ImageDataset:
+    """The built-in procedural dataset (imported only when asked for)."""
+    module = importlib.import_module("prunecheck.demo.dataset")
+    return module.load_demo_dataset(spec)
+
+
+LOADERS: dict[str, Loader] = {
+    **cifar.LOADERS,
+    **imagefolder.LOADERS,
+    "demo": _load_demo,
+}
+
+
+def known_kinds() -> tuple[str, ...]:
+    """The dataset kinds :func:`load_dataset` understands."""
+    return tuple(LOADERS)
+
+
+def load_dataset(spec: DatasetSpec, *, limit: int | None = None) -> ImageDataset:
+    """Load the dataset described by ``spec``.
+
+    Args:
+        spec: the dataset entry of the settings; ``spec.kind`` picks the loader.
+        limit: keep only the first ``min(limit, len)`` rows (``None``: all).
+
+    Returns:
+        The dataset, wrapped in :class:`Subset` when ``limit`` is given.
+
+    Raises:
+        DataError: unknown kind, invalid limit, or whatever the loader finds wrong.
+
+    Example::
+
+        ds = load_dataset(DatasetSpec("c10", "cifar10", root=Path("data")), limit=100)
+        ds.images(np.arange(8)).shape  # torch.Size([8, 3, 32, 32])
+    """
+    loader = LOADERS.get(spec.kind)
+    if loader is None:
+        raise DataError(
+            f"dataset '{spec.name}': unknown kind {spec.kind!r}; "
+            f"expected one of {', '.join(known_kinds())}"
+        )
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataError(
+            f"dataset '{spec.name}': expected limit to be a positive integer, found {limit!r}"
+        )
+    dataset = loader(spec)
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    return dataset
