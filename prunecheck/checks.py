@@ -1,0 +1,136 @@
+"""The ``gate`` fixture's value: computes a gate from predictions, records it, fails the test.
+
+Suites stay declarative: they name the metric and the threshold key; this module
+turns parent/pruned predictions into values, a degradation, an optional paired
+bootstrap interval (for the ``confident`` and ``lenient`` modes), applies the
+mode, records the :class:`GateResult` on the test report (so it survives
+pytest-xdist and reaches JUnit XML) and fails the test with the full message.
+A metric that cannot be computed fails the gate closed, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import pytest
+
+from prunecheck.gates import Direction, GateResult, decide, failed_closed
+from prunecheck.settings import Settings
+
+GATE_PROPERTY = "prunecheck_gate"
+DATA_PROPERTY = "prunecheck_data"
+# Marks tests that use prunecheck fixtures, so their errors count as failed gates.
+TEST_PROPERTY = "prunecheck_test"
+
+
+class GateChecker:
+    """Per-test helper handed to suites as the ``gate`` fixture."""
+
+    def __init__(self, settings: Settings, node: pytest.Item):
+        self.settings = settings
+        self.node = node
+        self.results: list[GateResult] = []
+
+    def config(self, suite: str) -> dict[str, Any]:
+        """Thresholds and options of ``suite`` (defaults merged with the config file)."""
+        return self.settings.gates[suite]
+
+    # -- building results ---------------------------------------------------------
+    def degradation(
+        self,
+        gate: str,
+        metric: str,
+        parent,
+        pruned,
+        *,
+        threshold_key: str,
+        label: str | None = None,
+        subject: str = "",
+        metric_kwargs: dict[str, Any] | None = None,
+    ) -> GateResult:
+        """Gate on the degradation of ``metric`` (from prunecheck.metrics) from parent to pruned.
+
+        ``parent``/``pruned`` are :class:`prunecheck.engine.Predictions` of the same view.
+        """
+        from prunecheck import metrics
+
+        options = self.config(gate)
+        threshold = options[threshold_key]
+        mode = options.get("mode", "point")
+        kwargs = metric_kwargs or {}
+        view = parent.view.id
+        label = label or f"{metric} {'drop' if metrics.METRICS[metric].higher_is_better else 'increase'}"
+        try:
+            fn = metrics.METRICS[metric].fn
+            parent_value = fn(parent.probs, parent.labels, **kwargs)
+            pruned_value = fn(pruned.probs, pruned.labels, **kwargs)
+            value = metrics.degradation(metric, parent_value, pruned_value)
+            ci = None
+            if mode != "point":
+                boot = metrics.paired_bootstrap(
+                    (lambda p, y: fn(p, y, **kwargs)) if kwargs else metric,
+                    parent.probs,
+                    pruned.probs,
+                    parent.labels,
+                    n_resamples=self.settings.run.bootstrap_resamples,
+                    seed=self.settings.run.seed,
+                )
+                sign = -1.0 if metrics.METRICS[metric].higher_is_better else 1.0
+                low, high = sorted((sign * boot.low, sign * boot.high))
+                ci = (low, high)
+        except (ValueError, RuntimeError) as exc:
+            return failed_closed(
+                name=gate, metric=label, threshold=threshold, threshold_name=threshold_key,
+                reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+            )
+        return decide(
+            name=gate, metric=label, value=value, threshold=threshold, threshold_name=threshold_key,
+            direction="max", mode=mode, ci=ci, parent=parent_value, pruned=pruned_value,
+            subject=subject, view=view,
+        )
+
+    def value(
+        self,
+        gate: str,
+        metric: str,
+        compute: Callable[[], float],
+        *,
+        threshold_key: str,
+        direction: Direction,
+        subject: str = "",
+        view: str = "nominal",
+        parent: float | None = None,
+        pruned: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> GateResult:
+        """Gate on a value computed by ``compute`` (point mode); failures to compute fail closed."""
+        threshold = self.config(gate)[threshold_key]
+        try:
+            value = float(compute())
+        except (ValueError, RuntimeError) as exc:
+            return failed_closed(
+                name=gate, metric=metric, threshold=threshold, threshold_name=threshold_key,
+                direction=direction, reason=f"cannot be computed ({exc}); the gate fails closed",
+                subject=subject, view=view,
+            )
+        return decide(
+            name=gate, metric=metric, value=value, threshold=threshold, threshold_name=threshold_key,
+            direction=direction, parent=parent, pruned=pruned, subject=subject, view=view, details=details,
+        )
+
+    # -- recording ----------------------------------------------------------------
+    def check(self, *results: GateResult) -> None:
+        """Record every result, then fail the test listing all the failed ones."""
+        for result in results:
+            self.results.append(result)
+            self.node.user_properties.append((GATE_PROPERTY, json.dumps(result.to_dict(), allow_nan=True)))
+        failed = [result for result in results if not result.passed]
+        if failed:
+            lines = [f"[{r.subject}{'/' + r.view if r.view != 'nominal' else ''}] {r.message}" for r in failed]
+            pytest.fail("prunecheck gate failed:\n" + "\n".join(lines), pytrace=False)
+
+    def record(self, section: str, subject: str, payload: dict[str, Any]) -> None:
+        """Attach report data (tables, curves) that is not a gate, e.g. efficiency facts."""
+        entry = {"section": section, "subject": subject, "payload": payload}
+        self.node.user_properties.append((DATA_PROPERTY, json.dumps(entry, allow_nan=True)))

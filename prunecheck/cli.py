@@ -1,0 +1,106 @@
+"""The ``prunecheck`` command: utilities around the pytest gate run.
+
+The gates themselves run under pytest (``pytest suites/``); this command checks a
+configuration, builds the demo zoo ahead of time and manages the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from prunecheck import __version__
+from prunecheck.errors import PrunecheckError
+
+
+def _settings(args: argparse.Namespace):
+    from prunecheck.config import find_config, load_settings
+    from prunecheck.demo.settings import demo_settings
+
+    path = find_config(Path.cwd(), args.config)
+    if path is not None:
+        return load_settings(path)
+    cache_dir = Path(".prunecheck-cache").resolve()
+    return demo_settings(cache_dir / "demo-zoo", cache_dir=cache_dir, report_dir=Path("reports").resolve())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check a configuration file and print what it defines."""
+    settings = _settings(args)
+    print(f"config: {settings.source}" + (" (built-in demo)" if settings.is_demo else ""))
+    print(f"run: device={settings.run.device} batch_size={settings.run.batch_size} "
+          f"cache_dir={settings.run.cache_dir} report_dir={settings.run.report_dir} "
+          f"seed={settings.run.seed} limit={settings.run.limit}")
+    print(f"datasets: {', '.join(sorted(settings.datasets)) or '-'}")
+    print(f"models: {', '.join(sorted(settings.models)) or '-'}")
+    for pair in settings.pairs:
+        reference = f", reference {pair.reference}" if pair.reference else ""
+        print(f"pair {pair.name}: {pair.parent} -> {pair.pruned} on {pair.dataset}{reference}; methods {', '.join(pair.methods)}")
+    for family in settings.families:
+        members = ", ".join(m.model for m in family.members)
+        print(f"family {family.name}: {family.parent} -> [{members}] on {family.dataset}")
+    for suite, values in sorted(settings.gates.items()):
+        print(f"gates.{suite}: " + ", ".join(f"{k}={v!r}" for k, v in sorted(values.items())))
+    return 0
+
+
+def cmd_demo_zoo(args: argparse.Namespace) -> int:
+    """Build (or reuse) the demo zoo so the first `pytest suites/` does not wait for it."""
+    from prunecheck.demo.zoo import ensure_zoo
+
+    zoo = ensure_zoo(Path(args.cache_dir) / "demo-zoo", lambda message: print(message, file=sys.stderr))
+    print(zoo)
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Show or clear the prediction / corruption cache."""
+    root = Path(args.cache_dir)
+    if args.action == "clear":
+        if root.exists():
+            shutil.rmtree(root)
+        print(f"removed {root}")
+        return 0
+    if not root.exists():
+        print(f"{root}: empty")
+        return 0
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = [f for f in sub.rglob("*") if f.is_file()]
+        size = sum(f.stat().st_size for f in files)
+        print(f"{sub.name}: {len(files)} files, {size / 2**20:.1f} MiB")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunecheck", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"prunecheck {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help=cmd_validate.__doc__)
+    validate.add_argument("--config", metavar="PATH", default=None, help="config file (default: discovered as pytest does)")
+    validate.set_defaults(run=cmd_validate)
+
+    zoo = commands.add_parser("demo-zoo", help=cmd_demo_zoo.__doc__)
+    zoo.add_argument("--cache-dir", metavar="DIR", default=".prunecheck-cache", help="Default: %(default)r")
+    zoo.set_defaults(run=cmd_demo_zoo)
+
+    cache = commands.add_parser("cache", help=cmd_cache.__doc__)
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("--cache-dir", metavar="DIR", default=".prunecheck-cache", help="Default: %(default)r")
+    cache.set_defaults(run=cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except PrunecheckError as exc:
+        print(f"prunecheck: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""The prediction engine: class probabilities of models on dataset views.
+
+Every (leaf model, dataset, view, passes) is predicted once and cached on disk
+(:mod:`prunecheck.cache`), keyed by the model's weight fingerprint, the dataset
+fingerprint, the view, the engine version and whatever else changes the numbers.
+Ensembles are combined from their members' cached predictions, so a parent that
+is also an ensemble member is predicted once. All models that miss the cache are
+evaluated on each batch once it has been loaded and normalised.
+
+Predictions are stored as per-member (or per-MC-pass) log-probabilities
+[M, N, C] in float32: exact (no underflow to log 0), and enough to build both
+ensemble variants (mean of probabilities, or softmax of mean logits: softmax is
+shift-invariant per row, so mean log-softmax gives the same result).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from prunecheck import ENGINE_VERSION
+from prunecheck.cache import ArrayCache, cache_key
+from prunecheck.data.base import ImageDataset
+from prunecheck.errors import ModelError
+from prunecheck.models import LoadedModel
+from prunecheck.views import NOMINAL, View
+
+NOISE_BLOCK = 64  # noise is drawn per block of rows, so it does not depend on the batch size
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """Predictions of one model (single, ensemble, or MC dropout) on one view.
+
+    Attributes:
+        log_probs: float32 [M, N, C]; M = members x MC passes (1 for a plain model).
+        labels: int64 [N].
+        average: how members combine: "probs" (mean of probabilities) or "logits".
+    """
+
+    model: str
+    dataset: str
+    view: View
+    log_probs: torch.Tensor
+    labels: torch.Tensor
+    average: str = "probs"
+    mc_passes: int = 0
+
+    @cached_property
+    def member_probs(self) -> torch.Tensor:
+        """float32 [M, N, C] probabilities of each member / pass."""
+        return self.log_probs.exp()
+
+    @cached_property
+    def probs(self) -> torch.Tensor:
+        """float32 [N, C] combined class probabilities."""
+        if self.log_probs.shape[0] == 1:
+            return self.member_probs[0]
+        if self.average == "logits":
+            return torch.softmax(self.log_probs.mean(dim=0), dim=-1)
+        return self.member_probs.mean(dim=0)
+
+    @property
+    def num_members(self) -> int:
+        return int(self.log_probs.shape[0])
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks the first CUDA device when one is visible, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _seed_for(*parts: object) -> int:
+    return int(cache_key(*parts)[:15], 16)
+
+
+def _set_mc_dropout(module: torch.nn.Module, enabled: bool) -> None:
+    """Dropout modules only: train mode when enabled; BatchNorm and the rest stay in eval."""
+    module.eval()
+    if enabled:
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.modules.dropout._DropoutNd):
+                sub.train()
+
+
+class PredictionEngine:
+    """Predicts models on datasets, batched, cached; counts forward passes for tests."""
+
+    def __init__(
+        self,
+        cache: ArrayCache,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ):
+        self.cache = cache
+        self.device = resolve_device(device)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.progress = progress or (lambda message: None)
+        self.forward_passes = 0  # one per leaf model per batch per MC pass
+
+    # -- public -------------------------------------------------------------------
+    def predict(
+        self, model: LoadedModel, dataset: ImageDataset, view: View = NOMINAL, *, mc_passes: int = 0
+    ) -> Predictions:
+        return self.predict_many([model], dataset, view, mc_passes=mc_passes)[0]
+
+    def predict_many(
+        self,
+        models: Sequence[LoadedModel],
+        dataset: ImageDataset,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+    ) -> list[Predictions]:
+        """Predictions for each model; uncached leaf models share every loaded batch."""
+        if view.changes_pixels:
+            # Pixel views are datasets of their own (see prunecheck.workspace).
+            raise ValueError(f"view {view.id} must be applied to the dataset before prediction")
+        leaves: dict[str, LoadedModel] = {}
+        for model in models:
+            for leaf in self._leaves(model):
+                leaves.setdefault(self._key(leaf, dataset, view, mc_passes), leaf)
+        found: dict[str, np.ndarray] = {}
+        missing: dict[str, LoadedModel] = {}
+        for key, leaf in leaves.items():
+            entry = self.cache.get(key)
+            if entry is not None and self._entry_fits(entry, dataset, mc_passes):
+                found[key] = entry["log_probs"]
+            else:
+                missing[key] = leaf
+        if missing:
+            found.update(self._run(missing, dataset, view, mc_passes))
+        labels = dataset.labels
+        results = []
+        for model in models:
+            parts = [torch.from_numpy(found[self._key(leaf, dataset, view, mc_passes)]) for leaf in self._leaves(model)]
+            results.append(
+                Predictions(
+                    model=model.name,
+                    dataset=dataset.name,
+                    view=view,
+                    log_probs=torch.cat(parts, dim=0),
+                    labels=labels,
+                    average=model.spec.ensemble_average,
+                    mc_passes=mc_passes,
+                )
+            )
+        return results
+
+    # -- internals ----------------------------------------------------------------
+    @staticmethod
+    def _leaves(model: LoadedModel) -> tuple[LoadedModel, ...]:
+        return model.members if model.is_ensemble else (model,)
+
+    def _key(self, leaf: LoadedModel, dataset: ImageDataset, view: View, mc_passes: int) -> str:
+        stochastic_seed = self.seed if (view.kind == "noise" or mc_passes) else None
+        # Dropout masks are drawn per batch tensor, so MC results depend on the batching.
+        batching = self.batch_size if mc_passes else None
+        return cache_key(
+            "predictions", ENGINE_VERSION, leaf.fingerprint, dataset.fingerprint(), view.key,
+            mc_passes, stochastic_seed, batching,
+        )
+
+    @staticmethod
+    def _entry_fits(entry: dict[str, np.ndarray], dataset: ImageDataset, mc_passes: int) -> bool:
+        log_probs = entry.get("log_probs")
+        return (
+            log_probs is not None
+            and log_probs.ndim == 3
+            and log_probs.shape[0] == max(1, mc_passes)
+            and log_probs.shape[1] == len(dataset)
+            and log_probs.shape[2] == dataset.num_classes
+        )
+
+    def _normaliser(self, dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(dataset.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(dataset.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        return mean, std
+
+    def _noise(self, view: View, start: int, stop: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """U(-eps, eps) for rows [start, stop), drawn per fixed block of rows."""
+        first, last = start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK
+        blocks = []
+        for block in range(first, last + 1):
+            generator = torch.Generator().manual_seed(_seed_for("noise", self.seed, view.key, block))
+            blocks.append(torch.rand((NOISE_BLOCK, *shape), generator=generator))
+        noise = torch.cat(blocks)[start - first * NOISE_BLOCK : stop - first * NOISE_BLOCK]
+        return ((noise * 2.0 - 1.0) * view.eps).to(self.device)
+
+    def _run(
+        self, missing: dict[str, LoadedModel], dataset: ImageDataset, view: View, mc_passes: int
+    ) -> dict[str, np.ndarray]:
+        n = len(dataset)
+        names = ", ".join(leaf.name for leaf in missing.values())
+        self.progress(
+            f"predicting {names} on {dataset.name} [{view.id}]"
+            + (f" x{mc_passes} MC passes" if mc_passes else "")
+            + f" ({n} images, {self.device})"
+        )
+        started = time.perf_counter()
+        passes = max(1, mc_passes)
+        outputs = {
+            key: np.empty((passes, n, dataset.num_classes), dtype=np.float32) for key in missing
+        }
+        modules = {key: leaf.module.to(self.device) for key, leaf in missing.items()}
+        for module in modules.values():
+            _set_mc_dropout(module, enabled=mc_passes > 0)
+        mean, std = self._normaliser(dataset)
+        last_report = started
+        try:
+            with torch.inference_mode():
+                for batch_index, start in enumerate(range(0, n, self.batch_size)):
+                    stop = min(start + self.batch_size, n)
+                    images = dataset.images(np.arange(start, stop)).to(self.device, non_blocking=True)
+                    x = (images.float().div_(255.0) - mean) / std
+                    if view.kind == "noise" and view.eps > 0:
+                        x = x + self._noise(view, start, stop, tuple(x.shape[1:]))
+                    for key, module in modules.items():
+                        for mc_pass in range(passes):
+                            outputs[key][mc_pass, start:stop] = self._forward(
+                                module, x, missing[key], dataset, mc_passes, mc_pass, batch_index
+                            )
+                    now = time.perf_counter()
+                    if now - last_report > 10.0:
+                        self.progress(f"  {stop}/{n} images, {now - started:.0f} s")
+                        last_report = now
+        finally:
+            for module in modules.values():
+                _set_mc_dropout(module, enabled=False)
+                module.to("cpu")
+        for key, array in outputs.items():
+            self.cache.put(key, {"log_probs": array})
+        self.progress(f"  done in {time.perf_counter() - started:.1f} s")
+        return outputs
+
+    def _forward(
+        self,
+        module: torch.nn.Module,
+        x: torch.Tensor,
+        leaf: LoadedModel,
+        dataset: ImageDataset,
+        mc_passes: int,
+        mc_pass: int,
+        batch_index: int,
+    ) -> np.ndarray:
+        self.forward_passes += 1
+        if mc_passes:
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(_seed_for("mc", self.seed, mc_pass, batch_index))
+                logits = module(x)
+        else:
+            logits = module(x)
+        if logits.ndim != 2 or logits.shape[1] != dataset.num_classes:
+            raise ModelError(
+                f"model '{leaf.name}' outputs shape {tuple(logits.shape)} on a batch of "
+                f"{x.shape[0]}, but dataset '{dataset.name}' has {dataset.num_classes} classes "
+                f"(expected [{x.shape[0]}, {dataset.num_classes}])"
+            )
+        return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()

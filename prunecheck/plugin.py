@@ -1,0 +1,275 @@
+"""pytest plugin: options, fixtures and hooks, each a thin delegation.
+
+Registered through the ``pytest11`` entry point. Nothing here imports torch at
+import time: settings are plain dataclasses and TOML parsing is cheap; models,
+data and the engine are loaded by the session fixtures on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from prunecheck.checks import TEST_PROPERTY, GateChecker
+from prunecheck.errors import ConfigError, PrunecheckError
+from prunecheck.report import RunRecord, render_terminal, write_reports
+from prunecheck.settings import GATE_MODES, Settings
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+PRUNECHECK_FIXTURES = ("pair", "family", "gate", "prunecheck_workspace")
+
+
+# -- option parsers: each raises ArgumentTypeError with a plain sentence ------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
+
+
+def _device(text: str) -> str:
+    if text in ("auto", "cpu", "cuda", "mps") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, found {text!r}")
+
+
+def _mode(text: str) -> str:
+    if text in GATE_MODES:
+        return text
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(GATE_MODES)}, found {text!r}")
+
+
+# name -> (parser, help); option --prunecheck-<name>, ini prunecheck_<name>
+OPTIONS: dict[str, tuple[Callable[[str], Any], str, str]] = {
+    "config": (str, "PATH", "prunecheck TOML file (default: prunecheck.toml, else [tool.prunecheck] in pyproject.toml, else the built-in demo)."),
+    "device": (_device, "DEVICE", "evaluation device: auto, cpu, cuda or cuda:N (overrides [run] device)."),
+    "batch-size": (_positive_int, "N", "images per batch (overrides [run] batch_size)."),
+    "cache-dir": (str, "DIR", "prediction cache directory (overrides [run] cache_dir)."),
+    "report-dir": (str, "DIR", "where reports are written (overrides [run] report_dir)."),
+    "limit": (_positive_int, "N", "evaluate only the first N samples of every dataset (overrides [run] limit)."),
+    "seed": (_int, "N", "seed for noise, MC dropout and bootstrap (overrides [run] seed)."),
+    "mode": (_mode, "MODE", "gate mode for every gate: point, confident or lenient (overrides [gates.*] mode)."),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("prunecheck", "prunecheck deployment gates for pruned models")
+    for name, (parse, metavar, text) in OPTIONS.items():
+        dest = "prunecheck_" + name.replace("-", "_")
+        group.addoption(
+            f"--prunecheck-{name}", dest=dest, metavar=metavar, type=parse, default=None,
+            help=f"{text} Default: %(default)r",
+        )
+        parser.addini(dest, help=f"{text} (ini twin of --prunecheck-{name})", default=None)
+
+
+def resolve_option(config: pytest.Config, name: str) -> Any:
+    """Command line, then ini, then None; a bad ini value names its source."""
+    dest = "prunecheck_" + name.replace("-", "_")
+    value = config.getoption(dest)
+    if value is not None:
+        return value
+    raw = config.getini(dest)
+    if raw in (None, "", []):
+        return None
+    try:
+        return OPTIONS[name][0](str(raw).strip())
+    except argparse.ArgumentTypeError as exc:
+        where = config.inipath or "the ini file"
+        raise pytest.UsageError(f"{where}: ini option '{dest}': {exc}") from None
+
+
+def load_run_settings(config: pytest.Config) -> Settings:
+    """The settings for this session: config file or demo, then command-line overrides."""
+    from prunecheck.config import find_config, load_settings
+
+    explicit = resolve_option(config, "config")
+    start = Path(config.invocation_params.dir)
+    try:
+        path = find_config(start, explicit) or (
+            find_config(config.rootpath) if config.rootpath != start else None
+        )
+        if path is not None:
+            settings = load_settings(path)
+        else:
+            from prunecheck.demo.settings import demo_settings
+
+            cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache")
+            report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports")
+            settings = demo_settings(cache_dir / "demo-zoo", cache_dir=cache_dir, report_dir=report_dir)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"prunecheck configuration error: {exc}") from None
+    return apply_overrides(config, settings)
+
+
+def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
+    run_fields = {
+        "device": resolve_option(config, "device"),
+        "batch_size": resolve_option(config, "batch-size"),
+        "cache_dir": resolve_option(config, "cache-dir"),
+        "report_dir": resolve_option(config, "report-dir"),
+        "limit": resolve_option(config, "limit"),
+        "seed": resolve_option(config, "seed"),
+    }
+    changes = {key: value for key, value in run_fields.items() if value is not None}
+    for key in ("cache_dir", "report_dir"):
+        if key in changes:
+            changes[key] = Path(changes[key]).expanduser().resolve()
+    run = dataclasses.replace(settings.run, **changes)
+    gates = settings.gates
+    mode = resolve_option(config, "mode")
+    if mode is not None:
+        gates = {suite: ({**values, "mode": mode} if "mode" in values else values) for suite, values in gates.items()}
+    return dataclasses.replace(settings, run=run, gates=gates)
+
+
+# -- hooks -------------------------------------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    settings = load_run_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    config.pluginmanager.register(ReportCollector(config, settings), "prunecheck-report")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    settings = config.stash[SETTINGS_KEY]
+    if settings.is_demo:
+        return "prunecheck: no config file found, running the built-in demo (see README: Configuration)"
+    return f"prunecheck: config {settings.source}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    settings = metafunc.config.stash[SETTINGS_KEY]
+    if "pair" in metafunc.fixturenames:
+        metafunc.parametrize("pair", settings.pairs, ids=[p.name for p in settings.pairs], indirect=True)
+    if "family" in metafunc.fixturenames:
+        metafunc.parametrize("family", settings.families, ids=[f.name for f in settings.families], indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in PRUNECHECK_FIXTURES):
+            item.user_properties.append((TEST_PROPERTY, "1"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    return (yield from _clean_errors())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    return (yield from _clean_errors())
+
+
+def _clean_errors():
+    """Turn prunecheck's own errors (bad checkpoint, malformed data) into one-line failures."""
+    try:
+        return (yield)
+    except PrunecheckError as exc:
+        pytest.fail(f"prunecheck: {exc}", pytrace=False)
+
+
+class ReportCollector:
+    """Session plugin: gathers gate results from test reports, writes and prints the reports."""
+
+    def __init__(self, config: pytest.Config, settings: Settings):
+        self.config = config
+        self.settings = settings
+        self.record = RunRecord(source=settings.source, is_demo=settings.is_demo)
+        self.paths: list[Path] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.record.add_report(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):  # xdist worker: the controller writes the merged report
+            return
+        if not self.record.tests:
+            return
+        self.paths = write_reports(self.record, Path(self.settings.run.report_dir))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(self.paths[1].read_text(encoding="utf-8"))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.record.tests:
+            return
+        terminalreporter.section("prunecheck gates")
+        for line in render_terminal(self.record).splitlines():
+            terminalreporter.write_line(line)
+        if self.paths:
+            terminalreporter.write_line("reports: " + ", ".join(str(p) for p in self.paths))
+
+
+# -- fixtures ----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def prunecheck_settings(pytestconfig: pytest.Config) -> Settings:
+    """The validated settings of this run (config file or built-in demo, plus overrides)."""
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture(scope="session")
+def prunecheck_workspace(pytestconfig: pytest.Config, prunecheck_settings: Settings):
+    """Loads datasets and models on first use and predicts through the cached engine."""
+    from prunecheck.workspace import Workspace
+
+    progress = _progress_writer(pytestconfig)
+    if prunecheck_settings.is_demo:
+        from prunecheck.demo.zoo import ensure_zoo
+
+        progress("running the built-in demo; the demo zoo is built once and cached")
+        ensure_zoo(Path(prunecheck_settings.run.cache_dir) / "demo-zoo", progress)
+    return Workspace(prunecheck_settings, progress=progress)
+
+
+@pytest.fixture
+def pair(request: pytest.FixtureRequest, prunecheck_workspace):
+    """One configured (parent, pruned) pair; suites are parametrised over all of them."""
+    from prunecheck.workspace import Pair
+
+    spec = request.param
+    for name in (spec.parent, spec.pruned):
+        prunecheck_workspace.model(name)  # a model that does not load is a setup error, reported once
+    return Pair(spec, prunecheck_workspace)
+
+
+@pytest.fixture
+def family(request: pytest.FixtureRequest, prunecheck_workspace):
+    """One configured family (parent + pruned members at several ratios)."""
+    from prunecheck.workspace import Family
+
+    return Family(request.param, prunecheck_workspace)
+
+
+@pytest.fixture
+def gate(request: pytest.FixtureRequest, prunecheck_settings: Settings) -> GateChecker:
+    """Computes gates, records their results on the report and fails with the full message."""
+    return GateChecker(prunecheck_settings, request.node)
+
+
+def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.get_verbosity() < 0:
+        return lambda message: None
+
+    def write(message: str) -> None:
+        reporter.ensure_newline()
+        reporter.write_line(f"prunecheck: {message}")
+
+    return write

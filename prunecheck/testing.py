@@ -1,0 +1,97 @@
+"""Building blocks for testing gates: planted models and small datasets in real formats.
+
+Used by prunecheck's own tests and useful for users who want to show that a gate
+fires. ``RedChannelNet`` classifies an image by the mean of its first channel,
+so its weights decide exactly which classes it gets right: zeroing a class row is
+a "pruned" model with a known accuracy drop.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Red value step between classes in :func:`class_colour_images`.
+RED_STEP = 25
+
+
+class RedChannelNet(nn.Module):
+    """logits = fc(mean of channel 0); with :func:`red_channel_weights` it is exact.
+
+    Args:
+        num_classes: output width.
+        scale: multiplies the logits (1 = the planted parent; 3 = same argmax,
+            overconfident).
+        noise_gain: adds ``noise_gain * spatial std of channel 0`` to the last class
+            logit: invisible on clean constant-colour images, harmful under input noise.
+    """
+
+    def __init__(self, num_classes: int = 10, scale: float = 1.0, noise_gain: float = 0.0):
+        super().__init__()
+        self.fc = nn.Linear(1, num_classes)
+        self.scale = float(scale)
+        self.noise_gain = float(noise_gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red = x[:, :1]
+        logits = self.fc(red.mean(dim=(2, 3))) * self.scale
+        if self.noise_gain:
+            spread = red.flatten(1).std(dim=1, keepdim=True)
+            logits = logits + torch.nn.functional.pad(spread * self.noise_gain, (logits.shape[1] - 1, 0))
+        return logits
+
+
+def red_channel_weights(num_classes: int = 10, sharpness: float = 200.0) -> dict[str, torch.Tensor]:
+    """State dict making RedChannelNet pick the class whose red level is nearest.
+
+    With feature f = red/255 and class levels s*c (s = RED_STEP/255), the logit
+    k*(c*f - s*c^2/2) is maximal at the nearest level (a quadratic in c).
+    """
+    s = RED_STEP / 255.0
+    c = torch.arange(num_classes, dtype=torch.float32)
+    return {
+        "fc.weight": (sharpness * c).view(num_classes, 1),
+        "fc.bias": -sharpness * s * c**2 / 2,
+    }
+
+
+def class_colour_images(n: int, num_classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [n, 32, 32, 3] constant-colour images (red = RED_STEP * label) and int labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    images = np.empty((n, 32, 32, 3), dtype=np.uint8)
+    images[..., 0] = (labels * RED_STEP)[:, None, None]
+    images[..., 1:] = rng.integers(0, 256, size=(n, 1, 1, 2), dtype=np.uint8)
+    return images, labels
+
+
+def write_cifar10(root: Path, images: np.ndarray, labels: np.ndarray, *, train: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Write ``images`` (uint8 [N, 32, 32, 3]) as CIFAR-10's python ``test_batch``.
+
+    Same layout as the released archive: ``<root>/cifar-10-batches-py/`` with
+    ``test_batch`` ({b"data": uint8 [N, 3072] channel-major rows, b"labels": list})
+    and ``batches.meta``. Returns the batches folder.
+    """
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def dump(name: str, imgs: np.ndarray, labs: np.ndarray) -> None:
+        data = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)).reshape(len(imgs), 3072)
+        batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in labs], b"data": data,
+                 b"filenames": [f"{i}.png".encode() for i in range(len(imgs))]}
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle, protocol=2)
+
+    dump("test_batch", images, labels)
+    if train is not None:
+        for i in range(1, 6):
+            dump(f"data_batch_{i}", *train)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [n.encode() for n in names], b"num_cases_per_batch": len(images),
+                     b"num_vis": 3072}, handle, protocol=2)
+    return folder

@@ -1,0 +1,176 @@
+"""Resolves the names in the settings to loaded datasets, models and predictions.
+
+One Workspace lives for a pytest session. It memoises what it loads, maps pixel
+views (corruptions, blur) to datasets of their own, and hands prediction work
+to the engine, which owns batching and the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+from prunecheck.cache import ArrayCache
+from prunecheck.data.base import ImageDataset, Subset
+from prunecheck.data.registry import load_dataset
+from prunecheck.efficiency import EfficiencyFacts, efficiency_facts
+from prunecheck.engine import PredictionEngine, Predictions, Progress
+from prunecheck.errors import ConfigError
+from prunecheck.models import LoadedModel, load_model
+from prunecheck.settings import FamilySpec, PairSpec, Settings
+from prunecheck.views import NOMINAL, View
+
+
+class Workspace:
+    """Datasets, models and predictions of one run, loaded on first use."""
+
+    def __init__(self, settings: Settings, *, progress: Progress | None = None):
+        self.settings = settings
+        self.progress = progress or (lambda message: None)
+        run = settings.run
+        self.engine = PredictionEngine(
+            ArrayCache(run.cache_dir / "predictions"),
+            device=run.device,
+            batch_size=run.batch_size,
+            seed=run.seed,
+            progress=self.progress,
+        )
+        self._datasets: dict[tuple[str, View], ImageDataset] = {}
+        self._models: dict[str, LoadedModel] = {}
+        self._facts: dict[tuple[str, tuple[int, ...]], EfficiencyFacts] = {}
+
+    # -- datasets -----------------------------------------------------------------
+    def dataset(self, name: str, view: View = NOMINAL) -> ImageDataset:
+        """The dataset ``name`` under ``view`` (pixel views only; noise is applied by the engine)."""
+        pixel_view = view if view.changes_pixels else NOMINAL
+        key = (name, pixel_view)
+        if key not in self._datasets:
+            self._datasets[key] = self._load_dataset(name, pixel_view)
+        return self._datasets[key]
+
+    def _load_dataset(self, name: str, view: View) -> ImageDataset:
+        spec = self._spec("datasets", self.settings.datasets, name)
+        limit = self.settings.run.limit
+        if view.kind == "nominal":
+            return load_dataset(spec, limit=limit)
+        base = self.dataset(name)
+        if view.kind == "blur":
+            from prunecheck.corruptions.blur import BlurredDataset
+
+            return BlurredDataset(base, view.radius)
+        if spec.corruptions_root is not None:
+            released = self._released(spec, view)
+            if limit is not None and len(released) > limit:
+                released = Subset(released, range(limit))
+            return released
+        from prunecheck.corruptions.generate import CorruptedDataset
+
+        return CorruptedDataset(
+            base,
+            view.name,
+            view.severity,
+            seed=self.settings.run.seed,
+            cache_dir=self.settings.run.cache_dir / "corruptions",
+            progress=lambda done, total: self.progress(
+                f"generating {view.id} for {base.name}: {done}/{total} images"
+            ),
+        )
+
+    @staticmethod
+    def _released(spec, view: View) -> ImageDataset:
+        """The released benchmark files (CIFAR-10/100-C folder or ImageNet-C tree) for ``view``."""
+        from prunecheck.corruptions import released
+
+        common = dict(name=f"{spec.name}-c", mean=spec.mean, std=spec.std)
+        if spec.kind in ("cifar10", "cifar100"):
+            return released.load_cifar_c(
+                spec.corruptions_root, view.name, view.severity,
+                num_classes=10 if spec.kind == "cifar10" else 100, **common,
+            )
+        return released.load_imagenet_c(
+            spec.corruptions_root, view.name, view.severity, classes=spec.options.get("classes"),
+            resize=spec.resize, crop=spec.crop, **common,
+        )
+
+    # -- models -------------------------------------------------------------------
+    def model(self, name: str) -> LoadedModel:
+        if name not in self._models:
+            spec = self._spec("models", self.settings.models, name)
+            self._models[name] = load_model(spec, self.settings.models)
+        return self._models[name]
+
+    def facts(self, model_name: str, dataset_name: str) -> EfficiencyFacts:
+        model = self.model(model_name)
+        shape = model.spec.input_shape or tuple(self.dataset(dataset_name).image_shape)
+        key = (model_name, tuple(shape))
+        if key not in self._facts:
+            modules = [leaf.module for leaf in (model.members if model.is_ensemble else (model,))]
+            parts = [efficiency_facts(module, tuple(shape)) for module in modules]
+            self._facts[key] = parts[0] if len(parts) == 1 else EfficiencyFacts.sum(parts)
+        return self._facts[key]
+
+    # -- predictions --------------------------------------------------------------
+    def predict(
+        self, model_name: str, dataset_name: str, view: View = NOMINAL, *, mc_passes: int = 0
+    ) -> Predictions:
+        return self.predict_many([model_name], dataset_name, view, mc_passes=mc_passes)[0]
+
+    def predict_many(
+        self, model_names: Sequence[str], dataset_name: str, view: View = NOMINAL, *, mc_passes: int = 0
+    ) -> list[Predictions]:
+        models = [self.model(name) for name in model_names]
+        return self.engine.predict_many(models, self.dataset(dataset_name, view), view, mc_passes=mc_passes)
+
+    def _spec(self, table: str, specs: dict, name: str):
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none"
+            raise ConfigError(f"unknown {table[:-1]} '{name}' (known: {known})", source=self.settings.source, key=table)
+        return specs[name]
+
+
+@dataclass
+class Pair:
+    """A (parent, pruned) pair as the suites see it: the ``pair`` fixture's value."""
+
+    spec: PairSpec
+    workspace: Workspace
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def predictions(
+        self, view: View = NOMINAL, *, mc_passes: int = 0, dataset: str | None = None
+    ) -> tuple[Predictions, Predictions]:
+        """(parent, pruned) predictions on the pair's dataset (or ``dataset``) under ``view``."""
+        parent, pruned = self.workspace.predict_many(
+            [self.spec.parent, self.spec.pruned], dataset or self.spec.dataset, view, mc_passes=mc_passes
+        )
+        return parent, pruned
+
+    def efficiency(self) -> dict:
+        """Efficiency facts of both models and the compression ratio (SPEC 4.6)."""
+        from prunecheck.efficiency import compression_ratio
+
+        parent = self.workspace.facts(self.spec.parent, self.spec.dataset)
+        pruned = self.workspace.facts(self.spec.pruned, self.spec.dataset)
+        return {
+            "parent_name": self.spec.parent,
+            "pruned_name": self.spec.pruned,
+            "parent": dataclasses.asdict(parent),
+            "pruned": dataclasses.asdict(pruned),
+            "compression_ratio": compression_ratio(parent, pruned),
+        }
+
+
+@dataclass
+class Family:
+    """A parent and its pruned versions: the ``family`` fixture's value."""
+
+    spec: FamilySpec
+    workspace: Workspace
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
