@@ -17,11 +17,54 @@ from typing import Any, Literal
 Direction = Literal["max", "min"]  # "max": value must be <= threshold; "min": >= threshold
 
 GATE_DEFAULTS: dict[str, dict[str, Any]] = {
+    # SPEC 4.1: accuracy(parent) - accuracy(pruned) <= max_drop on nominal data.
     "accuracy_margin": {"max_drop": 0.005, "mode": "point"},
+    # SPEC 4.2 (seeds 000, 001, 003).
+    "uncertainty": {
+        "mode": "point",
+        "max_ause_increase": 0.01,
+        "max_ece_increase": 0.02,
+        "max_nll_increase": 0.1,
+        "ece_bins": 15,
+        "ause_steps": 50,
+        "ause_uncertainty": "msp",  # msp: 1 - max p; variance: predicted class variance over passes/members
+        "mc_passes": 5,
+        "ood_max_entropy_drop": 0.05,  # nats: pruned OOD entropy may fall at most this far below the parent's
+        "ood_max_disagreement_drop": 0.05,  # ensembles: the same for disagreement
+        "blur_radii": [0.0, 1.0, 2.0, 3.0, 5.0],
+        "min_blur_spearman": 0.8,
+    },
+    # SPEC 4.3 (seed 002).
+    "corruptions": {
+        "mode": "point",
+        "corruptions": ["benchmark"],  # names, or "benchmark" (15), "extra" (4), "all" (19)
+        "severities": [3],
+        "noise_levels": [0.0],  # L-inf uniform noise eps (normalised space) counted as extra corruptions; 0 = none
+        "max_drop": 0.005,
+        "delta": 0.005,  # prune potential: largest ratio whose error is within delta of the parent's
+        "policy": "mean",  # mean | min over the configured corruptions
+        "max_excess_error_diff": 0.01,
+    },
+    # SPEC 4.4 (seed 002, Sec. 4).
+    "functional": {
+        "mode": "point",
+        "eps": [0.0, 0.1, 0.2, 0.3],
+        "repetitions": 3,
+        "max_images": 1000,
+        "min_agreement": 0.9,
+        "backselect": False,
+        "backselect_images": 16,
+        "backselect_pixels_per_round": 64,
+    },
+    # SPEC 4.5 (seed 004).
+    "instability": {"max_instability": 0.5},
 }
 
 # Keys whose value must be one of a fixed set of strings.
-GATE_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {}
+GATE_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("uncertainty", "ause_uncertainty"): ("msp", "variance"),
+    ("corruptions", "policy"): ("mean", "min"),
+}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from prunecheck import __version__
 from prunecheck.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
+from prunecheck.tables import render_sections
 
 SCHEMA = "prunecheck-report"
 SCHEMA_VERSION = 1
@@ -61,8 +62,16 @@ class RunRecord:
             (self.gates if name == GATE_PROPERTY else self.data).append(entry)
 
     # -- views of the record ------------------------------------------------------
+    def status(self, gate: dict[str, Any]) -> str:
+        """PASS, FAIL, or XFAIL for a failure listed in the pair's expect_fail."""
+        if gate["passed"]:
+            return "PASS"
+        test = self.tests.get(gate.get("nodeid", ""), {})
+        return "XFAIL" if test.get("outcome") == "xfailed" else "FAIL"
+
     def summary(self) -> dict[str, int]:
-        counts = {"gates": len(self.gates), "gates_failed": sum(not g["passed"] for g in self.gates)}
+        statuses = [self.status(g) for g in self.gates]
+        counts = {"gates": len(self.gates), "gates_failed": statuses.count("FAIL"), "gates_xfailed": statuses.count("XFAIL")}
         for test in self.tests.values():
             counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1
         return counts
@@ -76,7 +85,7 @@ class RunRecord:
             "config": self.source,
             "demo": self.is_demo,
             "summary": self.summary(),
-            "gates": sorted(self.gates, key=_gate_order),
+            "gates": [{**g, "status": self.status(g)} for g in sorted(self.gates, key=_gate_order)],
             "data": self.data,
             "tests": sorted(self.tests.values(), key=lambda t: t["nodeid"]),
         }
@@ -85,7 +94,7 @@ class RunRecord:
         rows = []
         for g in sorted(self.gates, key=_gate_order):
             rows.append([
-                "PASS" if g["passed"] else "FAIL",
+                self.status(g),
                 g["name"],
                 g["subject"],
                 g["view"],
@@ -140,7 +149,7 @@ def render_terminal(record: RunRecord) -> str:
     for test in record.problem_tests():
         parts.append(f"ERROR {test['nodeid']}: {test['message']} (no gate result: counted as failed)")
     s = record.summary()
-    parts.append(f"{s['gates']} gates, {s['gates_failed']} failed")
+    parts.append(f"{s['gates']} gates, {s['gates_failed']} failed" + (f", {s['gates_xfailed']} known failures (expect_fail)" if s["gates_xfailed"] else ""))
     return "\n".join(parts)
 
 
@@ -159,7 +168,7 @@ def render_markdown(record: RunRecord) -> str:
         tabulate(record.gate_rows(), headers=GATE_HEADERS, tablefmt="github", disable_numparse=True)
         if record.gates else "No gate ran.",
     ]
-    failed = [g for g in record.gates if not g["passed"]]
+    failed = [g for g in record.gates if record.status(g) == "FAIL"]
     if failed:
         lines += ["", "## Failures", ""]
         lines += [f"- `{g['nodeid']}`: {g['message']}" for g in failed]
@@ -167,30 +176,9 @@ def render_markdown(record: RunRecord) -> str:
     if problems:
         lines += ["", "## Errors (no gate result; counted as failed)", ""]
         lines += [f"- `{t['nodeid']}`: {t['message']}" for t in problems]
-    facts = [d for d in record.data if d["section"] == "efficiency"]
-    if facts:
-        lines += ["", "## Efficiency", "", render_efficiency(facts)]
+    for block in render_sections(record.data):
+        lines += ["", block]
     return "\n".join(lines) + "\n"
-
-
-EFFICIENCY_HEADERS = [
-    "pair", "model", "params", "non-zero", "prune ratio", "MFLOPs", "eff. MFLOPs", "zipped KiB", "compression",
-]
-
-
-def render_efficiency(entries: list[dict[str, Any]]) -> str:
-    rows = []
-    for entry in sorted(entries, key=lambda e: e["subject"]):
-        payload = entry["payload"]
-        for role in ("parent", "pruned"):
-            f = payload[role]
-            rows.append([
-                entry["subject"], f"{role}: {payload[role + '_name']}", f["parameters"], f["nonzero_parameters"],
-                f"{f['prune_ratio']:.3f}", f"{f['flops'] / 1e6:.2f}", f"{f['effective_flops'] / 1e6:.2f}",
-                f"{f['zipped_bytes'] / 1024:.1f}",
-                f"{payload['compression_ratio']:.2f}x" if role == "pruned" else "",
-            ])
-    return tabulate(rows, headers=EFFICIENCY_HEADERS, tablefmt="github", disable_numparse=True)
 
 
 def write_reports(record: RunRecord, report_dir: Path) -> list[Path]:

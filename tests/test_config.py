@@ -231,7 +231,11 @@ def test_defaults_filled(tmp_path: Path) -> None:
     assert s.pairs[0].name == "q" and s.pairs[0].methods == ("msp",)
     assert s.pairs[0].mask_mode == "unstructured" and s.pairs[0].schedule == ()
     assert s.families == ()
-    assert s.gates == {"accuracy_margin": {"max_drop": 0.005, "mode": "point"}}
+    from prunecheck.gates import GATE_DEFAULTS
+
+    assert s.gates == GATE_DEFAULTS  # every suite present, nothing changed
+    assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "mode": "point"}  # SPEC 4.1
+    assert s.pairs[0].expect_fail == ()
 
 
 def test_imagenet_and_imagefolder_defaults() -> None:
@@ -621,3 +625,11 @@ def test_documented_example_is_valid(tmp_path: Path) -> None:
     assert s.pairs[1].methods == ("msp", "ensemble")
     assert [m.ratio for m in s.families[0].members] == [0.5, 0.8, None]
     assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "mode": "confident"}
+
+
+def test_expect_fail_names_known_gates(tmp_path: Path) -> None:
+    text = MINIMAL.replace('[[pairs]]', '[[pairs]]\nexpect_fail = ["corruptions"]')
+    assert load_settings(write(tmp_path, text)).pairs[0].expect_fail == ("corruptions",)
+    bad = MINIMAL.replace('[[pairs]]', '[[pairs]]\nexpect_fail = ["corruption"]')
+    with pytest.raises(ConfigError, match=r"pairs\[0\]\.expect_fail\[0\].*corruption"):
+        load_settings(write(tmp_path, bad))
