@@ -1,7 +1,8 @@
 """The ``prunecheck`` command: utilities around the pytest gate run.
 
 The gates themselves run under pytest (``pytest suites/``); this command checks a
-configuration, builds the demo zoo ahead of time and manages the cache.
+configuration, builds a pruned family from a parent, builds the demo zoo ahead
+of time and manages the cache.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = commands.add_parser("demo-zoo", help=cmd_demo_zoo.__doc__)
     zoo.add_argument("--cache-dir", metavar="DIR", default=".prunecheck-cache", help="Default: %(default)r")
     zoo.set_defaults(run=cmd_demo_zoo)
+
+    from prunecheck.pruning.command import add_prune_arguments, run_prune
+
+    prune = commands.add_parser("prune", help=run_prune.__doc__)
+    add_prune_arguments(prune)
+    prune.set_defaults(run=run_prune)
 
     cache = commands.add_parser("cache", help=cmd_cache.__doc__)
     cache.add_argument("action", choices=("info", "clear"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,6 +107,9 @@ def load_run_settings(config: pytest.Config) -> Settings:
         )
         if path is not None:
             settings = load_settings(path)
+            # Factories such as "mymodels:ResNet" usually live next to the config file.
+            if str(path.parent) not in sys.path:
+                sys.path.insert(0, str(path.parent))
         else:
             from prunecheck.demo.settings import demo_settings
 
