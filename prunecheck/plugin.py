@@ -95,30 +95,53 @@ def resolve_option(config: pytest.Config, name: str) -> Any:
         raise pytest.UsageError(f"{where}: ini option '{dest}': {exc}") from None
 
 
-def load_run_settings(config: pytest.Config) -> Settings:
-    """The settings for this session: config file or demo, then command-line overrides."""
-    from prunecheck.config import find_config, load_settings
+def find_run_config(config: pytest.Config) -> Path | None:
+    """The config file for this session (option, ini, discovery), or None for the demo."""
+    from prunecheck.config import find_config
 
     explicit = resolve_option(config, "config")
     start = Path(config.invocation_params.dir)
     try:
-        path = find_config(start, explicit) or (
+        return find_config(start, explicit) or (
             find_config(config.rootpath) if config.rootpath != start else None
         )
-        if path is not None:
-            settings = load_settings(path)
-            # Factories such as "mymodels:ResNet" usually live next to the config file.
-            if str(path.parent) not in sys.path:
-                sys.path.insert(0, str(path.parent))
-        else:
-            from prunecheck.demo.settings import demo_settings
-
-            cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache")
-            report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports")
-            settings = demo_settings(cache_dir / "demo-zoo", cache_dir=cache_dir, report_dir=report_dir)
     except ConfigError as exc:
         raise pytest.UsageError(f"prunecheck configuration error: {exc}") from None
+
+
+def load_file_settings(config: pytest.Config, path: Path) -> Settings:
+    """Settings from a config file plus command-line overrides; errors are usage errors."""
+    from prunecheck.config import load_settings
+
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"prunecheck configuration error: {exc}") from None
+    # Factories such as "mymodels:ResNet" usually live next to the config file.
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
     return apply_overrides(config, settings)
+
+
+def load_demo_settings(config: pytest.Config) -> Settings:
+    """The built-in demo: its zoo is trained on first use (with progress) and cached."""
+    from prunecheck.demo.settings import demo_settings
+    from prunecheck.demo.zoo import ensure_zoo
+
+    cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache").resolve()
+    report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports").resolve()
+    progress = _progress_writer(config)
+    progress("no config file found: running the built-in demo (the demo zoo is built once and cached)")
+    zoo = ensure_zoo(cache_dir / "demo-zoo", progress)
+    return apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
+
+
+def get_settings(config: pytest.Config) -> Settings:
+    """This session's settings; the demo's are built when a test first needs them,
+    so a pytest run that collects no prunecheck suite never trains the demo zoo."""
+    if SETTINGS_KEY not in config.stash:
+        config.stash[SETTINGS_KEY] = load_demo_settings(config)
+    return config.stash[SETTINGS_KEY]
 
 
 def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
@@ -144,20 +167,22 @@ def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
 
 # -- hooks -------------------------------------------------------------------------------
 def pytest_configure(config: pytest.Config) -> None:
-    settings = load_run_settings(config)
-    config.stash[SETTINGS_KEY] = settings
-    config.pluginmanager.register(ReportCollector(config, settings), "prunecheck-report")
+    path = find_run_config(config)
+    if path is not None:
+        config.stash[SETTINGS_KEY] = load_file_settings(config, path)
+    config.pluginmanager.register(ReportCollector(config), "prunecheck-report")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    settings = config.stash[SETTINGS_KEY]
-    if settings.is_demo:
-        return "prunecheck: no config file found, running the built-in demo (see README: Configuration)"
-    return f"prunecheck: config {settings.source}"
+    if SETTINGS_KEY in config.stash:
+        return f"prunecheck: config {config.stash[SETTINGS_KEY].source}"
+    return "prunecheck: no config file found; suites run the built-in demo (see README: Configure)"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    settings = metafunc.config.stash[SETTINGS_KEY]
+    if not {"pair", "family"} & set(metafunc.fixturenames):
+        return
+    settings = get_settings(metafunc.config)
     if "pair" in metafunc.fixturenames:
         metafunc.parametrize("pair", settings.pairs, ids=[p.name for p in settings.pairs], indirect=True)
     if "family" in metafunc.fixturenames:
@@ -191,10 +216,9 @@ def _clean_errors():
 class ReportCollector:
     """Session plugin: gathers gate results from test reports, writes and prints the reports."""
 
-    def __init__(self, config: pytest.Config, settings: Settings):
+    def __init__(self, config: pytest.Config):
         self.config = config
-        self.settings = settings
-        self.record = RunRecord(source=settings.source, is_demo=settings.is_demo)
+        self.record = RunRecord()
         self.paths: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -205,7 +229,9 @@ class ReportCollector:
             return
         if not self.record.tests:
             return
-        self.paths = write_reports(self.record, Path(self.settings.run.report_dir))
+        settings = get_settings(self.config)  # loaded already: a prunecheck test ran
+        self.record.source, self.record.is_demo = settings.source, settings.is_demo
+        self.paths = write_reports(self.record, Path(settings.run.report_dir))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:
@@ -225,7 +251,7 @@ class ReportCollector:
 @pytest.fixture(scope="session")
 def prunecheck_settings(pytestconfig: pytest.Config) -> Settings:
     """The validated settings of this run (config file or built-in demo, plus overrides)."""
-    return pytestconfig.stash[SETTINGS_KEY]
+    return get_settings(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -233,13 +259,7 @@ def prunecheck_workspace(pytestconfig: pytest.Config, prunecheck_settings: Setti
     """Loads datasets and models on first use and predicts through the cached engine."""
     from prunecheck.workspace import Workspace
 
-    progress = _progress_writer(pytestconfig)
-    if prunecheck_settings.is_demo:
-        from prunecheck.demo.zoo import ensure_zoo
-
-        progress("running the built-in demo; the demo zoo is built once and cached")
-        ensure_zoo(Path(prunecheck_settings.run.cache_dir) / "demo-zoo", progress)
-    return Workspace(prunecheck_settings, progress=progress)
+    return Workspace(prunecheck_settings, progress=_progress_writer(pytestconfig))
 
 
 @pytest.fixture
