@@ -170,6 +170,9 @@ def pytest_configure(config: pytest.Config) -> None:
     path = find_run_config(config)
     if path is not None:
         config.stash[SETTINGS_KEY] = load_file_settings(config, path)
+    config.addinivalue_line(
+        "markers", "prunecheck_unconfigured: a suite test with no pair/family configured (deselected)"
+    )
     config.pluginmanager.register(ReportCollector(config), "prunecheck-report")
 
 
@@ -179,17 +182,29 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "prunecheck: no config file found; suites run the built-in demo (see README: Configure)"
 
 
+@pytest.hookimpl(tryfirst=True)  # the pair/family id comes first in test ids
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not {"pair", "family"} & set(metafunc.fixturenames):
         return
     settings = get_settings(metafunc.config)
-    if "pair" in metafunc.fixturenames:
-        metafunc.parametrize("pair", settings.pairs, ids=[p.name for p in settings.pairs], indirect=True)
-    if "family" in metafunc.fixturenames:
-        metafunc.parametrize("family", settings.families, ids=[f.name for f in settings.families], indirect=True)
+    for name, specs in (("pair", settings.pairs), ("family", settings.families)):
+        if name not in metafunc.fixturenames:
+            continue
+        if specs:
+            metafunc.parametrize(name, specs, ids=[spec.name for spec in specs], indirect=True)
+        else:
+            # Nothing configured for this test: deselect it (reported as deselected), rather
+            # than pytest's "empty parameter set" skip.
+            metafunc.parametrize(
+                name, [pytest.param(None, marks=pytest.mark.prunecheck_unconfigured)], ids=[f"no-{name}"], indirect=True
+            )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unconfigured = [item for item in items if item.get_closest_marker("prunecheck_unconfigured")]
+    if unconfigured:
+        config.hook.pytest_deselected(items=unconfigured)
+        items[:] = [item for item in items if not item.get_closest_marker("prunecheck_unconfigured")]
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in PRUNECHECK_FIXTURES):
             item.user_properties.append((TEST_PROPERTY, "1"))

@@ -120,7 +120,13 @@ class Workspace:
         self, model_names: Sequence[str], dataset_name: str, view: View = NOMINAL, *, mc_passes: int = 0
     ) -> list[Predictions]:
         models = [self.model(name) for name in model_names]
-        return self.engine.predict_many(models, self.dataset(dataset_name, view), view, mc_passes=mc_passes)
+        # Pixel views are datasets of their own (their fingerprint names the view), so the
+        # engine sees them as nominal data; the predictions keep the real view.
+        engine_view = NOMINAL if view.changes_pixels else view
+        predictions = self.engine.predict_many(
+            models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes
+        )
+        return [dataclasses.replace(p, view=view) for p in predictions]
 
     def _spec(self, table: str, specs: dict, name: str):
         if name not in specs:

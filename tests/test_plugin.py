@@ -156,3 +156,10 @@ def test_gate_results_reach_junit_xml(pytester):
     pytester.runpytest("suites", "-p", "no:cacheprovider", "--junitxml", "out.xml")
     xml = (root / "out.xml").read_text()
     assert 'name="prunecheck_gate"' in xml and "max_drop" in xml
+
+
+def test_suites_without_configured_families_are_deselected_not_skipped(pytester):
+    write_project(pytester, drop_classes=0)
+    (pytester.path / "suites" / "test_family.py").write_text("def test_needs_family(family):\n    pass\n")
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, deselected=1, skipped=0)

@@ -1,0 +1,69 @@
+"""Corruption robustness and prune potential (SPEC 4.3, seed 002 Sec. 5).
+
+- ``test_corruption_margin[<pair>-<corruption>-<severity>]`` (and ``[<pair>-noise<eps>]``):
+  accuracy(parent) - accuracy(pruned) <= ``[gates.corruptions] max_drop`` on that view.
+- ``test_prune_accuracy_curves[<family>]``: the family's prune-accuracy curves and prune
+  potential per view, for the report (fails only when they cannot be computed).
+- ``test_prune_potential[<family>]``: deployed ratio <= prune potential (``policy`` mean | min
+  over the configured corruptions).
+- ``test_excess_error[<family>]``: excess error (deployed) - excess error (parent) <=
+  ``max_excess_error_diff``.
+
+The family gates exist only for families with a ``deployed`` member. The views come
+from ``corruptions`` x ``severities`` plus one L-inf noise view per ``noise_levels`` eps > 0.
+"""
+
+import pytest
+
+from prunecheck import robustness
+from prunecheck.plugin import get_settings
+
+def pytest_generate_tests(metafunc):
+    settings = get_settings(metafunc.config)
+    if "shift" in metafunc.fixturenames:
+        try:
+            shifts = robustness.configured_shifts(settings.gates[robustness.GATE])
+        except ValueError as exc:  # a collection error naming the file and key, without a traceback
+            pytest.fail(
+                f"prunecheck configuration error: {settings.source}: gates.{robustness.GATE}: {exc}", pytrace=False
+            )
+        metafunc.parametrize("shift", shifts, ids=[s.id for s in shifts])
+    if "deployed_family" in metafunc.fixturenames:
+        families = [f for f in settings.families if f.deployed is not None]
+        # Without a deployed member the family gates have nothing to gate: deselected.
+        params = families or [pytest.param(None, marks=pytest.mark.prunecheck_unconfigured)]
+        metafunc.parametrize("deployed_family", params, ids=[f.name for f in families] or ["no-family"], indirect=True)
+
+
+@pytest.fixture
+def deployed_family(request, prunecheck_workspace):
+    """A configured family that names its deployed member."""
+    from prunecheck.workspace import Family
+
+    return Family(request.param, prunecheck_workspace)
+
+
+def test_corruption_margin(pair, shift, gate):
+    parent, pruned = pair.predictions(shift.view)
+    result = gate.degradation(
+        robustness.GATE, "accuracy", parent, pruned, threshold_key="max_drop", subject=pair.name
+    )
+    gate.record("corruptions", pair.name, {
+        "kind": "pair", "view": shift.id, "parent_accuracy": result.parent, "pruned_accuracy": result.pruned,
+    })
+    gate.check(result)
+
+
+def test_prune_accuracy_curves(family, gate):
+    payload = robustness.family_payload(family, gate.config(robustness.GATE))
+    curve_keys = ("parent", "members", "ratios", "views", "parent_accuracy", "accuracy", "delta")
+    gate.record("corruptions", family.name, {"kind": "family", **{k: payload[k] for k in curve_keys}})
+    gate.record("prune_potential", family.name, payload)
+
+
+def test_prune_potential(deployed_family, gate):
+    gate.check(robustness.family_gate("prune_potential", deployed_family, gate.config(robustness.GATE)))
+
+
+def test_excess_error(deployed_family, gate):
+    gate.check(robustness.family_gate("excess_error", deployed_family, gate.config(robustness.GATE)))

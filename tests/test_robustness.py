@@ -1,0 +1,347 @@
+"""prunecheck.robustness: shifted views, prune-accuracy curves, prune potential, excess error.
+
+References are written here independently: plain loops over the curves and small
+families worked out by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prunecheck import robustness as R
+from prunecheck.settings import FamilyMember, FamilySpec
+from prunecheck.tables import corruptions as corruption_table
+from prunecheck.tables import prune_potential as potential_table
+from prunecheck.views import corruption, noise
+from prunecheck.workspace import Family
+
+# -- configured shifts --------------------------------------------------------------------
+
+
+def test_shifts_are_corruption_major_then_noise_levels():
+    shifts = R.configured_shifts(
+        {"corruptions": ["fog", "gaussian_noise"], "severities": [3, 1], "noise_levels": [0.0, 0.1, 0.25]}
+    )
+    assert [s.id for s in shifts] == ["fog-3", "fog-1", "gaussian_noise-3", "gaussian_noise-1", "noise0.1", "noise0.25"]
+    assert shifts[0].view == corruption("fog", 3)
+    assert shifts[-1].view == noise(0.25, 0)
+
+
+def test_group_words_expand_to_the_benchmark():
+    shifts = R.configured_shifts({"corruptions": "benchmark", "severities": [3], "noise_levels": [0.0]})
+    assert len(shifts) == 15 and shifts[0].id == "gaussian_noise-3" and shifts[-1].id == "jpeg_compression-3"
+    extra = R.configured_shifts({"corruptions": ["extra"], "severities": [2, 2], "noise_levels": []})
+    assert [s.id for s in extra] == ["speckle_noise-2", "gaussian_blur-2", "spatter-2", "saturate-2"]
+
+
+def test_noise_only_is_allowed():
+    shifts = R.configured_shifts({"corruptions": [], "severities": [3], "noise_levels": [0.1]})
+    assert [s.id for s in shifts] == ["noise0.1"]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"corruptions": ["fogg"]}, "corruptions: unknown corruption 'fogg'"),
+        ({"corruptions": ["fog"], "severities": [6]}, "severities: corruption severity: expected an integer in 1..5, found 6"),
+        ({"corruptions": ["fog"], "severities": []}, "severities: expected at least one severity"),
+        ({"corruptions": ["fog"], "noise_levels": [-0.1]}, "noise_levels: expected finite numbers >= 0"),
+        ({"corruptions": [], "noise_levels": [0.0]}, "expected at least one corruption or a noise level > 0"),
+        ({"corruptions": ["fog"], "severities": 3}, "severities: expected a list, found int 3"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(options, expected):
+    with pytest.raises(ValueError, match="^" + _escape(expected)):
+        R.configured_shifts({"severities": [3], "noise_levels": [0.0], **options})
+
+
+def _escape(text: str) -> str:
+    return re.escape(text)
+
+
+# -- curves and the pure computations ------------------------------------------------------
+
+
+def _curves(**overrides):
+    # The hand-worked family of tests/test_corruption_suite.py, members given out of order.
+    values = dict(
+        family="fam", parent="p",
+        members=["noisy", "clean", "dropped", "mild"],
+        ratios=[0.5, 0.1, 0.7, 0.4],
+        parent_accuracy={"nominal": 1.0, "noise0.1": 1.0, "noise0.2": 1.0},
+        accuracy={
+            "nominal": [1.0, 1.0, 0.9, 1.0],
+            "noise0.1": [0.8, 1.0, 0.9, 1.0],
+            "noise0.2": [0.7, 1.0, 0.9, 0.9],
+        },
+        deployed="mild",
+    )
+    values.update(overrides)
+    return R.curves_from_accuracies(**values)
+
+
+def test_curves_are_sorted_by_ratio():
+    curves = _curves()
+    assert curves.members == ("clean", "mild", "noisy", "dropped")
+    assert curves.ratios == (0.1, 0.4, 0.5, 0.7)
+    assert curves.accuracy[2] == (1.0, 0.9, 0.7, 0.9)
+    assert curves.shift_views == ("noise0.1", "noise0.2")
+    assert curves.errors("noise0.1") == pytest.approx((0.0, 0.0, 0.2, 0.1))
+
+
+def test_hand_worked_potentials_and_excess_errors():
+    curves = _curves()
+    potentials = R.prune_potentials(curves, 0.005)
+    assert potentials == {"nominal": 0.5, "noise0.1": 0.4, "noise0.2": 0.1}
+    assert R.policy_potential(potentials, "mean") == pytest.approx(0.25)
+    assert R.policy_potential(potentials, "min") == pytest.approx(0.1)
+    assert R.potential_summary(potentials) == {
+        "train": {"average": 0.5, "minimum": 0.5},
+        "test": {"average": pytest.approx(0.25), "minimum": 0.1},
+    }
+    parent, members = R.excess_errors(curves)
+    # clean 0; mild (0 + 0.1)/2; noisy (0.2 + 0.3)/2; dropped (0.1 + 0.1)/2 - 0.1
+    assert parent == 0.0
+    assert members == pytest.approx((0.0, 0.05, 0.25, 0.0))
+
+
+def test_potential_uses_the_parents_error_on_the_same_view():
+    # Under noise the parent drops to 0.80; a member at 0.796 is within delta of *that*.
+    curves = _curves(
+        parent_accuracy={"nominal": 1.0, "noise0.1": 0.8, "noise0.2": 0.8},
+        accuracy={"nominal": [1.0] * 4, "noise0.1": [0.796, 0.9, 0.7, 0.5], "noise0.2": [0.5] * 4},
+    )
+    assert R.prune_potentials(curves, 0.005) == {"nominal": 0.7, "noise0.1": 0.5, "noise0.2": 0.0}
+
+
+def test_delta_is_inclusive():
+    curves = _curves(
+        parent_accuracy={"nominal": 0.9, "noise0.1": 0.9, "noise0.2": 0.9},
+        accuracy={"nominal": [0.895] * 4, "noise0.1": [0.8949] * 4, "noise0.2": [0.9] * 4},
+    )
+    assert R.prune_potentials(curves, 0.005) == {"nominal": 0.7, "noise0.1": 0.0, "noise0.2": 0.7}
+
+
+def _reference_potentials(ratios, parent_acc, acc, delta):
+    out = {}
+    for view in parent_acc:
+        best = 0.0
+        for k, ratio in enumerate(ratios):
+            if (1 - acc[view][k]) - (1 - parent_acc[view]) <= delta + 1e-12:
+                best = max(best, ratio)
+        out[view] = best
+    return out
+
+
+accuracies = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    k=st.integers(1, 6),
+    n_shift=st.integers(1, 4),
+    delta=st.sampled_from([0.0, 0.005, 0.05]),
+)
+def test_potentials_and_excess_errors_match_plain_loops(data, k, n_shift, delta):
+    views = ["nominal"] + [f"v{i}" for i in range(n_shift)]
+    ratios = data.draw(st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=k, max_size=k))
+    parent_acc = {v: data.draw(accuracies) for v in views}
+    acc = {v: data.draw(st.lists(accuracies, min_size=k, max_size=k)) for v in views}
+    curves = R.curves_from_accuracies(
+        family="f", parent="p", members=[f"m{i}" for i in range(k)], ratios=ratios,
+        parent_accuracy=parent_acc, accuracy=acc,
+    )
+    potentials = R.prune_potentials(curves, delta)
+    assert potentials == pytest.approx(_reference_potentials(ratios, parent_acc, acc, delta))
+    shifted = [potentials[v] for v in views[1:]]
+    assert R.policy_potential(potentials, "mean") == pytest.approx(sum(shifted) / len(shifted))
+    assert R.policy_potential(potentials, "min") == min(shifted)
+    parent, members = R.excess_errors(curves)
+    assert parent == pytest.approx(np.mean([1 - parent_acc[v] for v in views[1:]]) - (1 - parent_acc["nominal"]))
+    by_member = dict(zip(curves.members, members))
+    for i in range(k):
+        expected = np.mean([1 - acc[v][i] for v in views[1:]]) - (1 - acc["nominal"][i])
+        assert by_member[f"m{i}"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"ratios": [0.5, 0.1, 0.7]}, "expected one ratio per member"),
+        ({"ratios": [0.5, 0.1, 1.7, 0.4]}, "prune ratio of 'dropped': expected a fraction in [0, 1], found 1.7"),
+        ({"parent_accuracy": {"noise0.1": 1.0, "nominal": 1.0, "noise0.2": 1.0}}, "expected 'nominal' as the first view"),
+        ({"parent_accuracy": {"nominal": 1.0}, "accuracy": {"nominal": [1.0] * 4}}, "at least one shifted view"),
+        ({"deployed": "other"}, "deployed: expected one of"),
+        ({"parent_accuracy": {"nominal": 1.0, "noise0.1": math.nan, "noise0.2": 1.0}}, "expected accuracies in [0, 1], found nan"),
+    ],
+)
+def test_bad_curves_are_rejected(overrides, expected):
+    with pytest.raises(ValueError, match=_escape(expected)):
+        _curves(**overrides)
+
+
+# -- gate results ---------------------------------------------------------------------------
+
+
+def test_gate_results_for_the_hand_worked_family():
+    curves = _curves()
+    options = {"delta": 0.005, "policy": "mean", "max_excess_error_diff": 0.01}
+    potential = R.prune_potential_result(curves, options)
+    assert not potential.passed and potential.value == 0.4 and potential.threshold == pytest.approx(0.25)
+    assert "0.4000 > mean prune potential over 2 corruptions (delta 0.005) 0.25" in potential.message
+    assert potential.details["potentials"]["noise0.2"] == 0.1
+    excess = R.excess_error_result(curves, options)
+    assert not excess.passed and excess.value == pytest.approx(0.05)
+    assert excess.parent == 0.0 and excess.pruned == pytest.approx(0.05)
+    safe = _curves(deployed="clean")
+    assert R.prune_potential_result(safe, {**options, "policy": "min"}).passed
+    assert R.excess_error_result(safe, options).passed
+
+
+def test_mean_and_min_policies_can_disagree():
+    # Potentials: noise0.1 0.4 (mild perfect), noise0.2 0.1; deployed at 0.2 passes mean (0.25), fails min (0.1).
+    curves = _curves(members=["noisy", "clean", "dropped", "mild", "mid"], ratios=[0.5, 0.1, 0.7, 0.4, 0.2],
+                     accuracy={
+                         "nominal": [1.0, 1.0, 0.9, 1.0, 1.0],
+                         "noise0.1": [0.8, 1.0, 0.9, 1.0, 0.9],
+                         "noise0.2": [0.7, 1.0, 0.9, 0.9, 0.9],
+                     }, deployed="mid")
+    assert R.prune_potential_result(curves, {"policy": "mean"}).passed
+    result = R.prune_potential_result(curves, {"policy": "min"})
+    assert not result.passed and result.threshold == 0.1
+
+
+# -- measuring a family through a workspace -----------------------------------------------
+
+
+class FakePredictions:
+    def __init__(self, model, accuracy, n=10, nan=False):
+        self.model = model
+        labels = torch.arange(n) % 2
+        right = int(round(accuracy * n))
+        preds = torch.where(torch.arange(n) < right, labels, 1 - labels)
+        self.probs = torch.nn.functional.one_hot(preds, 2).float()
+        if nan:
+            self.probs[0, 0] = math.nan
+        self.labels = labels
+
+
+class FakeFacts:
+    def __init__(self, ratio):
+        self.prune_ratio = ratio
+
+
+class FakeWorkspace:
+    """Accuracy table per (model, view id); records every predict_many call."""
+
+    def __init__(self, table, zeros, nan_model=None):
+        self.table = table
+        self.zeros = zeros
+        self.nan_model = nan_model
+        self.calls = []
+
+    def predict_many(self, names, dataset, view):
+        self.calls.append((tuple(names), dataset, view))
+        label = "nominal" if view.kind == "nominal" else (f"noise{view.eps:g}" if view.kind == "noise" else view.id)
+        return [FakePredictions(n, self.table[n][label], nan=(n == self.nan_model)) for n in names]
+
+    def facts(self, model, dataset):
+        return FakeFacts(self.zeros[model])
+
+
+def _family(workspace, deployed="b"):
+    spec = FamilySpec(
+        name="fam", parent="p", dataset="d",
+        members=(FamilyMember("a", 0.8), FamilyMember("b", None)), deployed=deployed,
+    )
+    return Family(spec, workspace)
+
+
+TABLE = {
+    "p": {"nominal": 0.9, "fog-3": 0.8, "noise0.1": 0.7},
+    "a": {"nominal": 0.9, "fog-3": 0.5, "noise0.1": 0.7},
+    "b": {"nominal": 0.9, "fog-3": 0.8, "noise0.1": 0.6},
+}
+SHIFTS = R.configured_shifts({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
+
+
+def test_family_is_predicted_with_one_call_per_view_and_measured_ratios():
+    workspace = FakeWorkspace(TABLE, zeros={"b": 0.3, "a": 0.99})
+    curves = R.family_curves(_family(workspace), SHIFTS)
+    assert [(names, view.id) for names, _, view in workspace.calls] == [
+        (("p", "a", "b"), "nominal"), (("p", "a", "b"), "fog-3"), (("p", "a", "b"), "noise0.1-r0"),
+    ]
+    # "a" has a configured ratio (its zeros are not used); "b" is measured.
+    assert curves.members == ("b", "a") and curves.ratios == (0.3, 0.8)
+    assert curves.accuracy == ((0.9, 0.9), (0.8, 0.5), (0.6, 0.7))
+    assert R.prune_potentials(curves, 0.005) == {"nominal": 0.8, "fog-3": 0.3, "noise0.1": 0.8}
+    # a second request in the same session is served from memory
+    R.family_curves(_family(workspace), SHIFTS)
+    assert len(workspace.calls) == 3
+
+
+def test_family_gate_fails_closed_on_nan_predictions():
+    workspace = FakeWorkspace(TABLE, zeros={"b": 0.3}, nan_model="a")
+    result = R.family_gate("prune_potential", _family(workspace), {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
+    assert not result.passed and "cannot be computed" in result.message and "accuracy of a on d/nominal" in result.message
+
+
+def test_family_gate_without_deployed_member_fails_closed():
+    workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
+    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}
+    result = R.family_gate("excess_error", _family(workspace, deployed=None), options)
+    assert not result.passed and "expected a deployed member" in result.message
+    assert result.threshold == 0.01
+
+
+def test_family_gates_on_a_fake_workspace():
+    workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
+    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "delta": 0.005,
+               "policy": "mean", "max_excess_error_diff": 0.01}
+    # b (0.3): potentials fog 0.3, noise 0.8 -> mean 0.55 -> pass.
+    assert R.family_gate("prune_potential", _family(workspace), options).passed
+    # excess: parent (0.2 + 0.3)/2 - 0.1 = 0.15; b (0.2 + 0.4)/2 - 0.1 = 0.2 -> diff 0.05 > 0.01
+    result = R.family_gate("excess_error", _family(workspace), options)
+    assert not result.passed and result.value == pytest.approx(0.05)
+    assert result.parent == pytest.approx(0.15) and result.pruned == pytest.approx(0.2)
+
+
+# -- report payload and tables --------------------------------------------------------------
+
+
+def test_payload_and_tables():
+    curves = _curves()
+    payload = R.curves_payload(curves, {"delta": 0.005, "policy": "min"})
+    assert payload["policy_potential"] == 0.1 and payload["deployed_ratio"] == 0.4
+    assert payload["delta_band"] == pytest.approx([0.995, 0.995, 0.995])
+    text = potential_table.render([{"subject": "fam", "payload": payload}])
+    row = next(line for line in text.splitlines() if line.startswith("| fam ") and "mild (40.0)" in line)
+    assert [c.strip() for c in row.strip("|").split("|")] == ["fam", "p", "50.0", "25.0", "50.0", "10.0", "mild (40.0)", "10.0 (min)"]
+    mild_row = next(line for line in text.splitlines() if "mild (deployed)" in line)
+    assert [c.strip() for c in mild_row.strip("|").split("|")] == ["fam", "mild (deployed)", "40.0", "+5.00", "+5.00"]
+    curves_entry = {"subject": "fam", "payload": {"kind": "family", **payload}}
+    pair_entries = [
+        {"subject": "pair", "payload": {"kind": "pair", "view": "fog-3", "parent_accuracy": 0.9, "pruned_accuracy": 0.85}},
+        {"subject": "pair", "payload": {"kind": "pair", "view": "noise0.1", "parent_accuracy": None, "pruned_accuracy": None}},
+    ]
+    text = corruption_table.render(pair_entries + [curves_entry])
+    assert "| pair   | 85.0 (-5.0) | n/a" in text
+    noisy_row = next(line for line in text.splitlines() if line.startswith("| noisy"))
+    assert [c.strip() for c in noisy_row.strip("|").split("|")] == ["noisy", "50.0", "100.0 (+0.0)", "80.0 (-20.0)", "70.0 (-30.0)"]
+
+
+def test_family_payload_raises_a_gate_error_with_the_reason():
+    from prunecheck.errors import GateError
+
+    workspace = FakeWorkspace(TABLE, zeros={"b": 0.3}, nan_model="b")
+    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}
+    with pytest.raises(GateError, match="prune-accuracy curves of family 'fam' cannot be computed: accuracy of b"):
+        R.family_payload(_family(workspace), options)
