@@ -1,0 +1,110 @@
+"""The built-in demo configuration: what ``pytest suites/`` runs with no config file.
+
+Everything is derived from the zoo's ``manifest.json``, so a toy zoo (tests)
+and the full demo zoo give consistent settings.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from prunecheck.demo.dataset import DEMO_MEAN, DEMO_STD, DEFAULT_SIZES
+from prunecheck.errors import PrunecheckError
+from prunecheck.gates import GATE_DEFAULTS
+from prunecheck.settings import (
+    DatasetSpec, FamilyMember, FamilySpec, ModelSpec, PairSpec, RunSettings, Settings,
+)
+
+DEMO_SOURCE = "<built-in demo>"
+FACTORY = "prunecheck.demo.net:DemoNet"
+
+
+def _read_manifest(zoo_dir: Path) -> dict[str, Any]:
+    from prunecheck.demo.zoo import read_manifest
+
+    manifest = read_manifest(zoo_dir)
+    if manifest is None:
+        raise PrunecheckError(
+            f"demo zoo: expected {Path(zoo_dir) / 'manifest.json'}, found none or an unreadable file; "
+            "build the zoo first with prunecheck.demo.ensure_zoo"
+        )
+    return manifest
+
+
+def _demo_datasets(manifest: dict[str, Any]) -> dict[str, DatasetSpec]:
+    data = manifest["dataset"]
+    options = {"seed": int(data["seed"]), "test_size": int(data["test_size"]),
+               "ood_size": DEFAULT_SIZES["ood"]}
+    return {
+        "demo": DatasetSpec(name="demo", kind="demo", split="test", mean=DEMO_MEAN, std=DEMO_STD,
+                            options=dict(options)),
+        "demo-ood": DatasetSpec(name="demo-ood", kind="demo", split="ood", mean=DEMO_MEAN, std=DEMO_STD,
+                                options=dict(options)),
+    }
+
+
+def _pair(manifest: dict[str, Any], tag: str) -> PairSpec:
+    """Parent vs the fine-tuned model ``tag``, with its pre-fine-tune snapshots."""
+    steps = [f for f in manifest["family"]]
+    upto = [f["pre_finetune"] for f in steps[: [f["model"] for f in steps].index(tag) + 1]]
+    return PairSpec(
+        name=tag, parent="parent", pruned=tag, dataset="demo", reference="reference",
+        ood_dataset="demo-ood", methods=("msp", "mc_dropout"),
+        pre_finetune=manifest["models"][tag]["pre_finetune"], schedule=tuple(upto),
+    )
+
+
+def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settings:
+    """Settings of the embedded demo over the zoo in ``zoo_dir``.
+
+    Datasets: ``demo`` (generated test split) and ``demo-ood`` (the OOD
+    generator; labels meaningless). Models: every zoo file, plus the
+    ensembles ``ensemble`` (parent + members) and ``ensemble-pruned``.
+    Pairs: the moderately pruned model (passes comfortably), the deployed,
+    aggressively pruned one (passes the nominal accuracy gate, loses its
+    margin under corruption) and the ensemble pair. Family ``demo-wt``: the
+    parent's iterative magnitude-pruning family, deployed = the aggressive one.
+
+    Args:
+        zoo_dir: a zoo built by :func:`prunecheck.demo.ensure_zoo`.
+        cache_dir: prediction cache folder.
+        report_dir: report folder.
+
+    Raises:
+        PrunecheckError: no readable manifest in ``zoo_dir``.
+    """
+    zoo_dir = Path(zoo_dir)
+    manifest = _read_manifest(zoo_dir)
+    arch = manifest["architecture"]
+    models: dict[str, ModelSpec] = {
+        name: ModelSpec(name=name, factory=arch["factory"], kwargs=dict(arch["kwargs"]),
+                        weights=zoo_dir / info["file"], format="state_dict")
+        for name, info in sorted(manifest["models"].items())
+    }
+    models["ensemble"] = ModelSpec(name="ensemble", members=tuple(manifest["ensemble"]))
+    models["ensemble-pruned"] = ModelSpec(name="ensemble-pruned", members=tuple(manifest["ensemble_pruned"]))
+    moderate, deployed = manifest["moderate"], manifest["deployed"]
+    pairs = [_pair(manifest, moderate)]
+    if deployed != moderate:
+        pairs.append(_pair(manifest, deployed))
+    pairs.append(PairSpec(
+        name="ensemble", parent="ensemble", pruned="ensemble-pruned", dataset="demo",
+        ood_dataset="demo-ood", methods=("msp", "ensemble"),
+    ))
+    family = FamilySpec(
+        name="demo-wt", parent="parent", dataset="demo",
+        members=tuple(FamilyMember(model=f["model"], ratio=float(f["ratio"])) for f in manifest["family"]),
+        deployed=deployed,
+    )
+    return Settings(
+        source=DEMO_SOURCE,
+        run=RunSettings(cache_dir=Path(cache_dir), report_dir=Path(report_dir), batch_size=500),
+        datasets=_demo_datasets(manifest),
+        models=models,
+        pairs=tuple(pairs),
+        families=(family,),
+        gates=copy.deepcopy(GATE_DEFAULTS),
+        is_demo=True,
+    )
