@@ -95,3 +95,50 @@ def write_cifar10(root: Path, images: np.ndarray, labels: np.ndarray, *, train: 
         pickle.dump({b"label_names": [n.encode() for n in names], b"num_cases_per_batch": len(images),
                      b"num_vis": 3072}, handle, protocol=2)
     return folder
+
+
+class DropoutRedChannelNet(nn.Module):
+    """RedChannelNet with a BatchNorm on its feature and dropout on its logits (MC dropout tests).
+
+    ``logits = dropout(fc(bn(mean of channel 0))) * scale``. In eval mode the
+    BatchNorm uses its running statistics, so with :func:`dropout_red_channel_weights`
+    it predicts like RedChannelNet; MC dropout makes the passes differ.
+
+    Args:
+        num_classes: output width.
+        scale: multiplies the logits.
+        p: dropout probability.
+    """
+
+    def __init__(self, num_classes: int = 10, scale: float = 1.0, p: float = 0.3):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(1)
+        self.fc = nn.Linear(1, num_classes)
+        self.dropout = nn.Dropout(p)
+        self.scale = float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feature = self.bn(x[:, :1].mean(dim=(2, 3)))
+        return self.dropout(self.fc(feature)) * self.scale
+
+
+def dropout_red_channel_weights(
+    num_classes: int = 10, sharpness: float = 200.0, *, running_mean: float = 0.0, running_var: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """State dict of :class:`DropoutRedChannelNet`: :func:`red_channel_weights` plus BatchNorm.
+
+    The BatchNorm's affine part undoes its running statistics
+    (``weight = sqrt(running_var + eps)``, ``bias = running_mean``), so the
+    feature reaches ``fc`` unchanged in eval mode whatever statistics are chosen;
+    a BatchNorm wrongly switched to train mode changes them (and the outputs).
+    """
+    eps = 1e-5
+    weights = red_channel_weights(num_classes, sharpness)
+    weights.update({
+        "bn.weight": torch.tensor([float(np.sqrt(running_var + eps))]),
+        "bn.bias": torch.tensor([float(running_mean)]),
+        "bn.running_mean": torch.tensor([float(running_mean)]),
+        "bn.running_var": torch.tensor([float(running_var)]),
+        "bn.num_batches_tracked": torch.tensor(0),
+    })
+    return weights
