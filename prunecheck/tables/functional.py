@@ -1,0 +1,78 @@
+"""Functional similarity (SPEC 4.4; seed 002, Sec. 4 and Fig. 3/4): report tables.
+
+Entries come from ``suites/test_functional_similarity.py``: ``kind = "noise"``
+(one per pair and eps: agreement and softmax distance of the pruned model and
+of the reference with the parent) and ``kind = "backselect"`` (overlap of
+informative pixels and cross-confidences).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+TITLE = "Functional similarity"
+NOISE_HEADERS = [
+    "pair", "eps", "R", "images", "agreement pruned", "agreement reference",
+    "distance pruned", "distance reference", "pruned closer",
+]
+BACKSELECT_HEADERS = ["pair", "model", "images", "pixel overlap with parent", "confidence on parent's pixels", "parent's confidence on its pixels"]
+
+
+def _mean_std(point: dict[str, Any] | None, key: str) -> str:
+    if not point:
+        return ""
+    mean, std = point[f"mean_{key}"], point[f"std_{key}"]
+    return f"{mean:.4f}" if len(point[key]) == 1 else f"{mean:.4f} ± {std:.4f}"
+
+
+def _noise_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for entry in sorted(entries, key=lambda e: (e["subject"], e["payload"]["eps"])):
+        p = entry["payload"]
+        pruned, reference = p["pruned"], p.get("reference")
+        closer = ""
+        if reference:
+            closer = "yes" if pruned["mean_agreement"] >= reference["mean_agreement"] else "**no**"
+        rows.append([
+            entry["subject"], f"{p['eps']:g}", str(p["repetitions"]), str(p["images"]),
+            _mean_std(pruned, "agreement"), _mean_std(reference, "agreement"),
+            _mean_std(pruned, "distance"), _mean_std(reference, "distance"), closer,
+        ])
+    return rows
+
+
+def _backselect_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for entry in entries:
+        p = entry["payload"]
+        cross = p["cross_confidence"]
+        for role, overlap in p["overlap_with_parent"].items():
+            rows.append([
+                entry["subject"], f"{role}: {p['models'][role]}", str(p["images"]), f"{overlap:.4f}",
+                f"{cross['parent'][role]:.4f}", f"{cross[role]['parent']:.4f}",
+            ])
+    return rows
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    noise = [e for e in entries if e["payload"].get("kind") == "noise"]
+    backselect = [e for e in entries if e["payload"].get("kind") == "backselect"]
+    blocks = []
+    if noise:
+        blocks.append(
+            tabulate(_noise_rows(noise), headers=NOISE_HEADERS, tablefmt="github", disable_numparse=True)
+            + "\n\nAgreement: fraction of images where the model's argmax equals the parent's; distance: mean L2 "
+            "norm of the softmax difference; inputs x + U(-eps, eps) in normalised space, mean ± std over R "
+            "seeded repetitions (one pass at eps 0). Pruned closer: agreement pruned >= agreement reference."
+        )
+    if backselect:
+        first = backselect[0]["payload"]
+        blocks.append(
+            tabulate(_backselect_rows(backselect), headers=BACKSELECT_HEADERS, tablefmt="github", disable_numparse=True)
+            + f"\n\nBackSelect: the {first['keep_fraction']:.0%} most informative pixels per image "
+            f"({first['pixels_per_round']} pixels removed per round); overlap = shared pixels / set size; "
+            "confidences are true-class probabilities with only the other model's informative pixels visible."
+        )
+    return "\n\n".join(blocks)

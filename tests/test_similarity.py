@@ -1,0 +1,162 @@
+"""prunecheck.similarity: agreement/distance under noise, and batched BackSelect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from prunecheck.cache import ArrayCache
+from prunecheck.data.base import Subset, TensorDataset
+from prunecheck.engine import PredictionEngine
+from prunecheck.models import model_from_module
+from prunecheck.similarity import (
+    backselect_order,
+    cross_confidence,
+    first_rows,
+    informative_pixels,
+    noise_similarity,
+    noise_views,
+    pixel_overlap,
+)
+from prunecheck.views import NOMINAL, noise
+
+
+def _dataset(n=48, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 4, (n,), generator=gen)
+    return TensorDataset("rand", images, labels, 4, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def _net(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 4))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return PredictionEngine(ArrayCache(tmp_path / "cache"), device="cpu", batch_size=16, seed=3)
+
+
+def test_noise_views_use_one_nominal_pass_at_eps_zero():
+    assert noise_views(0.0, 5) == [NOMINAL]
+    assert noise_views(0.2, 3) == [noise(0.2, 0), noise(0.2, 1), noise(0.2, 2)]
+    with pytest.raises(ValueError, match="repetitions"):
+        noise_views(0.1, 0)
+    with pytest.raises(ValueError, match="eps"):
+        noise_views(float("nan"), 1)
+
+
+def test_first_rows():
+    data = _dataset(10)
+    assert first_rows(data, 20) is data
+    head = first_rows(data, 4)
+    assert len(head) == 4 and torch.equal(head.images(np.arange(4)), data.images(np.arange(4)))
+    with pytest.raises(ValueError, match="max_images"):
+        first_rows(data, 0)
+
+
+def test_model_compared_with_itself_has_agreement_one_and_distance_zero_at_every_eps(engine):
+    parent = model_from_module("parent", _net(0))
+    twin = model_from_module("twin", _net(0))  # same weights, other name
+    for eps in (0.0, 0.1, 0.5, 2.0):
+        (point,) = noise_similarity(engine, parent, [twin], _dataset(), eps, repetitions=3)
+        assert point.agreement == (1.0,) * len(point.agreement)
+        assert point.distance == (0.0,) * len(point.distance)
+        assert len(point.agreement) == (1 if eps == 0 else 3)
+
+
+def test_agreement_and_distance_match_a_naive_loop_over_separately_predicted_models(engine):
+    data = _dataset()
+    parent, other = model_from_module("a", _net(0)), model_from_module("b", _net(1))
+    (point,) = noise_similarity(engine, parent, [other], data, 1.0, repetitions=2)
+    for r in range(2):
+        # each model predicted alone: the engine's noise must be the same as in the joint call
+        pa = engine.predict(parent, data, noise(1.0, r)).probs.numpy()
+        pb = engine.predict(other, data, noise(1.0, r)).probs.numpy()
+        agree = sum(int(np.argmax(pa[i]) == np.argmax(pb[i])) for i in range(len(data))) / len(data)
+        dist = sum(float(np.sqrt(((pa[i] - pb[i]) ** 2).sum())) for i in range(len(data))) / len(data)
+        assert point.agreement[r] == pytest.approx(agree)
+        assert point.distance[r] == pytest.approx(dist, rel=1e-5)
+    nominal = engine.predict(parent, data).probs
+    noisy = engine.predict(parent, data, noise(1.0, 0)).probs
+    assert not torch.allclose(nominal, noisy)  # the noise is really applied
+
+
+def test_noise_on_the_first_rows_is_the_noise_of_the_full_dataset(engine):
+    data = _dataset(100)
+    model = model_from_module("a", _net(0))
+    full = engine.predict(model, data, noise(0.5, 0)).probs
+    head = engine.predict(model, Subset(data, range(70)), noise(0.5, 0)).probs
+    assert torch.allclose(full[:70], head)
+
+
+# ------------------------------------------------------------------ BackSelect
+def _linear_forward(weights: torch.Tensor):
+    """Probability of class 0 = sigmoid(sum_p w_p * x_p(channel 0)); class 1 the rest."""
+
+    def forward(x):
+        z = (x[:, 0].flatten(1) * weights).sum(dim=1)
+        return torch.stack([torch.sigmoid(z), 1 - torch.sigmoid(z)], dim=1)
+
+    return forward
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from([1, 3, 7, 16]))
+def test_backselect_on_an_additive_model_removes_pixels_in_order_of_contribution(seed, per_round):
+    # For an additive score, masking pixel p (to 0) lowers it by w_p*x_p regardless of the
+    # others, so greedy backward selection removes pixels in increasing w_p*x_p: the
+    # removal rank is the argsort of the contributions, whatever the pixels per round.
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand((3, 1, 4, 4), generator=gen) + 0.1
+    w = torch.randn(16, generator=gen)
+    rank = backselect_order(_linear_forward(w), x, torch.zeros(3, dtype=torch.long), pixels_per_round=per_round)
+    for b in range(3):
+        contributions = (w * x[b, 0].flatten()).tolist()
+        expected = sorted(range(16), key=lambda p: contributions[p])
+        assert [int(p) for p in torch.argsort(rank[b])] == expected
+    assert sorted(rank[0].tolist()) == list(range(16))
+
+
+def test_informative_pixels_overlap_and_cross_confidence():
+    rank = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]])
+    keep = informative_pixels(rank, 0.2)
+    assert keep.tolist() == [[False] * 8 + [True, True]]
+    other = informative_pixels(torch.tensor([[9, 1, 2, 3, 4, 5, 6, 7, 8, 0]]), 0.2)
+    assert pixel_overlap(keep, keep).tolist() == [1.0]
+    assert pixel_overlap(keep, other).tolist() == [0.5]
+    with pytest.raises(ValueError, match="keep_fraction"):
+        informative_pixels(rank, 0.0)
+    # only pixel 0 has weight: showing it gives sigmoid(w*x), hiding it gives sigmoid(0)
+    x = torch.full((1, 1, 1, 10), 2.0)
+    w = torch.zeros(10)
+    w[0] = 1.0
+    forward = _linear_forward(w)
+    assert cross_confidence(forward, x, other, torch.tensor([0])) == pytest.approx(float(torch.sigmoid(torch.tensor(2.0))))
+    assert cross_confidence(forward, x, keep, torch.tensor([0])) == pytest.approx(0.5)
+
+
+def test_a_model_has_full_pixel_overlap_with_itself():
+    net = _net(0).eval()
+    x = torch.randn(2, 3, 8, 8)
+
+    def forward(inputs):
+        return torch.softmax(net(inputs), dim=1)
+
+    target = forward(x).argmax(1)
+    a = informative_pixels(backselect_order(forward, x, target, pixels_per_round=8), 0.1)
+    b = informative_pixels(backselect_order(forward, x, target, pixels_per_round=8, batch_size=100), 0.1)
+    assert pixel_overlap(a, b).tolist() == [1.0, 1.0]
+
+
+def test_backselect_rejects_bad_arguments():
+    forward = _linear_forward(torch.ones(4))
+    with pytest.raises(ValueError, match="pixels_per_round"):
+        backselect_order(forward, torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long), pixels_per_round=0)
+    with pytest.raises(ValueError, match="one target per image"):
+        backselect_order(forward, torch.zeros(2, 1, 2, 2), torch.zeros(1, dtype=torch.long), pixels_per_round=1)

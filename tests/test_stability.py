@@ -1,0 +1,198 @@
+"""prunecheck.stability: step planning, masked parents, and instability from predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from prunecheck.cache import ArrayCache
+from prunecheck.data.base import TensorDataset
+from prunecheck.engine import PredictionEngine
+from prunecheck.errors import ModelError
+from prunecheck.models import ensemble_from_members, model_from_module
+from prunecheck.settings import PairSpec
+from prunecheck.stability import (
+    apply_channel_mask,
+    channel_mask,
+    evaluate_steps,
+    masked_parent,
+    masked_parent_model,
+    plan_steps,
+)
+from prunecheck.testing import RedChannelNet, class_colour_images, red_channel_weights
+
+
+# ------------------------------------------------------------------ step planning
+def test_default_is_one_mask_step_from_the_parent():
+    (step,) = plan_steps(PairSpec("p", "net", "net-90", "d"))
+    assert (step.kind, step.before, step.after, step.acc_before_source) == ("mask", "net", None, "parent")
+
+
+def test_pre_finetune_is_one_checkpoint_step_from_the_parent():
+    (step,) = plan_steps(PairSpec("p", "net", "net-90", "d", pre_finetune="net-90-pre"))
+    assert (step.kind, step.before, step.after) == ("checkpoint", "net", "net-90-pre")
+
+
+def test_schedule_starts_each_step_from_the_previous_fine_tuned_model_or_falls_back_to_the_parent():
+    pairs = [
+        PairSpec("s1", "net", "net-50", "d", pre_finetune="net-50-pre"),
+        # no pair names the fine-tuned model of net-70-pre
+        PairSpec("s3", "net", "net-90", "d", pre_finetune="net-90-pre",
+                 schedule=("net-50-pre", "net-70-pre", "net-90-pre")),
+    ]
+    steps = plan_steps(pairs[1], pairs)
+    assert [(s.index, s.total, s.before, s.after, s.acc_before_source) for s in steps] == [
+        (1, 3, "net", "net-50-pre", "parent"),
+        (2, 3, "net-50", "net-70-pre", "finetuned"),
+        (3, 3, "net", "net-90-pre", "parent-fallback"),
+    ]
+
+
+def test_schedule_wins_over_pre_finetune():
+    spec = PairSpec("p", "net", "b", "d", pre_finetune="b-pre", schedule=("a-pre", "b-pre"))
+    assert [s.kind for s in plan_steps(spec)] == ["schedule", "schedule"]
+
+
+# ------------------------------------------------------------------ masks
+class ConvBN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1, bias=True)
+        self.bn = nn.BatchNorm2d(3)
+        self.head = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+def _random_convbn(seed: int) -> ConvBN:
+    torch.manual_seed(seed)
+    net = ConvBN()
+    with torch.no_grad():
+        net.bn.weight.uniform_(0.5, 2.0)
+        net.bn.bias.uniform_(0.5, 1.0)  # positive beta: a zeroed conv alone would still output beta
+        net.bn.running_mean.uniform_(-1, 1)
+        net.bn.running_var.uniform_(0.5, 2)
+    return net.eval()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**16), st.floats(0.0, 1.0))
+def test_unstructured_mask_zeroes_exactly_the_pruned_models_zeros(seed, density):
+    parent, pruned = _random_convbn(seed), _random_convbn(seed + 1)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in (pruned.conv, pruned.head):
+            layer.weight.mul_((torch.rand(layer.weight.shape, generator=gen) < density).float())
+    masked = masked_parent(parent, pruned, "unstructured")
+    for name in ("conv", "head"):
+        p, q, m = (getattr(net, name).weight for net in (parent, pruned, masked))
+        expected = torch.where(q == 0, torch.zeros_like(p), p)  # independent reference
+        assert torch.equal(m, expected)
+        assert torch.equal(getattr(masked, name).bias, getattr(parent, name).bias)  # untouched
+    assert torch.equal(masked.bn.bias, parent.bn.bias)
+    assert parent.conv.weight.count_nonzero() == parent.conv.weight.numel()  # parent not modified
+
+
+def test_channel_mask_reads_all_zero_output_channels():
+    net = _random_convbn(0)
+    with torch.no_grad():
+        net.conv.weight[1] = 0
+        net.conv.weight[2, 0] = 0  # partly zero: kept
+    keep = channel_mask(net)
+    assert keep["conv"].tolist() == [True, False, True]
+    assert keep["head"].tolist() == [True] * 4
+
+
+def test_channels_mode_removes_the_channel_with_bias_and_batchnorm_affine():
+    parent, pruned = _random_convbn(0), _random_convbn(1)
+    with torch.no_grad():
+        pruned.conv.weight[1] = 0
+    masked = masked_parent(parent, pruned, "channels")
+    assert torch.count_nonzero(masked.conv.weight[1]) == 0 and masked.conv.bias[1] == 0
+    assert masked.bn.weight[1] == 0 and masked.bn.bias[1] == 0
+    for t, ref in ((masked.conv.weight, parent.conv.weight), (masked.bn.weight, parent.bn.weight)):
+        assert torch.equal(t[[0, 2]], ref[[0, 2]])
+    # the removed channel outputs exactly 0 after BatchNorm, whatever the running statistics
+    x = torch.randn(4, 2, 5, 5)
+    with torch.no_grad():
+        out = masked.bn(masked.conv(x))
+    assert torch.count_nonzero(out[:, 1]) == 0 and torch.count_nonzero(out[:, 0]) > 0
+
+
+def test_channel_mask_of_another_architecture_is_a_clear_error():
+    with pytest.raises(ModelError, match="expected 3 output channels"):
+        apply_channel_mask(_random_convbn(0), {"conv": torch.ones(5, dtype=torch.bool)})
+    with pytest.raises(ModelError, match="mask_mode: expected one of unstructured, channels"):
+        masked_parent(_random_convbn(0), _random_convbn(1), "filters")
+
+
+def test_mask_instability_of_ensembles_is_refused_with_advice():
+    member = model_from_module("m", _random_convbn(0))
+    ensemble = ensemble_from_members("ens", [member])
+    with pytest.raises(ModelError, match="pre_finetune"):
+        masked_parent_model(ensemble, member)
+
+
+# ------------------------------------------------------------------ evaluation
+class FakeWorkspace:
+    """The three things evaluate_steps uses: model(name), engine, dataset(name)."""
+
+    def __init__(self, tmp_path, models, n=100):
+        images, labels = class_colour_images(n)
+        self.data = TensorDataset("colours", torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                                  torch.from_numpy(labels), 10, (0, 0, 0), (1, 1, 1))
+        self.engine = PredictionEngine(ArrayCache(tmp_path / "cache"), device="cpu", batch_size=32)
+        self.models = {name: model_from_module(name, module) for name, module in models.items()}
+
+    def model(self, name):
+        return self.models[name]
+
+    def dataset(self, name):
+        return self.data
+
+
+def _red(drop_classes: int = 0) -> RedChannelNet:
+    net = RedChannelNet()
+    weights = red_channel_weights()
+    if drop_classes:
+        weights["fc.weight"][-drop_classes:] = 0
+        weights["fc.bias"][-drop_classes:] = 0
+    net.load_state_dict(weights)
+    return net
+
+
+def test_unchanged_model_has_instability_zero(tmp_path):
+    ws = FakeWorkspace(tmp_path, {"parent": _red(), "pruned": _red()})
+    (outcome,) = evaluate_steps(ws, PairSpec("p", "parent", "pruned", "colours"))
+    assert outcome.instability == 0.0 and outcome.acc_before == 1.0 == outcome.acc_after
+
+
+def test_pre_finetune_instability_matches_hand_computed_accuracies(tmp_path):
+    # 8 of 10 rows zeroed: classes 2..9 all become class 1 (logit > 0 vs 0): accuracy 0.2
+    ws = FakeWorkspace(tmp_path, {"parent": _red(), "pruned": _red(), "pre": _red(drop_classes=8)})
+    (outcome,) = evaluate_steps(ws, PairSpec("p", "parent", "pruned", "colours", pre_finetune="pre"))
+    labels = ws.data.labels.numpy()
+    x = ws.data.images(np.arange(len(labels))).float() / 255.0
+    with torch.no_grad():
+        pred = _red(8)(x).argmax(1).numpy()
+    expected_after = float(np.mean(pred == labels))
+    assert expected_after == pytest.approx(0.2)
+    assert outcome.acc_after == pytest.approx(expected_after)
+    assert outcome.instability == pytest.approx((1.0 - expected_after) / 1.0)
+
+
+def test_mask_step_zeroes_the_parent_like_the_pruned_model(tmp_path):
+    # pruned model with the last class row's weight zeroed (bias kept): the parent with that
+    # zero never predicts class 9 (its bias -200*s*81/2 is very negative): accuracy 0.9
+    pruned = _red()
+    with torch.no_grad():
+        pruned.fc.weight[9] = 0
+    ws = FakeWorkspace(tmp_path, {"parent": _red(), "pruned": pruned})
+    (outcome,) = evaluate_steps(ws, PairSpec("p", "parent", "pruned", "colours"))
+    assert outcome.after_name == "parent*mask(pruned)"
+    assert outcome.acc_after == pytest.approx(0.9) and outcome.instability == pytest.approx(0.1)
