@@ -62,14 +62,17 @@ class GateChecker:
         view = parent.view.id
         label = label or f"{metric} {'drop' if metrics.METRICS[metric].higher_is_better else 'increase'}"
         try:
-            fn = metrics.METRICS[metric].fn
-            parent_value = fn(parent.probs, parent.labels, **kwargs)
-            pruned_value = fn(pruned.probs, pruned.labels, **kwargs)
+            info = metrics.METRICS[metric]
+            # Label-free metrics (entropy on OOD data) take the probabilities only.
+            args = (lambda p: (p.probs, p.labels)) if info.inputs == "probs_labels" else (lambda p: (p.probs,))
+            parent_value = info.fn(*args(parent), **kwargs)
+            pruned_value = info.fn(*args(pruned), **kwargs)
             value = metrics.degradation(metric, parent_value, pruned_value)
             ci = None
             if mode != "point":
                 boot = metrics.paired_bootstrap(
-                    metric, parent.probs, pruned.probs, parent.labels,
+                    metric, parent.probs, pruned.probs,
+                    parent.labels if info.inputs == "probs_labels" else None,
                     n_resamples=self.settings.run.bootstrap_resamples, seed=self.settings.run.seed,
                     as_degradation=True, metric_kwargs=kwargs or None,
                 )

@@ -112,9 +112,15 @@ class PredictionEngine:
 
     # -- public -------------------------------------------------------------------
     def predict(
-        self, model: LoadedModel, dataset: ImageDataset, view: View = NOMINAL, *, mc_passes: int = 0
+        self,
+        model: LoadedModel,
+        dataset: ImageDataset,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+        num_classes: int | None = None,
     ) -> Predictions:
-        return self.predict_many([model], dataset, view, mc_passes=mc_passes)[0]
+        return self.predict_many([model], dataset, view, mc_passes=mc_passes, num_classes=num_classes)[0]
 
     def predict_many(
         self,
@@ -123,8 +129,14 @@ class PredictionEngine:
         view: View = NOMINAL,
         *,
         mc_passes: int = 0,
+        num_classes: int | None = None,
     ) -> list[Predictions]:
-        """Predictions for each model; uncached leaf models share every loaded batch."""
+        """Predictions for each model; uncached leaf models share every loaded batch.
+
+        ``num_classes`` is the models' output width when it differs from the
+        dataset's (out-of-distribution data: CIFAR-100 images shown to a CIFAR-10 model).
+        """
+        width = int(num_classes or dataset.num_classes)
         if view.changes_pixels:
             # Pixel views are datasets of their own (see prunecheck.workspace).
             raise ValueError(f"view {view.id} must be applied to the dataset before prediction")
@@ -136,12 +148,12 @@ class PredictionEngine:
         missing: dict[str, LoadedModel] = {}
         for key, leaf in leaves.items():
             entry = self.cache.get(key)
-            if entry is not None and self._entry_fits(entry, dataset, mc_passes):
+            if entry is not None and self._entry_fits(entry, dataset, mc_passes, width):
                 found[key] = entry["log_probs"]
             else:
                 missing[key] = leaf
         if missing:
-            found.update(self._run(missing, dataset, view, mc_passes))
+            found.update(self._run(missing, dataset, view, mc_passes, width))
         labels = dataset.labels
         results = []
         for model in models:
@@ -174,14 +186,14 @@ class PredictionEngine:
         )
 
     @staticmethod
-    def _entry_fits(entry: dict[str, np.ndarray], dataset: ImageDataset, mc_passes: int) -> bool:
+    def _entry_fits(entry: dict[str, np.ndarray], dataset: ImageDataset, mc_passes: int, width: int) -> bool:
         log_probs = entry.get("log_probs")
         return (
             log_probs is not None
             and log_probs.ndim == 3
             and log_probs.shape[0] == max(1, mc_passes)
             and log_probs.shape[1] == len(dataset)
-            and log_probs.shape[2] == dataset.num_classes
+            and log_probs.shape[2] == width
         )
 
     def _normaliser(self, dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,7 +212,7 @@ class PredictionEngine:
         return ((noise * 2.0 - 1.0) * view.eps).to(self.device)
 
     def _run(
-        self, missing: dict[str, LoadedModel], dataset: ImageDataset, view: View, mc_passes: int
+        self, missing: dict[str, LoadedModel], dataset: ImageDataset, view: View, mc_passes: int, width: int
     ) -> dict[str, np.ndarray]:
         n = len(dataset)
         names = ", ".join(leaf.name for leaf in missing.values())
@@ -212,7 +224,7 @@ class PredictionEngine:
         started = time.perf_counter()
         passes = max(1, mc_passes)
         outputs = {
-            key: np.empty((passes, n, dataset.num_classes), dtype=np.float32) for key in missing
+            key: np.empty((passes, n, width), dtype=np.float32) for key in missing
         }
         modules = {key: leaf.module.to(self.device) for key, leaf in missing.items()}
         for module in modules.values():
@@ -230,7 +242,7 @@ class PredictionEngine:
                     for key, module in modules.items():
                         for mc_pass in range(passes):
                             outputs[key][mc_pass, start:stop] = self._forward(
-                                module, x, missing[key], dataset, mc_passes, mc_pass, batch_index
+                                module, x, missing[key], dataset, width, mc_passes, mc_pass, batch_index
                             )
                     now = time.perf_counter()
                     if now - last_report > 10.0:
@@ -251,6 +263,7 @@ class PredictionEngine:
         x: torch.Tensor,
         leaf: LoadedModel,
         dataset: ImageDataset,
+        width: int,
         mc_passes: int,
         mc_pass: int,
         batch_index: int,
@@ -263,10 +276,10 @@ class PredictionEngine:
                 logits = module(x)
         else:
             logits = module(x)
-        if logits.ndim != 2 or logits.shape[1] != dataset.num_classes:
+        if logits.ndim != 2 or logits.shape[1] != width:
             raise ModelError(
                 f"model '{leaf.name}' outputs shape {tuple(logits.shape)} on a batch of "
-                f"{x.shape[0]}, but dataset '{dataset.name}' has {dataset.num_classes} classes "
-                f"(expected [{x.shape[0]}, {dataset.num_classes}])"
+                f"{x.shape[0]} from dataset '{dataset.name}', expected [{x.shape[0]}, {width}]"
+                + (f" (the dataset has {width} classes)" if width == dataset.num_classes else "")
             )
         return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()

@@ -52,9 +52,11 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "repetitions": 3,
         "max_images": 1000,
         "min_agreement": 0.9,
+        "min_reference_margin": 0.0,  # pruned-vs-parent agreement minus reference-vs-parent, per eps
         "backselect": False,
         "backselect_images": 16,
         "backselect_pixels_per_round": 64,
+        "backselect_keep_fraction": 0.1,
     },
     # SPEC 4.5 (seed 004).
     "instability": {"max_instability": 0.5},

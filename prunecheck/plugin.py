@@ -170,9 +170,13 @@ def pytest_configure(config: pytest.Config) -> None:
     path = find_run_config(config)
     if path is not None:
         config.stash[SETTINGS_KEY] = load_file_settings(config, path)
-    config.addinivalue_line(
-        "markers", "prunecheck_unconfigured: a suite test with no pair/family configured (deselected)"
-    )
+    for line in (
+        "prunecheck_unconfigured: a suite test with no pair/family configured (deselected)",
+        "prunecheck_pairs(predicate): run this suite test only for pairs where predicate(spec, settings) holds",
+        "prunecheck_families(predicate): run this suite test only for families where predicate(spec, settings) holds",
+        "slow: heavy test; CI may skip these with -m 'not slow'",
+    ):
+        config.addinivalue_line("markers", line)
     config.pluginmanager.register(ReportCollector(config), "prunecheck-report")
 
 
@@ -184,17 +188,25 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # the pair/family id comes first in test ids
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``pair``/``family`` over the configured ones.
+
+    A suite test can narrow them with ``@pytest.mark.prunecheck_pairs(predicate)`` /
+    ``prunecheck_families(predicate)``, ``predicate(spec, settings) -> bool`` (e.g. only pairs
+    with a reference model). A test left with nothing to run is deselected, not skipped.
+    """
     if not {"pair", "family"} & set(metafunc.fixturenames):
         return
     settings = get_settings(metafunc.config)
-    for name, specs in (("pair", settings.pairs), ("family", settings.families)):
+    axes = (("pair", "prunecheck_pairs", settings.pairs), ("family", "prunecheck_families", settings.families))
+    for name, marker_name, specs in axes:
         if name not in metafunc.fixturenames:
             continue
+        for marker in metafunc.definition.iter_markers(marker_name):
+            predicate = marker.args[0]
+            specs = tuple(spec for spec in specs if predicate(spec, settings))
         if specs:
             metafunc.parametrize(name, specs, ids=[spec.name for spec in specs], indirect=True)
         else:
-            # Nothing configured for this test: deselect it (reported as deselected), rather
-            # than pytest's "empty parameter set" skip.
             metafunc.parametrize(
                 name, [pytest.param(None, marks=pytest.mark.prunecheck_unconfigured)], ids=[f"no-{name}"], indirect=True
             )

@@ -112,19 +112,33 @@ class Workspace:
 
     # -- predictions --------------------------------------------------------------
     def predict(
-        self, model_name: str, dataset_name: str, view: View = NOMINAL, *, mc_passes: int = 0
+        self,
+        model_name: str,
+        dataset_name: str,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+        num_classes: int | None = None,
     ) -> Predictions:
-        return self.predict_many([model_name], dataset_name, view, mc_passes=mc_passes)[0]
+        return self.predict_many([model_name], dataset_name, view, mc_passes=mc_passes, num_classes=num_classes)[0]
 
     def predict_many(
-        self, model_names: Sequence[str], dataset_name: str, view: View = NOMINAL, *, mc_passes: int = 0
+        self,
+        model_names: Sequence[str],
+        dataset_name: str,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+        num_classes: int | None = None,
     ) -> list[Predictions]:
+        """Predictions of the models on one dataset view; ``num_classes`` is the models'
+        output width when the dataset is out-of-distribution with another class count."""
         models = [self.model(name) for name in model_names]
         # Pixel views are datasets of their own (their fingerprint names the view), so the
         # engine sees them as nominal data; the predictions keep the real view.
         engine_view = NOMINAL if view.changes_pixels else view
         predictions = self.engine.predict_many(
-            models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes
+            models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes, num_classes=num_classes
         )
         return [dataclasses.replace(p, view=view) for p in predictions]
 
@@ -149,9 +163,16 @@ class Pair:
     def predictions(
         self, view: View = NOMINAL, *, mc_passes: int = 0, dataset: str | None = None
     ) -> tuple[Predictions, Predictions]:
-        """(parent, pruned) predictions on the pair's dataset (or ``dataset``) under ``view``."""
+        """(parent, pruned) predictions on the pair's dataset (or ``dataset``) under ``view``.
+
+        On another dataset (OOD data) the models keep the pair dataset's output width.
+        """
+        width = None
+        if dataset is not None and dataset != self.spec.dataset:
+            width = self.workspace.dataset(self.spec.dataset).num_classes
         parent, pruned = self.workspace.predict_many(
-            [self.spec.parent, self.spec.pruned], dataset or self.spec.dataset, view, mc_passes=mc_passes
+            [self.spec.parent, self.spec.pruned], dataset or self.spec.dataset, view,
+            mc_passes=mc_passes, num_classes=width,
         )
         return parent, pruned
 

@@ -28,19 +28,6 @@ def pytest_generate_tests(metafunc):
                 f"prunecheck configuration error: {settings.source}: gates.{robustness.GATE}: {exc}", pytrace=False
             )
         metafunc.parametrize("shift", shifts, ids=[s.id for s in shifts])
-    if "deployed_family" in metafunc.fixturenames:
-        families = [f for f in settings.families if f.deployed is not None]
-        # Without a deployed member the family gates have nothing to gate: deselected.
-        params = families or [pytest.param(None, marks=pytest.mark.prunecheck_unconfigured)]
-        metafunc.parametrize("deployed_family", params, ids=[f.name for f in families] or ["no-family"], indirect=True)
-
-
-@pytest.fixture
-def deployed_family(request, prunecheck_workspace):
-    """A configured family that names its deployed member."""
-    from prunecheck.workspace import Family
-
-    return Family(request.param, prunecheck_workspace)
 
 
 def test_corruption_margin(pair, shift, gate):
@@ -61,9 +48,15 @@ def test_prune_accuracy_curves(family, gate):
     gate.record("prune_potential", family.name, payload)
 
 
-def test_prune_potential(deployed_family, gate):
-    gate.check(robustness.family_gate("prune_potential", deployed_family, gate.config(robustness.GATE)))
+# The family gates need a deployed member to gate; families without one only get the curves.
+deployed = pytest.mark.prunecheck_families(lambda spec, settings: spec.deployed is not None)
 
 
-def test_excess_error(deployed_family, gate):
-    gate.check(robustness.family_gate("excess_error", deployed_family, gate.config(robustness.GATE)))
+@deployed
+def test_prune_potential(family, gate):
+    gate.check(robustness.family_gate("prune_potential", family, gate.config(robustness.GATE)))
+
+
+@deployed
+def test_excess_error(family, gate):
+    gate.check(robustness.family_gate("excess_error", family, gate.config(robustness.GATE)))
