@@ -72,7 +72,7 @@ MODEL_FORMATS = ("state_dict", "torchscript", "pickle")
 ENSEMBLE_AVERAGES = ("probs", "logits")
 PAIR_KEYS = (
     "name", "parent", "pruned", "dataset", "reference", "ood_dataset", "methods",
-    "pre_finetune", "schedule", "mask_mode", "expect_fail",
+    "pre_finetune", "schedule", "schedule_finetuned", "mask_mode", "expect_fail",
 )
 UNCERTAINTY_METHODS = ("msp", "mc_dropout", "ensemble")
 MASK_MODES = ("unstructured", "channels")
@@ -756,11 +756,24 @@ def _parse_pairs(
             _ref(where, f"{key}.schedule[{j}]", step, models, "model")
             for j, step in enumerate(_array(where, f"{key}.schedule", table.get("schedule", [])))
         )
+        schedule_finetuned = tuple(
+            _ref(where, f"{key}.schedule_finetuned[{j}]", step, models, "model")
+            for j, step in enumerate(
+                _array(where, f"{key}.schedule_finetuned", table.get("schedule_finetuned", []))
+            )
+        )
+        if schedule_finetuned and len(schedule_finetuned) != len(schedule):
+            raise where.error(
+                f"{key}.schedule_finetuned",
+                f"expected one fine-tuned model per schedule step ({len(schedule)}), "
+                f"found {len(schedule_finetuned)}",
+            )
         pairs.append(
             PairSpec(
                 name=name, parent=parent, pruned=pruned, dataset=dataset,
                 reference=reference, ood_dataset=ood, methods=tuple(methods),
                 pre_finetune=optional_model("pre_finetune"), schedule=schedule,
+                schedule_finetuned=schedule_finetuned,
                 mask_mode=_str(  # type: ignore[arg-type]
                     where, f"{key}.mask_mode", table.get("mask_mode", "unstructured"), MASK_MODES
                 ),

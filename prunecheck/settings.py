@@ -69,6 +69,9 @@ class PairSpec:
     methods: tuple[str, ...] = ("msp",)  # msp | mc_dropout | ensemble
     pre_finetune: str | None = None  # model entry: pruned model before fine-tuning
     schedule: tuple[str, ...] = ()  # model entries: pre-fine-tune checkpoint per pruning step
+    # model entries: the fine-tuned model after each schedule step (same length as schedule);
+    # step k's accuracy-before is schedule_finetuned[k-2] (seed 004: the network the step pruned)
+    schedule_finetuned: tuple[str, ...] = ()
     mask_mode: Literal["unstructured", "channels"] = "unstructured"
     # Gates known to fail for this pair: reported as xfail with their full message, so a
     # known problem stays visible without failing CI (the demo uses it to show seed 002's point).

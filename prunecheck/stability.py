@@ -8,9 +8,10 @@ one of three ways; the first that applies is used:
 
 1. ``schedule`` (pre-fine-tune checkpoints of successive steps): one step per
    checkpoint. Step 1 starts from the parent. Step *k* > 1 starts from the
-   *fine-tuned* model of step *k*-1, which is the ``pruned`` model of any
-   configured pair whose ``pre_finetune`` is checkpoint *k*-1 (the layout
-   ``prunecheck prune`` writes). When no pair names it, the parent is used
+   *fine-tuned* model of step *k*-1: ``schedule_finetuned[k-2]`` when the pair
+   lists them, else the ``pruned`` model of any configured pair whose
+   ``pre_finetune`` is checkpoint *k*-1 (the layout ``prunecheck prune``
+   writes). When neither names it, the parent is used
    instead and the step is marked ``acc_before_source = "parent-fallback"``:
    its number is then the accuracy lost from the parent, not from the step's
    true starting point.
@@ -123,6 +124,8 @@ def plan_steps(spec: PairSpec, pairs: Sequence[PairSpec] = ()) -> list[Step]:
         for k, checkpoint in enumerate(spec.schedule, start=1):
             if k == 1:
                 before, source = spec.parent, "parent"
+            elif spec.schedule_finetuned:
+                before, source = spec.schedule_finetuned[k - 2], "finetuned"
             else:
                 tuned = finetuned_after(spec.schedule[k - 2], candidates)
                 before, source = (tuned, "finetuned") if tuned else (spec.parent, "parent-fallback")

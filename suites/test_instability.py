@@ -5,9 +5,9 @@ accuracy right after pruning, before fine-tuning. The step(s) come from the pair
 (see ``prunecheck.stability``), first match wins:
 
 - ``schedule``: every pre-fine-tune checkpoint is a step; step k starts from the
-  fine-tuned model of step k-1 (the ``pruned`` model of the pair whose
-  ``pre_finetune`` is checkpoint k-1), or from the parent when no pair names it
-  (marked in the report);
+  fine-tuned model of step k-1 (``schedule_finetuned[k-2]``, or the ``pruned``
+  model of the pair whose ``pre_finetune`` is checkpoint k-1), or from the parent
+  when nothing names it (marked in the report);
 - ``pre_finetune``: one step, parent -> that checkpoint;
 - otherwise: one step, parent -> the parent with the pruned model's zero mask
   (``mask_mode`` "unstructured": exact zeros; "channels": all-zero output
@@ -16,9 +16,14 @@ accuracy right after pruning, before fine-tuning. The step(s) come from the pair
 Each step must satisfy instability <= ``[gates.instability] max_instability``;
 the whole per-step series goes to the report's "Pruning instability" section.
 In the gate table, "parent" is acc_before and "pruned" is acc_after of the step.
+
+An ensemble pair has no single zero mask: it runs only when it names its
+pre-fine-tune checkpoint or schedule.
 """
 
 from __future__ import annotations
+
+import pytest
 
 from prunecheck.gates import decide, failed_closed
 
@@ -39,6 +44,11 @@ def _label(outcome, spec) -> str:
     return f"instability {where}{start} -> '{outcome.after_name}' before fine-tuning"
 
 
+def _has_steps(spec, settings) -> bool:
+    return bool(spec.pre_finetune or spec.schedule or not settings.models[spec.pruned].members)
+
+
+@pytest.mark.prunecheck_pairs.with_args(_has_steps)
 def test_pruning_instability(pair, gate):
     from prunecheck.errors import PrunecheckError
     from prunecheck.stability import evaluate_steps

@@ -45,15 +45,44 @@ def _demo_datasets(manifest: dict[str, Any]) -> dict[str, DatasetSpec]:
     }
 
 
-def _pair(manifest: dict[str, Any], tag: str) -> PairSpec:
-    """Parent vs the fine-tuned model ``tag``, with its pre-fine-tune snapshots."""
-    steps = [f for f in manifest["family"]]
-    upto = [f["pre_finetune"] for f in steps[: [f["model"] for f in steps].index(tag) + 1]]
+def _pair(manifest: dict[str, Any], tag: str, expect_fail: tuple[str, ...] = ()) -> PairSpec:
+    """Parent vs the fine-tuned model ``tag``, with its pruning schedule up to it."""
+    steps = manifest["family"][: [f["model"] for f in manifest["family"]].index(tag) + 1]
     return PairSpec(
         name=tag, parent="parent", pruned=tag, dataset="demo", reference="reference",
         ood_dataset="demo-ood", methods=("msp", "mc_dropout"),
-        pre_finetune=manifest["models"][tag]["pre_finetune"], schedule=tuple(upto),
+        pre_finetune=manifest["models"][tag]["pre_finetune"],
+        schedule=tuple(f["pre_finetune"] for f in steps),
+        schedule_finetuned=tuple(f["model"] for f in steps),
+        expect_fail=expect_fail,
     )
+
+
+# What the demo shows (measured on the demo zoo; see README "The built-in demo"):
+# the mildly pruned model passes every gate; the deployed, aggressively pruned one
+# passes the nominal accuracy gate yet loses accuracy under corruptions, gets worse
+# calibrated and had an unstable pruning step (seeds 002, 000, 004); the pruned
+# ensemble keeps its accuracy but not its calibration or robustness (seed 001).
+# Those known failures are reported as xfail with their full messages.
+DEPLOYED_EXPECTED_FAILURES = ("corruptions", "uncertainty", "instability")
+ENSEMBLE_EXPECTED_FAILURES = ("corruptions", "uncertainty")
+
+
+def _demo_gates() -> dict[str, dict[str, Any]]:
+    """SPEC defaults, with corruption settings sized for 32x32 demo images.
+
+    imagecorruptions' severities were set for ImageNet: at severity 3 a 32x32 image
+    is at chance for every model, which hides seed 002's point; severity 1 and a
+    few L-inf noise levels keep the parent well above chance.
+    """
+    gates = copy.deepcopy(GATE_DEFAULTS)
+    gates["corruptions"].update(
+        corruptions=["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
+                     "glass_blur", "motion_blur", "fog", "contrast", "jpeg_compression"],
+        severities=[1],
+        noise_levels=[0.2, 0.4],
+    )
+    return gates
 
 
 def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settings:
@@ -85,18 +114,21 @@ def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settin
     }
     models["ensemble"] = ModelSpec(name="ensemble", members=tuple(manifest["ensemble"]))
     models["ensemble-pruned"] = ModelSpec(name="ensemble-pruned", members=tuple(manifest["ensemble_pruned"]))
-    moderate, deployed = manifest["moderate"], manifest["deployed"]
-    pairs = [_pair(manifest, moderate)]
-    if deployed != moderate:
-        pairs.append(_pair(manifest, deployed))
+    # The control pair: the family's mildest member (manifest "moderate" is what the
+    # zoo recipe aimed for; the mildest one is what passes every suite with margin).
+    control, deployed = manifest["family"][0]["model"], manifest["deployed"]
+    pairs = [_pair(manifest, control)]
+    if deployed != control:
+        pairs.append(_pair(manifest, deployed, DEPLOYED_EXPECTED_FAILURES))
     pairs.append(PairSpec(
         name="ensemble", parent="ensemble", pruned="ensemble-pruned", dataset="demo",
-        ood_dataset="demo-ood", methods=("msp", "ensemble"),
+        ood_dataset="demo-ood", methods=("msp", "ensemble"), expect_fail=ENSEMBLE_EXPECTED_FAILURES,
     ))
     family = FamilySpec(
         name="demo-wt", parent="parent", dataset="demo",
         members=tuple(FamilyMember(model=f["model"], ratio=float(f["ratio"])) for f in manifest["family"]),
         deployed=deployed,
+        expect_fail=("corruptions",),
     )
     return Settings(
         source=DEMO_SOURCE,
@@ -105,6 +137,6 @@ def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settin
         models=models,
         pairs=tuple(pairs),
         families=(family,),
-        gates=copy.deepcopy(GATE_DEFAULTS),
+        gates=_demo_gates(),
         is_demo=True,
     )
