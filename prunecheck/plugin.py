@@ -315,12 +315,23 @@ def gate(request: pytest.FixtureRequest, prunecheck_settings: Settings) -> GateC
 
 
 def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
+    """Progress lines for long work (zoo training, predictions, corruption generation).
+
+    Written to the terminal with output capturing suspended, as pytest's live logging
+    does: otherwise fd-capture would file them under the running test.
+    """
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or config.get_verbosity() < 0:
         return lambda message: None
 
     def write(message: str) -> None:
-        reporter.ensure_newline()
-        reporter.write_line(f"prunecheck: {message}")
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.ensure_newline()
+                reporter.write_line(f"prunecheck: {message}")
+        else:
+            reporter.ensure_newline()
+            reporter.write_line(f"prunecheck: {message}")
 
     return write
