@@ -142,3 +142,45 @@ def dropout_red_channel_weights(
         "bn.num_batches_tracked": torch.tensor(0),
     })
     return weights
+
+
+def model_table(name: str, weights: str, factory: str = "RedChannelNet", **kwargs: object) -> str:
+    """TOML for a ``[models.<name>]`` entry of a planted model from this module."""
+    lines = [f'[models."{name}"]', f'factory = "prunecheck.testing:{factory}"', f'weights = "{weights}"']
+    if kwargs:
+        lines.append("kwargs = { " + ", ".join(f"{k} = {v!r}" for k, v in kwargs.items()) + " }")
+    return "\n".join(lines) + "\n"
+
+
+def write_planted_project(
+    root: Path,
+    *,
+    config: str,
+    datasets: dict[str, tuple[np.ndarray, np.ndarray]],
+    checkpoints: dict[str, dict[str, torch.Tensor]],
+    suites: tuple[Path, ...] = (),
+    batch_size: int = 64,
+) -> Path:
+    """Write a small gate project the way a user lays one out, for pytester runs.
+
+    Each dataset is written in CIFAR-10's real format under ``<root>/<name>`` and
+    declared as ``[datasets.<name>]`` (normalisation mean 0, std 1, so pixel values
+    reach the planted models unchanged); each checkpoint is saved as
+    ``<root>/<name>.pt``; ``config`` (models, pairs, gates) is appended to a CPU
+    ``[run]`` table in ``prunecheck.toml``; the suite files are copied to ``suites/``.
+    """
+    root = Path(root)
+    tables = [f'[run]\ndevice = "cpu"\nbatch_size = {batch_size}\n']
+    for name, (images, labels) in datasets.items():
+        write_cifar10(root / name, images, labels)
+        tables.append(
+            f'[datasets."{name}"]\nkind = "cifar10"\nroot = "{name}"\nmean = [0.0, 0.0, 0.0]\nstd = [1.0, 1.0, 1.0]\n'
+        )
+    for name, state in checkpoints.items():
+        torch.save(state, root / f"{name}.pt")
+    (root / "prunecheck.toml").write_text("\n".join(tables) + "\n" + config)
+    if suites:
+        (root / "suites").mkdir(exist_ok=True)
+        for suite in suites:
+            (root / "suites" / Path(suite).name).write_text(Path(suite).read_text())
+    return root

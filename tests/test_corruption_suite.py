@@ -23,10 +23,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from prunecheck.corruptions.compat import load_imagecorruptions
-from prunecheck.testing import class_colour_images, red_channel_weights, write_cifar10
+from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
 # Pytester drops modules first imported inside a run, and numpy.fft's extension (used by
 # the corruption stack) cannot be imported twice in one process: load it at collection.
@@ -64,40 +63,18 @@ def write_project(
     gates: dict | None = None,
     n: int = 200,
 ) -> Path:
-    root = pytester.path
-    images, labels = class_colour_images(n)
-    write_cifar10(root / "data", images, labels)
     exact = red_channel_weights()
     dropped = {k: v.clone() for k, v in exact.items()}
     dropped["fc.weight"][-1] = 0
     dropped["fc.bias"][-1] = 0
-    torch.save(exact, root / "exact.pt")
-    torch.save(dropped, root / "dropped.pt")
-    model_tables = []
-    for name, (kwargs, weights) in MODELS.items():
-        kw = ", ".join(f"{k} = {v!r}" for k, v in kwargs.items())
-        model_tables.append(
-            f'[models.{name}]\nfactory = "prunecheck.testing:RedChannelNet"\nweights = "{weights}.pt"\n'
-            + (f"kwargs = {{ {kw} }}\n" if kw else "")
-        )
+    models = "\n".join(model_table(name, f"{weights}.pt", **kwargs) for name, (kwargs, weights) in MODELS.items())
     options = {
         "corruptions": list(corruptions), "severities": list(severities), "noise_levels": [0.0, *noise_levels],
         **(gates or {}),
     }
     gate_table = "\n".join(f"{k} = {_toml_value(v)}" for k, v in options.items())
-    (root / "prunecheck.toml").write_text(
-        textwrap.dedent("""
-            [run]
-            device = "cpu"
-            batch_size = 64
-
-            [datasets.colours]
-            kind = "cifar10"
-            root = "data"
-            mean = [0.0, 0.0, 0.0]
-            std = [1.0, 1.0, 1.0]
-        """)
-        + "\n" + "\n".join(model_tables)
+    config = (
+        models
         + textwrap.dedent(f"""
             [[pairs]]
             name = "colour-pair"
@@ -115,9 +92,10 @@ def write_project(
         + (f'deployed = "{deployed}"\n' if deployed else "")
         + f"\n[gates.corruptions]\n{gate_table}\n"
     )
-    (root / "suites").mkdir()
-    (root / "suites" / "test_corruptions.py").write_text(SUITE.read_text())
-    return root
+    return write_planted_project(
+        pytester.path, config=config, datasets={"colours": class_colour_images(n)},
+        checkpoints={"exact": exact, "dropped": dropped}, suites=(SUITE,),
+    )
 
 
 def _report(root: Path) -> dict:

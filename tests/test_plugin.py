@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunecheck.testing import class_colour_images, red_channel_weights, write_cifar10
+from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
 pytest_plugins = ["pytester"]
 
@@ -22,45 +22,26 @@ def write_project(pytester: pytest.Pytester, *, drop_classes: int, extra: str = 
     The pruned model has the rows of its last ``drop_classes`` classes zeroed, so it
     misclassifies exactly those classes: accuracy 1 - drop_classes/10, parent 1.0.
     """
-    root = pytester.path
-    images, labels = class_colour_images(n)
-    write_cifar10(root / "data", images, labels)
     weights = red_channel_weights()
-    torch.save(weights, root / "parent.pt")
     pruned = {k: v.clone() for k, v in weights.items()}
     if drop_classes:
         pruned["fc.weight"][-drop_classes:] = 0
         pruned["fc.bias"][-drop_classes:] = 0
-    torch.save(pruned, root / "pruned.pt")
-    (root / "prunecheck.toml").write_text(textwrap.dedent(f"""
-        [run]
-        device = "cpu"
-        batch_size = 64
-
-        [datasets.colours]
-        kind = "cifar10"
-        root = "data"
-        mean = [0.0, 0.0, 0.0]
-        std = [1.0, 1.0, 1.0]
-
-        [models.parent]
-        factory = "prunecheck.testing:RedChannelNet"
-        weights = "parent.pt"
-
-        [models.pruned]
-        factory = "prunecheck.testing:RedChannelNet"
-        weights = "pruned.pt"
-
-        [[pairs]]
-        name = "colour-pair"
-        parent = "parent"
-        pruned = "pruned"
-        dataset = "colours"
-        {extra}
-    """))
-    (root / "suites").mkdir()
-    (root / "suites" / "test_accuracy_margin.py").write_text(SUITE.read_text())
-    return root
+    config = (
+        model_table("parent", "parent.pt") + "\n" + model_table("pruned", "pruned.pt")
+        + textwrap.dedent(f"""
+            [[pairs]]
+            name = "colour-pair"
+            parent = "parent"
+            pruned = "pruned"
+            dataset = "colours"
+            {extra}
+        """)
+    )
+    return write_planted_project(
+        pytester.path, config=config, datasets={"colours": class_colour_images(n)},
+        checkpoints={"parent": weights, "pruned": pruned}, suites=(SUITE,),
+    )
 
 
 def test_pruned_model_over_max_drop_fails_the_run_with_full_message(pytester):
@@ -142,8 +123,7 @@ def test_output_width_mismatch_is_reported(pytester):
     root = write_project(pytester, drop_classes=0)
     toml = root / "prunecheck.toml"
     toml.write_text(toml.read_text().replace(
-        'factory = "prunecheck.testing:RedChannelNet"\nweights = "pruned.pt"',
-        'factory = "prunecheck.testing:RedChannelNet"\nkwargs = { num_classes = 12 }\nweights = "pruned12.pt"'))
+        'weights = "pruned.pt"', 'weights = "pruned12.pt"\nkwargs = { num_classes = 12 }'))
     assert "pruned12.pt" in toml.read_text()
     torch.save(red_channel_weights(12), root / "pruned12.pt")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")

@@ -21,9 +21,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
-from prunecheck.testing import class_colour_images, red_channel_weights, write_cifar10
+from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
 pytest_plugins = ["pytester"]
 
@@ -32,57 +31,27 @@ FILES = ("test_functional_similarity.py", "test_instability.py")
 
 
 def write_project(pytester: pytest.Pytester, pairs: str, *, gates: str = "", n: int = 100) -> Path:
-    root = pytester.path
-    images, labels = class_colour_images(n)
-    write_cifar10(root / "data", images, labels)
     weights = red_channel_weights()
-    torch.save(weights, root / "parent.pt")
     pre = {k: v.clone() for k, v in weights.items()}
     pre["fc.weight"][2:] = 0
     pre["fc.bias"][2:] = 0
-    torch.save(pre, root / "pre.pt")
-    (root / "prunecheck.toml").write_text(textwrap.dedent("""
-        [run]
-        device = "cpu"
-        batch_size = 64
-
-        [datasets.colours]
-        kind = "cifar10"
-        root = "data"
-        mean = [0.0, 0.0, 0.0]
-        std = [1.0, 1.0, 1.0]
-
-        [models.parent]
-        factory = "prunecheck.testing:RedChannelNet"
-        weights = "parent.pt"
-
-        [models.same]
-        factory = "prunecheck.testing:RedChannelNet"
-        weights = "parent.pt"
-
-        [models.scaled]
-        factory = "prunecheck.testing:RedChannelNet"
-        kwargs = { scale = 3.0 }
-        weights = "parent.pt"
-
-        [models.noisy]
-        factory = "prunecheck.testing:RedChannelNet"
-        kwargs = { noise_gain = 1000.0 }
-        weights = "parent.pt"
-
-        [models.pre]
-        factory = "prunecheck.testing:RedChannelNet"
-        weights = "pre.pt"
-
+    models = "\n".join([
+        model_table("parent", "parent.pt"),
+        model_table("same", "parent.pt"),
+        model_table("scaled", "parent.pt", scale=3.0),
+        model_table("noisy", "parent.pt", noise_gain=1000.0),
+        model_table("pre", "pre.pt"),
+    ])
+    config = models + textwrap.dedent("""
         [gates.functional]
         eps = [0.0, 0.1]
         repetitions = 2
         max_images = 60
-    """) + textwrap.dedent(gates) + textwrap.dedent(pairs))
-    (root / "suites").mkdir()
-    for name in FILES:
-        (root / "suites" / name).write_text((SUITES / name).read_text())
-    return root
+    """) + textwrap.dedent(gates) + textwrap.dedent(pairs)
+    return write_planted_project(
+        pytester.path, config=config, datasets={"colours": class_colour_images(n)},
+        checkpoints={"parent": weights, "pre": pre}, suites=tuple(SUITES / name for name in FILES),
+    )
 
 
 def report(root: Path) -> dict:

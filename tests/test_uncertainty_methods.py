@@ -17,7 +17,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from torch import nn
 
 from prunecheck import metrics, uncertainty
 from prunecheck.checks import GateChecker
