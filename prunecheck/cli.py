@@ -23,8 +23,11 @@ def _settings(args: argparse.Namespace):
     path = find_config(Path.cwd(), args.config)
     if path is not None:
         return load_settings(path)
+    from prunecheck.demo.zoo import ensure_zoo
+
     cache_dir = Path(".prunecheck-cache").resolve()
-    return demo_settings(cache_dir / "demo-zoo", cache_dir=cache_dir, report_dir=Path("reports").resolve())
+    zoo = ensure_zoo(cache_dir / "demo-zoo", lambda message: print(message, file=sys.stderr))
+    return demo_settings(zoo, cache_dir=cache_dir, report_dir=Path("reports").resolve())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -38,7 +41,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"models: {', '.join(sorted(settings.models)) or '-'}")
     for pair in settings.pairs:
         reference = f", reference {pair.reference}" if pair.reference else ""
-        print(f"pair {pair.name}: {pair.parent} -> {pair.pruned} on {pair.dataset}{reference}; methods {', '.join(pair.methods)}")
+        known = f"; expect_fail {', '.join(pair.expect_fail)}" if pair.expect_fail else ""
+        print(f"pair {pair.name}: {pair.parent} -> {pair.pruned} on {pair.dataset}{reference}; "
+              f"methods {', '.join(pair.methods)}{known}")
     for family in settings.families:
         members = ", ".join(m.model for m in family.members)
         print(f"family {family.name}: {family.parent} -> [{members}] on {family.dataset}")
