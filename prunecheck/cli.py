@@ -79,6 +79,27 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render Markdown, HTML and plots from a saved prunecheck.json."""
+    from prunecheck.report import load_report, write_rendered
+
+    path = Path(args.path)
+    doc = load_report(path)
+    for written in write_rendered(doc, Path(args.out) if args.out else path.parent):
+        print(written)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Scaffold a commented prunecheck.toml (CIFAR-10 setup) and the gate suites."""
+    from prunecheck.scaffold import scaffold
+
+    for written in scaffold(Path(args.directory), force=args.force):
+        print(f"wrote {written}")
+    print("next: edit prunecheck.toml, check it with `prunecheck validate`, run `pytest suites/`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunecheck", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"prunecheck {__version__}")
@@ -97,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help=run_prune.__doc__)
     add_prune_arguments(prune)
     prune.set_defaults(run=run_prune)
+
+    report = commands.add_parser("report", help=cmd_report.__doc__)
+    report.add_argument("path", metavar="PATH.json", help="a prunecheck.json written by a run")
+    report.add_argument("--out", metavar="DIR", default=None, help="output folder (default: the JSON file's folder)")
+    report.set_defaults(run=cmd_report)
+
+    init = commands.add_parser("init", help=cmd_init.__doc__)
+    init.add_argument("directory", metavar="DIR", nargs="?", default=".", help="project folder. Default: %(default)r")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.set_defaults(run=cmd_init)
 
     cache = commands.add_parser("cache", help=cmd_cache.__doc__)
     cache.add_argument("action", choices=("info", "clear"))

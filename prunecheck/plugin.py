@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -158,6 +159,7 @@ def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
         if key in changes:
             changes[key] = Path(changes[key]).expanduser().resolve()
     run = dataclasses.replace(settings.run, **changes)
+    run = dataclasses.replace(run, device=worker_device(run.device))
     gates = settings.gates
     mode = resolve_option(config, "mode")
     if mode is not None:
@@ -165,8 +167,59 @@ def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
     return dataclasses.replace(settings, run=run, gates=gates)
 
 
+def worker_device(device: str, worker: str | None = None) -> str:
+    """The device of this pytest-xdist worker: worker gwN gets CUDA device N mod count.
+
+    Only for ``auto`` and ``cuda`` (an explicit ``cuda:N`` or ``cpu`` is kept), and
+    only when CUDA devices are visible; outside xdist the device is unchanged.
+    """
+    worker = worker if worker is not None else os.environ.get("PYTEST_XDIST_WORKER", "")
+    if device not in ("auto", "cuda") or not (worker.startswith("gw") and worker[2:].isdigit()):
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return device  # auto -> CPU; a plain "cuda" fails later with the usual message
+    return f"cuda:{int(worker[2:]) % count}"
+
+
+def _user_chose_dist(config: pytest.Config) -> bool:
+    args = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    try:
+        args += [str(arg) for arg in config.getini("addopts")]
+    except (ValueError, KeyError):
+        pass
+    return any(arg in ("--dist", "-d", "--distload") or arg.startswith("--dist=") for arg in args)
+
+
+def prefer_loadgroup(config: pytest.Config) -> None:
+    """``-n N`` without a ``--dist`` choice runs ``--dist loadgroup``.
+
+    Suite tests carry ``xdist_group`` marks named after their pair/family, so all of
+    one pair's tests (and its models' predictions) stay on one worker. Workers parse
+    the original command line, so the controller tells them through ``workerinput``
+    (:func:`pytest_configure_node`) and they switch xdist's group suffixes on here.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        if workerinput.get("prunecheck_loadgroup"):
+            config.option.loadgroup = True
+        return
+    if getattr(config.option, "dist", "no") == "load" and not _user_chose_dist(config):
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist controller, per worker: pass the loadgroup choice on (see prefer_loadgroup)."""
+    if node.config.getoption("dist", "no") == "loadgroup":
+        node.workerinput["prunecheck_loadgroup"] = True
+
+
 # -- hooks -------------------------------------------------------------------------------
 def pytest_configure(config: pytest.Config) -> None:
+    prefer_loadgroup(config)
     path = find_run_config(config)
     if path is not None:
         config.stash[SETTINGS_KEY] = load_file_settings(config, path)
@@ -205,7 +258,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             predicate = marker.args[0]
             specs = tuple(spec for spec in specs if predicate(spec, settings))
         if specs:
-            metafunc.parametrize(name, specs, ids=[spec.name for spec in specs], indirect=True)
+            # pytest-xdist: one pair's/family's tests share a worker (see prefer_loadgroup)
+            group = metafunc.config.pluginmanager.hasplugin("xdist")
+            params = [
+                pytest.param(spec, id=spec.name, marks=[pytest.mark.xdist_group(spec.name)] if group else [])
+                for spec in specs
+            ]
+            metafunc.parametrize(name, params, indirect=True)
         else:
             metafunc.parametrize(
                 name, [pytest.param(None, marks=pytest.mark.prunecheck_unconfigured)], ids=[f"no-{name}"], indirect=True
@@ -241,37 +300,58 @@ def _clean_errors():
 
 
 class ReportCollector:
-    """Session plugin: gathers gate results from test reports, writes and prints the reports."""
+    """Session plugin: gathers gate results from test reports, writes and prints the reports.
+
+    Under pytest-xdist the workers' reports reach the controller's
+    ``pytest_runtest_logreport`` with their ``user_properties``, so only the
+    controller writes, and it writes one merged report. Session finish runs after
+    ``-x`` and Ctrl-C too: the report then holds what ran and says it was interrupted.
+    """
 
     def __init__(self, config: pytest.Config):
         self.config = config
         self.record = RunRecord()
+        self.doc: dict[str, Any] | None = None
         self.paths: list[Path] = []
+        self.write_error = ""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.record.add_report(report)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):  # xdist worker: the controller writes the merged report
             return
         if not self.record.tests:
             return
         settings = get_settings(self.config)  # loaded already: a prunecheck test ran
         self.record.source, self.record.is_demo = settings.source, settings.is_demo
-        self.paths = write_reports(self.record, Path(settings.run.report_dir))
+        reason = session.shouldfail or session.shouldstop
+        interrupted = bool(reason) or int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)
+        if interrupted and not isinstance(reason, str):
+            reason = "KeyboardInterrupt" if int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) else ""
+        self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "")
+        try:
+            self.paths = write_reports(self.doc, Path(settings.run.report_dir))
+        except OSError as exc:  # a report that cannot be written must not hide the gate results
+            self.write_error = f"reports could not be written to {settings.run.report_dir}: {exc}"
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(self.paths[1].read_text(encoding="utf-8"))
+            from prunecheck.report import append_step_summary
+
+            append_step_summary(self.doc, summary)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.record.tests:
+        if self.doc is None:
             return
         terminalreporter.section("prunecheck gates")
-        for line in render_terminal(self.record).splitlines():
+        width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 100)
+        text = render_terminal(self.doc, width=width, verbose=self.config.get_verbosity() > 0)
+        for line in text.splitlines():
             terminalreporter.write_line(line)
         if self.paths:
             terminalreporter.write_line("reports: " + ", ".join(str(p) for p in self.paths))
+        if self.write_error:
+            terminalreporter.write_line(self.write_error, red=True)
 
 
 # -- fixtures ----------------------------------------------------------------------------

@@ -9,10 +9,17 @@ everything the suites use here keeps those modules loaded across pytester runs.
 import importlib
 import pkgutil
 
-import torch._dynamo  # noqa: F401
-import torch.utils.flop_counter  # noqa: F401
+import matplotlib
 
-import prunecheck
+matplotlib.use("Agg")
+
+import matplotlib.pyplot  # noqa: E402,F401
+import scipy.stats  # noqa: E402,F401
+import torch._dynamo  # noqa: E402,F401
+import torch.utils.flop_counter  # noqa: E402,F401
+import torchvision  # noqa: E402,F401
+
+import prunecheck  # noqa: E402
 
 for _module in pkgutil.walk_packages(prunecheck.__path__, "prunecheck."):
     importlib.import_module(_module.name)

@@ -3,7 +3,9 @@
 A suite attaches data to its test with ``gate.record(section, subject, payload)``;
 at the end of the run the entries of each section are rendered to Markdown by
 ``prunecheck.tables.<section>.render(entries)``. Sections appear in ``ORDER``;
-a section without a module is listed as raw JSON so nothing recorded is lost.
+a section without a module, or whose entries its module cannot render (a payload
+of another shape), is listed as raw JSON so nothing recorded is lost and the
+rest of the report is still written.
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ def render_sections(data: list[dict[str, Any]]) -> list[str]:
         try:
             module = importlib.import_module(f"prunecheck.tables.{name}")
         except ModuleNotFoundError:
-            body = "\n".join(f"- `{e['subject']}`: `{json.dumps(e['payload'])[:500]}`" for e in entries)
-            blocks.append(f"## {name}\n\n{body}")
+            blocks.append(f"## {name}\n\n{_raw(entries)}")
             continue
-        blocks.append(f"## {module.TITLE}\n\n{module.render(entries)}")
+        try:
+            blocks.append(f"## {module.TITLE}\n\n{module.render(entries)}")
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            blocks.append(f"## {module.TITLE}\n\nThis section's data could not be rendered as a table "
+                          f"({type(exc).__name__}: {exc}); raw entries:\n\n{_raw(entries)}")
     return blocks
+
+
+def _raw(entries: list[dict[str, Any]]) -> str:
+    return "\n".join(f"- `{e['subject']}`: `{json.dumps(e['payload'])[:500]}`" for e in entries)

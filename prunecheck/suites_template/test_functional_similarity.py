@@ -1,0 +1,1 @@
+../../suites/test_functional_similarity.py

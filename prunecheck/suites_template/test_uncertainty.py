@@ -1,0 +1,1 @@
+../../suites/test_uncertainty.py
