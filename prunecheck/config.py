@@ -57,8 +57,9 @@ PYPROJECT_FILENAME = "pyproject.toml"
 TOP_LEVEL_KEYS = ("run", "datasets", "models", "pairs", "families", "gates")
 RUN_KEYS = (
     "device", "batch_size", "cache_dir", "report_dir", "seed", "limit", "num_workers",
-    "bootstrap_resamples",
+    "bootstrap_resamples", "channels_last", "precision",
 )
+PRECISIONS = ("fp32", "bf16", "fp16")
 DATASET_KEYS = (
     "kind", "root", "split", "download", "mean", "std", "resize", "crop", "corruptions_root",
     "options",
@@ -477,6 +478,12 @@ def _parse_run(where: _Where, raw: Any) -> RunSettings:
         "run.bootstrap_resamples",
         table.get("bootstrap_resamples", defaults.bootstrap_resamples),
         1,
+    )
+    values["channels_last"] = _bool(
+        where, "run.channels_last", table.get("channels_last", defaults.channels_last)
+    )
+    values["precision"] = _str(
+        where, "run.precision", table.get("precision", defaults.precision), PRECISIONS
     )
     if "limit" in table:
         values["limit"] = _int(where, "run.limit", table["limit"], 1)

@@ -44,6 +44,9 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "delta": 0.005,  # prune potential: largest ratio whose error is within delta of the parent's
         "policy": "mean",  # mean | min over the configured corruptions
         "max_excess_error_diff": 0.01,
+        # generated corruptions: "imagecorruptions" (reference) or "torch" (batched, CPU/GPU,
+        # for the corruptions it covers; the others still use the reference; docs/performance.md)
+        "backend": "imagecorruptions",
     },
     # SPEC 4.4 (seed 002, Sec. 4).
     "functional": {
@@ -66,6 +69,7 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
 GATE_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("uncertainty", "ause_uncertainty"): ("msp", "variance"),
     ("corruptions", "policy"): ("mean", "min"),
+    ("corruptions", "backend"): ("imagecorruptions", "torch"),
 }
 
 

@@ -210,6 +210,49 @@ def prefer_loadgroup(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"
 
 
+def group_of(nodeid: str, names: tuple[str, ...] = ()) -> str:
+    """The scheduling group of a test: its pair/family name, else the node id itself.
+
+    Suite test ids start with the pair/family id (``test_x[wt90-gaussian_noise-3]``).
+    With the configured ``names`` the longest one the id starts with wins; without
+    them (the demo, whose settings the xdist controller never loads) the id up to
+    the first ``-``. An explicit ``@group`` suffix (xdist's own loadgroup) wins.
+    """
+    if nodeid.rfind("@") > nodeid.rfind("]"):
+        return nodeid.rsplit("@", 1)[1]
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return nodeid
+    params = nodeid[nodeid.index("[") + 1 : -1]
+    for name in sorted(names, key=len, reverse=True):
+        if params == name or params.startswith(name + "-"):
+            return name
+    return params.split("-", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadgroup``: schedule by pair/family (:func:`group_of`).
+
+    pytest-xdist 3.8 marks loadgroup tests by rewriting ``item._nodeid``, which
+    pytest 9 no longer reads, so its own grouping is lost; this scheduler groups
+    by the pair/family id in the node id instead (and still honours ``@group``).
+    """
+    if config.getoption("dist", "no") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    names: tuple[str, ...] = ()
+    if SETTINGS_KEY in config.stash:
+        settings = config.stash[SETTINGS_KEY]
+        names = tuple(spec.name for spec in (*settings.pairs, *settings.families))
+
+    class PairGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid, names)
+
+    return PairGroupScheduling(config, log)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
     """xdist controller, per worker: pass the loadgroup choice on (see prefer_loadgroup)."""

@@ -28,6 +28,8 @@ class RunSettings:
     limit: int | None = None  # evaluate only the first N samples of every dataset
     num_workers: int = 0
     bootstrap_resamples: int = 1000
+    channels_last: bool = False  # models and batches in channels-last memory format
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of forward passes
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ class Workspace:
             batch_size=run.batch_size,
             seed=run.seed,
             progress=self.progress,
+            channels_last=run.channels_last,
+            precision=run.precision,
         )
         self._datasets: dict[tuple[str, View], ImageDataset] = {}
         self._models: dict[str, LoadedModel] = {}
@@ -66,16 +68,24 @@ class Workspace:
             return released
         from prunecheck.corruptions.generate import CorruptedDataset
 
-        return CorruptedDataset(
-            base,
-            view.name,
-            view.severity,
+        common = dict(
             seed=self.settings.run.seed,
             cache_dir=self.settings.run.cache_dir / "corruptions",
             progress=lambda done, total: self.progress(
                 f"generating {view.id} for {base.name}: {done}/{total} images"
             ),
         )
+        if self.corruption_backend == "torch":
+            from prunecheck.corruptions.torch_backend import TORCH_CORRUPTIONS, TorchCorruptedDataset
+
+            if view.name in TORCH_CORRUPTIONS:
+                return TorchCorruptedDataset(base, view.name, view.severity, device=self.engine.device, **common)
+        return CorruptedDataset(base, view.name, view.severity, **common)
+
+    @property
+    def corruption_backend(self) -> str:
+        """``[gates.corruptions] backend``: "imagecorruptions" (default) or "torch"."""
+        return str(self.settings.gates.get("corruptions", {}).get("backend", "imagecorruptions"))
 
     @staticmethod
     def _released(spec, view: View) -> ImageDataset:

@@ -12,6 +12,7 @@ A :class:`CorruptedDataset` generates its whole view once and keeps it as an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -134,6 +135,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Exclusive advisory lock (``fcntl.flock``) on ``lock_path``; no-op without fcntl."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _write_json_atomic(path: Path, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -226,8 +244,12 @@ class CorruptedDataset(ImageDataset):
         if self._array is None:
             array = self._open_verified()
             if array is None:
-                self._generate()
-                array = self._open_verified()
+                with _exclusive(self.path.with_name(self.path.name + ".lock")):
+                    # another process (pytest-xdist worker) may have generated it meanwhile
+                    array = self._open_verified()
+                    if array is None:
+                        self._generate()
+                        array = self._open_verified()
                 if array is None:
                     raise CacheError(
                         f"corruption cache {self.path}: freshly written file failed verification "
@@ -255,6 +277,15 @@ class CorruptedDataset(ImageDataset):
             return None
         return array
 
+    def _corrupt_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Corrupted images of the dataset rows ``rows``: uint8 [len(rows), 3, H, W].
+
+        The one step a backend overrides (see :mod:`prunecheck.corruptions.torch_backend`).
+        """
+        batch = self.base.images(rows).numpy().transpose(0, 2, 3, 1)
+        corrupted = corrupt_images(batch, rows, self.corruption, self.severity, self.seed)
+        return corrupted.transpose(0, 3, 1, 2)
+
     def _generate(self) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         total = len(self.base)
@@ -267,9 +298,7 @@ class CorruptedDataset(ImageDataset):
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             for start in range(0, total, CHUNK_SIZE):
                 rows = np.arange(start, min(start + CHUNK_SIZE, total))
-                batch = self.base.images(rows).numpy().transpose(0, 2, 3, 1)
-                corrupted = corrupt_images(batch, rows, self.corruption, self.severity, self.seed)
-                out[start : start + len(rows)] = corrupted.transpose(0, 3, 1, 2)
+                out[start : start + len(rows)] = self._corrupt_rows(rows)
                 if self.progress is not None:
                     self.progress(start + len(rows), total)
             out.flush()

@@ -1,0 +1,465 @@
+"""Batched torch implementations of the corruptions that vectorise (CPU and GPU).
+
+Selected per run with ``[gates.corruptions] backend = "torch"``; the reference
+backend (imagecorruptions through :mod:`prunecheck.corruptions.compat`) stays the
+default, and corruptions this module does not cover fall back to it.
+
+Deterministic corruptions (``DETERMINISTIC``) follow the reference arithmetic in
+float32: outputs differ from the reference by at most one grey level (float
+rounding at the uint8 truncation, PIL's fixed-point box filter). Random ones
+(``RANDOM``) sample the same per-pixel output distribution as the reference from a
+different random stream: each value is drawn from a counter-based hash of
+(image index, element, corruption, severity, seed), so an image's output depends
+on nothing else (not on its batch, the device or the chunking), and a whole batch
+is drawn with a handful of vectorised integer operations instead of one seeded
+generator per image (which alone would cost more than the reference corruption at
+32 x 32). Tolerances and measured differences: docs/performance.md.
+
+Public API:
+    TORCH_CORRUPTIONS, RANDOM, DETERMINISTIC, TORCH_GENERATOR_VERSION
+    corrupt_batch(images, indices, name, severity, seed) -> uint8 tensor
+    TorchCorruptedDataset(base, name, severity, seed, cache_dir, device=..., progress=...)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from prunecheck.corruptions.generate import CorruptedDataset, Progress
+from prunecheck.corruptions.names import check_severity
+from prunecheck.data.base import ImageDataset, digest
+
+#: Bump when the output of any torch corruption changes (part of every cache key).
+TORCH_GENERATOR_VERSION = "1"
+
+RANDOM: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+DETERMINISTIC: tuple[str, ...] = (
+    "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur",
+)
+TORCH_CORRUPTIONS: tuple[str, ...] = RANDOM + DETERMINISTIC
+
+# Severity parameters 1..5 (Hendrycks & Dietterich, as in imagecorruptions 1.1.2).
+_GAUSSIAN_NOISE = (0.08, 0.12, 0.18, 0.26, 0.38)
+_SHOT_NOISE = (60, 25, 12, 5, 3)
+_IMPULSE_NOISE = (0.03, 0.06, 0.09, 0.17, 0.27)
+_SPECKLE_NOISE = (0.15, 0.2, 0.35, 0.45, 0.6)
+_BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
+_CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
+_SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
+_PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)
+_GAUSSIAN_BLUR = (1.0, 2.0, 3.0, 4.0, 6.0)
+_DEFOCUS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
+
+#: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache).
+CPU_CHUNK = 128
+#: Levels of the discretised uniform draws: 16 bits per value.
+_UNIFORM_BITS = 16
+#: Quantile levels of the exact per-input output distribution (shot noise).
+_SHOT_LEVELS_BITS = 12
+
+
+# -- counter-based random bits --------------------------------------------------------------
+def _i32(value: int) -> int:
+    """An unsigned 32-bit constant as the signed int32 with the same bits."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+_M1, _M2, _GOLDEN = _i32(0x7FEB352D), _i32(0x846CA68B), _i32(0x9E3779B9)
+
+
+def _mix32_(h: torch.Tensor) -> torch.Tensor:
+    """In place: a 32-bit integer finaliser (xor-shift / multiply) on int32 tensors.
+
+    Multiplication wraps modulo 2^32; shifts are made logical with a mask.
+    """
+    h ^= (h >> 16) & 0xFFFF
+    h *= _M1
+    h ^= (h >> 15) & 0x1FFFF
+    h *= _M2
+    h ^= (h >> 16) & 0xFFFF
+    return h
+
+
+def _stream_key(name: str, severity: int, seed: int) -> int:
+    text = f"prunecheck-torch-corruption|{name}|{int(severity)}|{int(seed)}".encode()
+    return _i32(int.from_bytes(hashlib.sha256(text).digest()[:4], "little"))
+
+
+def uniform_bits(
+    indices: torch.Tensor, per_image: int, name: str, severity: int, seed: int, bits: int = _UNIFORM_BITS
+) -> torch.Tensor:
+    """Independent uniform integers in [0, 2**bits) per (image index, element).
+
+    Each 32-bit hash of (image key, counter) gives two values: its high and low
+    16 bits (``bits`` of each).
+
+    Args:
+        indices: int [N] dataset row indices (on the target device).
+        per_image: values per image (e.g. 3 * H * W).
+        name, severity, seed: the stream key.
+        bits: 1..16.
+
+    Returns:
+        int64 [N, per_image]; row i depends only on (indices[i], name, severity, seed).
+    """
+    if not 1 <= bits <= 16:
+        raise ValueError(f"uniform_bits: expected 1 <= bits <= 16, found {bits}")
+    key = _stream_key(name, severity, seed)
+    device = indices.device
+    idx = indices.to(torch.int64)
+    low = idx & 0xFFFFFFFF
+    low = torch.where(low >= 1 << 31, low - (1 << 32), low).to(torch.int32)
+    high = (idx >> 32).to(torch.int32)
+    base = _mix32_(low ^ key)
+    base ^= _mix32_(high + _GOLDEN)
+    base = _mix32_(base)
+    pairs = (per_image + 1) // 2
+    counter = torch.arange(pairs, dtype=torch.int32, device=device) * _GOLDEN
+    h = base.view(-1, 1) + counter.view(1, -1)
+    _mix32_(h)
+    shift = 16 - bits
+    out = torch.cat(((h >> (16 + shift)) & ((1 << bits) - 1), (h & 0xFFFF) >> shift), dim=1)
+    return out[:, :per_image].to(torch.int64)  # int64: the fast index type for index_select
+
+
+@functools.lru_cache(maxsize=8)
+def _normal_table(device: str) -> torch.Tensor:
+    """float64 [2^16]: standard normal quantiles at (k + 0.5) / 2^16 (tails cut at 4.3 sigma)."""
+    levels = 1 << _UNIFORM_BITS
+    p = (torch.arange(levels, dtype=torch.float64) + 0.5) / levels
+    return torch.special.ndtri(p)
+
+
+@functools.lru_cache(maxsize=40)
+def _noise_factor_table(name: str, severity: int, device: str) -> torch.Tensor:
+    """float32 [2^16]: the per-value noise term, so that one lookup replaces the arithmetic.
+
+    gaussian_noise: 255 c z (added to x in 0..255); speckle_noise: 1 + c z (multiplies x).
+    """
+    z = _normal_table("cpu")
+    if name == "gaussian_noise":
+        table = 255.0 * _GAUSSIAN_NOISE[severity - 1] * z
+    else:
+        table = 1.0 + _SPECKLE_NOISE[severity - 1] * z
+    return table.to(torch.float32).to(device)
+
+
+@functools.lru_cache(maxsize=40)
+def _shot_noise_table(severity: int, device: str) -> torch.Tensor:
+    """uint8 [256 * 2^12]: quantiles of the reference's shot-noise output given the input value.
+
+    The reference returns ``uint8(clip(Poisson(x / 255 * c) / c, 0, 1) * 255)``; for every
+    input value x the output distribution over 0..255 is summed from the Poisson pmf and
+    inverted at levels (j + 0.5) / 2^12.
+    """
+    c = float(_SHOT_NOISE[severity - 1])
+    lam = np.arange(256, dtype=np.float64) / 255.0 * c
+    kmax = int(c + 12 * math.sqrt(c) + 40)
+    k = np.arange(kmax + 1, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_pmf = k[None, :] * np.log(lam[:, None]) - lam[:, None] - np.array([math.lgamma(v + 1) for v in k])[None, :]
+    pmf = np.exp(log_pmf)
+    pmf[0] = 0.0
+    pmf[0, 0] = 1.0  # lambda 0: always 0
+    out_value = np.uint8(np.clip(k / c, 0, 1) * 255).astype(np.int64)  # reference arithmetic
+    dist = np.zeros((256, 256), dtype=np.float64)
+    for j, y in enumerate(out_value):
+        dist[:, y] += pmf[:, j]
+    dist[:, 255] += np.clip(1.0 - dist.sum(axis=1), 0.0, None)  # tail beyond kmax: k >= c -> 255
+    cdf = np.cumsum(dist, axis=1)
+    cdf /= cdf[:, -1:]
+    levels = 1 << _SHOT_LEVELS_BITS
+    quantile = (np.arange(levels, dtype=np.float64) + 0.5) / levels
+    table = np.stack([np.searchsorted(row, quantile, side="left") for row in cdf]).clip(0, 255)
+    return torch.from_numpy(table.astype(np.uint8).reshape(-1)).to(device)
+
+
+# -- noise ----------------------------------------------------------------------------------
+def _noise(images: torch.Tensor, indices: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
+    n = images.shape[0]
+    per_image = images[0].numel()
+    device = str(images.device)
+    if name == "shot_noise":
+        u = uniform_bits(indices, per_image, name, severity, seed, _SHOT_LEVELS_BITS)
+        u += images.reshape(n, -1).to(torch.int64) << _SHOT_LEVELS_BITS
+        return _shot_noise_table(severity, device).index_select(0, u.view(-1)).view_as(images)
+    u = uniform_bits(indices, per_image, name, severity, seed)
+    if name == "impulse_noise":
+        # flipped with probability amount, then salt or pepper with probability 1/2 each;
+        # the reference's untouched values survive its x / 255 * 255 round trip exactly
+        u = u.view_as(images)
+        threshold = int(round(_IMPULSE_NOISE[severity - 1] * 65536))
+        salt_or_pepper = (u & 1).to(torch.uint8).mul_(255)
+        return torch.where(u < threshold, salt_or_pepper, images)
+    term = _noise_factor_table(name, severity, device).index_select(0, u.view(-1)).view_as(images)
+    if name == "gaussian_noise":  # x + 255 c z
+        out = term.add_(images)
+    else:  # speckle_noise: x + x c z = x (1 + c z)
+        out = term.mul_(images)
+    return out.clamp_(0.0, 255.0).to(torch.uint8)
+
+
+# -- colour ---------------------------------------------------------------------------------
+def _to_uint8(x01: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float -> uint8 by truncation, as the reference's ``np.uint8(clip(x) * 255)``."""
+    return x01.clamp_(0.0, 1.0).mul_(255.0).to(torch.uint8)
+
+
+def _brightness(images: torch.Tensor, severity: int) -> torch.Tensor:
+    # HSV value + c, clipped; for fixed hue and saturation RGB is proportional to V.
+    x = images.to(torch.float32) / 255.0
+    v = x.amax(dim=1, keepdim=True)
+    v_new = (v + _BRIGHTNESS[severity - 1]).clamp_(max=1.0)
+    scaled = x * (v_new / v.clamp(min=1e-12))
+    return _to_uint8(torch.where(v > 0, scaled, v_new.expand_as(x)))
+
+
+def _saturate(images: torch.Tensor, severity: int) -> torch.Tensor:
+    # HSV saturation s -> clip(a s + b, 0, 1); channel = V (1 - S w) with w = (V - channel) / (V - min).
+    a, b = _SATURATE[severity - 1]
+    x = images.to(torch.float32) / 255.0
+    v = x.amax(dim=1, keepdim=True)
+    delta = v - x.amin(dim=1, keepdim=True)
+    s = torch.where(v > 0, delta / v.clamp(min=1e-12), torch.zeros_like(v))
+    s_new = (s * a + b).clamp_(0.0, 1.0)
+    w = (v - x) / delta.clamp(min=1e-12)
+    # grey pixels have hue 0: (V, V(1 - S), V(1 - S))
+    grey_w = torch.tensor([0.0, 1.0, 1.0], device=x.device).view(1, 3, 1, 1).expand_as(x)
+    w = torch.where(delta > 0, w, grey_w)
+    return _to_uint8(v - v * s_new * w)
+
+
+def _contrast(images: torch.Tensor, severity: int) -> torch.Tensor:
+    x = images.to(torch.float32) / 255.0
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    return _to_uint8((x - mean).mul_(_CONTRAST[severity - 1]).add_(mean))
+
+
+# -- geometry and blur as small matrices -----------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _box_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """float64 [size_out, size_in]: PIL's BOX resampling weights (each row sums to 1)."""
+    scale = size_in / size_out
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    matrix = np.zeros((size_out, size_in), dtype=np.float64)
+    for out in range(size_out):
+        centre = (out + 0.5) * scale
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), size_in)
+        for src in range(lo, hi):
+            t = (src - centre + 0.5) / filterscale
+            matrix[out, src] = 1.0 if -0.5 < t <= 0.5 else 0.0
+        total = matrix[out].sum()
+        if total:
+            matrix[out] /= total
+    return matrix
+
+
+def _left_multiply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` over the last two dims ([h, H] @ [..., H, W]) as one GEMM.
+
+    Returns a transposed view (non-contiguous) of the [..., W, h] product.
+    """
+    lead, height, width = x.shape[:-2], x.shape[-2], x.shape[-1]
+    flat = x.transpose(-1, -2).reshape(-1, height) @ matrix.T  # [... * W, h]
+    return flat.view(*lead, width, matrix.shape[0]).transpose(-1, -2)
+
+
+def _round_half_up_(x: torch.Tensor) -> torch.Tensor:
+    """In place: PIL's rounding of a convex combination of uint8 values (half up)."""
+    return x.add_(0.5).floor_()
+
+
+@functools.lru_cache(maxsize=64)
+def _pixelate_matrix(size: int, severity: int) -> np.ndarray:
+    """float64 [size, size]: BOX down to int(size * c), then NEAREST back up, along one axis.
+
+    Nearest-neighbour upsampling only copies values, so it commutes with PIL's rounding
+    and folds into the box weights: row i is the box row of source pixel
+    floor((i + 0.5) * small / size).
+    """
+    small = int(size * _PIXELATE[severity - 1])
+    nearest = np.minimum(((np.arange(size) + 0.5) * (small / size)).astype(np.int64), small - 1)
+    return _box_matrix(size, small)[nearest]
+
+
+def _pixelate(images: torch.Tensor, severity: int) -> torch.Tensor:
+    # PIL: BOX down to int(size * c) (horizontal pass, rounded to uint8, vertical pass,
+    # rounded), NEAREST back up; each axis is one [size, size] matrix.
+    _, _, height, width = images.shape
+    dev = images.device
+    along_w = torch.from_numpy(_pixelate_matrix(width, severity)).to(dev, torch.float32)
+    along_h = torch.from_numpy(_pixelate_matrix(height, severity)).to(dev, torch.float32)
+    x = _round_half_up_(images.to(torch.float32) @ along_w.T)
+    return _round_half_up_(_left_multiply(along_h, x)).to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
+    """float64 [size, size]: 1-D Gaussian filter (radius int(4 sigma + 0.5)) with edge replication."""
+    radius = int(4.0 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * offsets.astype(np.float64) ** 2 / sigma**2)
+    weights /= weights.sum()
+    matrix = np.zeros((size, size), dtype=np.float64)
+    for i in range(size):
+        np.add.at(matrix[i], np.clip(i + offsets, 0, size - 1), weights)
+    return matrix
+
+
+def _gaussian_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
+    sigma = _GAUSSIAN_BLUR[severity - 1]
+    _, _, height, width = images.shape
+    dev = images.device
+    gh = torch.from_numpy(_gaussian_matrix(height, sigma)).to(dev, torch.float32)
+    gw = torch.from_numpy(_gaussian_matrix(width, sigma)).to(dev, torch.float32)
+    x = images.to(torch.float32) / 255.0
+    return _to_uint8(_left_multiply(gh, x @ gw.T))
+
+
+@functools.lru_cache(maxsize=8)
+def defocus_kernel(severity: int) -> np.ndarray:
+    """float32 [k, k]: the reference's anti-aliased disk for ``defocus_blur``.
+
+    A binary disk of the severity's radius on a window of half-width max(8, radius),
+    normalised to sum 1, then smoothed by a 3 x 3 (radius <= 8) or 5 x 5 Gaussian of
+    the severity's sigma, with mirrored (reflect-101) borders inside the window.
+    """
+    radius, alias_sigma = _DEFOCUS[severity - 1]
+    half = max(8, radius)
+    ksize = 3 if radius <= 8 else 5
+    grid = np.arange(-half, half + 1)
+    xx, yy = np.meshgrid(grid, grid)
+    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float32)
+    disk /= disk.sum()
+    taps = np.arange(ksize) - (ksize - 1) / 2
+    g = np.exp(-(taps**2) / (2 * alias_sigma**2))
+    g /= g.sum()
+    pad = ksize // 2
+    padded = np.pad(disk.astype(np.float64), pad, mode="reflect")
+    rows = sum(g[t] * padded[t : t + disk.shape[0], :] for t in range(ksize))
+    out = sum(g[t] * rows[:, t : t + disk.shape[1]] for t in range(ksize))
+    return out.astype(np.float32)
+
+
+def _defocus_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
+    kernel = torch.from_numpy(defocus_kernel(severity)).to(images.device)
+    half = kernel.shape[0] // 2
+    x = images.to(torch.float32) / 255.0
+    padded = F.pad(x, (half, half, half, half), mode="reflect")  # reflect-101, as OpenCV's default
+    weight = kernel.view(1, 1, *kernel.shape).expand(x.shape[1], 1, *kernel.shape)
+    return _to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
+
+
+_DETERMINISTIC_FNS = {
+    "brightness": _brightness,
+    "contrast": _contrast,
+    "saturate": _saturate,
+    "pixelate": _pixelate,
+    "gaussian_blur": _gaussian_blur,
+    "defocus_blur": _defocus_blur,
+}
+
+
+def corrupt_batch(
+    images: torch.Tensor, indices: torch.Tensor | np.ndarray, name: str, severity: int, seed: int
+) -> torch.Tensor:
+    """One corruption on a batch of images, on the images' device.
+
+    Args:
+        images: uint8 [N, 3, H, W] (NCHW, RGB), H and W at least 32.
+        indices: int [N], the dataset row index of each image (the determinism key).
+        name: one of ``TORCH_CORRUPTIONS``.
+        severity: 1..5.
+        seed: run seed.
+
+    Returns:
+        uint8 [N, 3, H, W] on ``images.device``; row i depends only on
+        (images[i], indices[i], name, severity, seed).
+
+    Raises:
+        ValueError: for a name this backend does not cover, a bad severity, dtype or shape.
+    """
+    if name not in TORCH_CORRUPTIONS:
+        raise ValueError(
+            f"torch corruption backend: expected one of {', '.join(TORCH_CORRUPTIONS)}, found {name!r} "
+            "(the other corruptions use the imagecorruptions backend)"
+        )
+    severity = check_severity(severity)
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(
+            f"corrupt_batch: expected uint8 images [N, 3, H, W], found {images.dtype} {tuple(images.shape)}"
+        )
+    if images.shape[2] < 32 or images.shape[3] < 32:
+        raise ValueError(
+            f"corrupt_batch: expected images of at least 32x32 pixels, found {images.shape[2]}x{images.shape[3]}"
+        )
+    indices = torch.as_tensor(np.asarray(indices) if not isinstance(indices, torch.Tensor) else indices)
+    if indices.shape != (images.shape[0],) or indices.dtype.is_floating_point or indices.dtype == torch.bool:
+        raise ValueError(
+            f"corrupt_batch: expected integer indices [{images.shape[0]}], found {indices.dtype} {tuple(indices.shape)}"
+        )
+    if images.shape[0] == 0:
+        return images.clone()
+    indices = indices.to(images.device)
+    # On the CPU, work in chunks whose intermediates stay in cache.
+    step = images.shape[0] if images.device.type != "cpu" else CPU_CHUNK
+    with torch.inference_mode():
+        parts = []
+        for start in range(0, images.shape[0], step):
+            chunk, keys = images[start : start + step], indices[start : start + step]
+            if name in RANDOM:
+                parts.append(_noise(chunk, keys, name, severity, seed))
+            else:
+                parts.append(_DETERMINISTIC_FNS[name](chunk, severity))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+class TorchCorruptedDataset(CorruptedDataset):
+    """A generated corruption view made by :func:`corrupt_batch`, cached like the reference's.
+
+    Same cache folder and file format as :class:`CorruptedDataset`; the key names
+    the backend and ``TORCH_GENERATOR_VERSION``, so the two backends never share files.
+
+    Args:
+        base, name, severity, seed, cache_dir, progress: as :class:`CorruptedDataset`.
+        device: where the corruption runs ("cpu", "cuda", "cuda:N").
+    """
+
+    def __init__(
+        self,
+        base: ImageDataset,
+        name: str,
+        severity: int,
+        seed: int,
+        cache_dir: Path,
+        progress: Progress | None = None,
+        *,
+        device: str | torch.device = "cpu",
+    ):
+        if name not in TORCH_CORRUPTIONS:
+            raise ValueError(
+                f"torch corruption backend: expected one of {', '.join(TORCH_CORRUPTIONS)}, found {name!r}"
+            )
+        super().__init__(base, name, severity, seed, cache_dir, progress)
+        self.device = torch.device(device)
+        self._fingerprint = digest(
+            base.fingerprint(), "corruption", name, self.severity, self.seed, "torch", TORCH_GENERATOR_VERSION
+        )
+        stem = f"{self.path.name.split('-' + name)[0]}-{name}-s{self.severity}-seed{self.seed}-torch-{self._fingerprint}"
+        self.path = self.cache_dir / f"{stem}.npy"
+        self.sidecar = self.cache_dir / f"{stem}.json"
+
+    def _corrupt_rows(self, rows: np.ndarray) -> np.ndarray:
+        images = self.base.images(rows).to(self.device)
+        out = corrupt_batch(images, torch.from_numpy(rows), self.corruption, self.severity, self.seed)
+        return out.cpu().numpy()

@@ -1,0 +1,176 @@
+"""Torch corruption backend against the imagecorruptions reference (docs/performance.md).
+
+Deterministic corruptions: at most one grey level from the reference, pixel by pixel.
+Random corruptions: the difference image (corrupted - clean) has the reference's
+distribution: two-sample KS test, mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare, ks_2samp
+
+from prunecheck.corruptions import torch_backend as tb
+from prunecheck.corruptions.generate import CorruptedDataset, corrupt_images
+from prunecheck.data.base import TensorDataset
+
+# Tolerances stated in docs/performance.md.
+MAX_ABS_DIFF = 1  # deterministic corruptions, grey levels
+KS_MIN_P = 1e-3  # random corruptions, two-sample KS on the difference images
+MEAN_TOL = 1.0  # grey levels, difference of the mean difference
+STD_REL_TOL = 0.03  # relative difference of the standard deviations
+
+
+def natural_like(n: int, seed: int = 0) -> np.ndarray:
+    """uint8 [n, 3, 32, 32]: blocky colour regions plus noise, every grey level used."""
+    rs = np.random.RandomState(seed)
+    coarse = rs.randint(0, 256, (n, 3, 8, 8)).astype(np.float64)
+    images = np.kron(coarse, np.ones((1, 1, 4, 4))) + rs.normal(0, 20, (n, 3, 32, 32))
+    images = np.clip(images, 0, 255).astype(np.uint8)
+    images[0, :, :4, :4] = 0  # black and white corners: clipping paths
+    images[0, :, -4:, -4:] = 255
+    images[1, :, :8, :8] = 128  # grey patch: saturate's hue-0 case
+    return images
+
+
+def reference(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
+    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    return corrupt_images(nhwc, np.arange(len(images)), name, severity, seed).transpose(0, 3, 1, 2)
+
+
+def torch_out(images: np.ndarray, name: str, severity: int, seed: int = 0, indices=None) -> np.ndarray:
+    indices = np.arange(len(images)) if indices is None else indices
+    return tb.corrupt_batch(torch.from_numpy(images), indices, name, severity, seed).numpy()
+
+
+@pytest.mark.parametrize("severity", [1, 3, 5])
+@pytest.mark.parametrize("name", tb.DETERMINISTIC)
+def test_deterministic_corruptions_match_the_reference(name, severity):
+    images = natural_like(6)
+    diff = np.abs(reference(images, name, severity).astype(int) - torch_out(images, name, severity).astype(int))
+    assert diff.max() <= MAX_ABS_DIFF, f"{name} s{severity}: max abs difference {diff.max()}"
+    assert np.mean(diff > 0) < 0.1  # off-by-one at truncation boundaries only
+
+
+@pytest.mark.parametrize("severity", [1, 3, 5])
+@pytest.mark.parametrize("name", tb.RANDOM)
+def test_random_corruptions_match_the_reference_distribution(name, severity):
+    images = natural_like(12, seed=severity)
+    clean = images.astype(np.int16)
+    ref = (reference(images, name, severity, seed=1).astype(np.int16) - clean).ravel()
+    ours = (torch_out(images, name, severity, seed=1).astype(np.int16) - clean).ravel()
+    assert ks_2samp(ref, ours).pvalue > KS_MIN_P
+    assert abs(ref.mean() - ours.mean()) < MEAN_TOL
+    assert abs(ours.std() / ref.std() - 1) < STD_REL_TOL
+
+
+def test_shot_noise_of_a_constant_image_follows_a_hand_computed_poisson():
+    # x = 255 at severity 5 (c = 3): out = uint8(min(k / 3, 1) * 255), k ~ Poisson(3):
+    # P(0) = e^-3, P(85) = 3 e^-3, P(170) = 4.5 e^-3, P(255) = the rest.
+    images = np.full((40, 3, 32, 32), 255, dtype=np.uint8)
+    out = torch_out(images, "shot_noise", 5).ravel()
+    e = np.exp(-3.0)
+    expected = np.array([e, 3 * e, 4.5 * e, 1 - 8.5 * e]) * out.size
+    observed = np.array([(out == v).sum() for v in (0, 85, 170, 255)])
+    assert observed.sum() == out.size
+    assert chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_impulse_noise_rates_are_the_amount():
+    images = np.full((40, 3, 32, 32), 100, dtype=np.uint8)
+    out = torch_out(images, "impulse_noise", 4)  # amount 0.17
+    assert set(np.unique(out)) == {0, 100, 255}
+    assert abs(np.mean(out == 0) - 0.085) < 0.005 and abs(np.mean(out == 255) - 0.085) < 0.005
+
+
+def test_output_depends_only_on_the_index_not_the_batch():
+    images = natural_like(10)
+    whole = torch_out(images, "gaussian_noise", 3)
+    order = np.array([7, 2, 9, 0])
+    part = torch_out(images[order], "gaussian_noise", 3, indices=order)
+    assert np.array_equal(part, whole[order])
+    old = tb.CPU_CHUNK
+    try:
+        tb.CPU_CHUNK = 3  # chunking inside corrupt_batch changes nothing
+        assert np.array_equal(torch_out(images, "gaussian_noise", 3), whole)
+    finally:
+        tb.CPU_CHUNK = old
+    shifted = torch_out(images, "gaussian_noise", 3, indices=np.arange(10) + 1)
+    assert not np.array_equal(shifted, whole)
+    assert not np.array_equal(torch_out(images, "gaussian_noise", 3, seed=5), whole)
+
+
+def test_uniform_bits_are_uniform_and_differ_between_images():
+    bits = tb.uniform_bits(torch.arange(64), 3072, "gaussian_noise", 1, 0, bits=4).numpy()
+    counts = np.bincount(bits.ravel(), minlength=16)
+    assert chisquare(counts).pvalue > 1e-3
+    rows_equal = (bits[:, None, :] == bits[None, :, :]).mean(axis=2)
+    off_diagonal = rows_equal[~np.eye(64, dtype=bool)]
+    assert abs(off_diagonal.mean() - 1 / 16) < 0.005  # independent rows agree 1 time in 16
+
+
+def test_large_indices_are_keys_too():
+    big = torch.tensor([2**40, 2**40 + 1, 5])
+    bits = tb.uniform_bits(big, 100, "shot_noise", 1, 0).numpy()
+    assert not np.array_equal(bits[0], bits[1]) and not np.array_equal(bits[0], bits[2])
+
+
+@pytest.mark.parametrize(
+    "images, name, message",
+    [
+        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "fog", "found 'fog'"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.float32), "contrast", "expected uint8"),
+        (torch.zeros(2, 3, 16, 16, dtype=torch.uint8), "contrast", "at least 32x32"),
+    ],
+)
+def test_bad_requests_say_what_was_expected(images, name, message):
+    with pytest.raises(ValueError, match=message):
+        tb.corrupt_batch(images, np.arange(2), name, 1, 0)
+
+
+def _dataset(n=20):
+    images = torch.from_numpy(natural_like(n))
+    return TensorDataset("toy", images, torch.arange(n) % 10, 10, (0.5,) * 3, (0.25,) * 3)
+
+
+def test_torch_dataset_is_cached_under_its_own_key(tmp_path):
+    base = _dataset()
+    torch_view = tb.TorchCorruptedDataset(base, "contrast", 2, seed=0, cache_dir=tmp_path)
+    reference_view = CorruptedDataset(base, "contrast", 2, seed=0, cache_dir=tmp_path)
+    assert torch_view.fingerprint() != reference_view.fingerprint()
+    assert torch_view.path != reference_view.path
+    first = torch_view.images(np.arange(20)).numpy()
+    assert torch_view.path.is_file()
+    expected = torch_out(base.images(np.arange(20)).numpy(), "contrast", 2)
+    assert np.array_equal(first, expected)
+    again = tb.TorchCorruptedDataset(base, "contrast", 2, seed=0, cache_dir=tmp_path)
+    again._generate = lambda: pytest.fail("a cached view must not be regenerated")
+    assert np.array_equal(again.images(np.arange(20)).numpy(), first)
+
+
+def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
+    from prunecheck.gates import GATE_CHOICES, GATE_DEFAULTS
+    from prunecheck.settings import DatasetSpec, RunSettings, Settings
+    from prunecheck.views import NOMINAL, corruption
+    from prunecheck.workspace import Workspace
+
+    assert GATE_DEFAULTS["corruptions"]["backend"] == "imagecorruptions"
+    assert GATE_CHOICES[("corruptions", "backend")] == ("imagecorruptions", "torch")
+    base = _dataset()
+
+    def workspace(gates):
+        settings = Settings(
+            source="test", run=RunSettings(device="cpu", cache_dir=tmp_path), models={}, pairs=(),
+            datasets={"toy": DatasetSpec(name="toy", kind="demo")}, gates=gates,
+        )
+        ws = Workspace(settings)
+        ws._datasets[("toy", NOMINAL)] = base  # the nominal data, without a loader
+        return ws
+
+    torch_ws = workspace({"corruptions": {"backend": "torch"}})
+    assert isinstance(torch_ws.dataset("toy", corruption("contrast", 1)), tb.TorchCorruptedDataset)
+    assert type(torch_ws.dataset("toy", corruption("fog", 1))) is CorruptedDataset  # not covered
+    default_ws = workspace({})
+    assert type(default_ws.dataset("toy", corruption("contrast", 1))) is CorruptedDataset
