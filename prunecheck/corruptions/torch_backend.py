@@ -37,7 +37,7 @@ from prunecheck.corruptions.names import check_severity
 from prunecheck.data.base import ImageDataset, digest
 
 #: Bump when the output of any torch corruption changes (part of every cache key).
-TORCH_GENERATOR_VERSION = "1"
+TORCH_GENERATOR_VERSION = "2"
 
 RANDOM: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
 DETERMINISTIC: tuple[str, ...] = (
@@ -274,33 +274,42 @@ def _left_multiply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return flat.view(*lead, width, matrix.shape[0]).transpose(-1, -2)
 
 
-def _round_half_up_(x: torch.Tensor) -> torch.Tensor:
-    """In place: PIL's rounding of a convex combination of uint8 values (half up)."""
-    return x.add_(0.5).floor_()
-
-
 @functools.lru_cache(maxsize=64)
-def _pixelate_matrix(size: int, severity: int) -> np.ndarray:
-    """float64 [size, size]: BOX down to int(size * c), then NEAREST back up, along one axis.
+def _pixelate_ops(
+    height: int, width: int, severity: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cached operands of ``_pixelate`` for one (size, severity, device).
 
-    Nearest-neighbour upsampling only copies values, so it commutes with PIL's rounding
-    and folds into the box weights: row i is the box row of source pixel
-    floor((i + 0.5) * small / size).
+    Returns:
+        along_w: float32 [W, w] BOX weights of the horizontal pass (right factor).
+        half_w: float32 [w] of 0.5 (the rounding offset, added by the GEMM).
+        along_h: float32 [h, H] BOX weights of the vertical pass (left factor).
+        nearest: int64 [H * W] flat index into the [h, w] small image of each output pixel
+            (NEAREST: source floor((i + 0.5) * small / size) per axis).
     """
-    small = int(size * _PIXELATE[severity - 1])
-    nearest = np.minimum(((np.arange(size) + 0.5) * (small / size)).astype(np.int64), small - 1)
-    return _box_matrix(size, small)[nearest]
+    c = _PIXELATE[severity - 1]
+    small_h, small_w = int(height * c), int(width * c)
+
+    def nearest(size: int, small: int) -> np.ndarray:
+        return np.minimum(((np.arange(size) + 0.5) * (small / size)).astype(np.int64), small - 1)
+
+    flat = nearest(height, small_h)[:, None] * small_w + nearest(width, small_w)[None, :]
+    along_w = torch.from_numpy(_box_matrix(width, small_w).T.copy()).to(device, torch.float32)
+    along_h = torch.from_numpy(_box_matrix(height, small_h)).to(device, torch.float32)
+    half_w = torch.full((small_w,), 0.5, dtype=torch.float32, device=device)
+    return along_w, half_w, along_h, torch.from_numpy(flat.reshape(-1)).to(device)
 
 
 def _pixelate(images: torch.Tensor, severity: int) -> torch.Tensor:
-    # PIL: BOX down to int(size * c) (horizontal pass, rounded to uint8, vertical pass,
-    # rounded), NEAREST back up; each axis is one [size, size] matrix.
-    _, _, height, width = images.shape
-    dev = images.device
-    along_w = torch.from_numpy(_pixelate_matrix(width, severity)).to(dev, torch.float32)
-    along_h = torch.from_numpy(_pixelate_matrix(height, severity)).to(dev, torch.float32)
-    x = _round_half_up_(images.to(torch.float32) @ along_w.T)
-    return _round_half_up_(_left_multiply(along_h, x)).to(torch.uint8)
+    # PIL: BOX down to int(size * c) (horizontal pass, rounded half up to uint8, vertical
+    # pass, rounded), NEAREST back up. The two passes are GEMMs on the small image (the
+    # horizontal one adds the 0.5 rounding offset itself); the upsampling only copies
+    # values, so it is one uint8 gather through a cached index map.
+    n, c, height, width = images.shape
+    along_w, half_w, along_h, nearest = _pixelate_ops(height, width, severity, str(images.device))
+    rows = torch.addmm(half_w, images.to(torch.float32).view(-1, width), along_w).floor_()
+    small = torch.matmul(along_h, rows.view(n, c, height, -1)).add_(0.5).floor_().to(torch.uint8)
+    return torch.gather(small.view(n * c, -1), 1, nearest.expand(n * c, -1)).view(n, c, height, width)
 
 
 @functools.lru_cache(maxsize=64)
@@ -351,7 +360,50 @@ def defocus_kernel(severity: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=32)
+def _defocus_spectral_ops(
+    height: int, width: int, severity: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Cached operands of the spectral ``defocus_blur`` on H x W images, or None.
+
+    The kernel is even along each axis, so its correlation with a reflect-101 padded image
+    equals a circular convolution of the image's whole-sample symmetric extension (period
+    2 (n - 1)), which the DCT-I basis ``V[i, k] = cos(pi i k / (n - 1))`` diagonalises:
+    ``out = V_h (S * (V_h^-1 X V_w^-T)) V_w^T`` with ``S[k, l]`` the kernel's cosine
+    transform (exact up to float rounding; valid while the kernel half-width < n).
+
+    Returns:
+        (V_h^-1 [H, H], V_w^-T [W, W], S / 255 [H, W], V_h [H, H], V_w^T [W, W]), float32,
+        or None where the dense transform costs more than the direct convolution
+        (``2 (H + W) > k * k``) or the kernel is not even along each axis.
+    """
+    kernel = defocus_kernel(severity).astype(np.float64)
+    ksize = kernel.shape[0]
+    half = ksize // 2
+    symmetric = np.array_equal(kernel, kernel[::-1, :]) and np.array_equal(kernel, kernel[:, ::-1])
+    if 2 * (height + width) > ksize * ksize or min(height, width) <= half or not symmetric:
+        return None
+    offsets = np.arange(-half, half + 1)
+
+    def basis(size: int) -> tuple[np.ndarray, np.ndarray]:
+        freq = np.arange(size)
+        v = np.cos(np.pi * np.outer(freq, freq) / (size - 1))
+        return v, np.cos(np.pi * np.outer(freq, offsets) / (size - 1))  # [n, n], [n, k]
+
+    v_h, cos_h = basis(height)
+    v_w, cos_w = basis(width)
+    spectrum = cos_h @ kernel @ cos_w.T / 255.0  # [H, W]; the 1/255 of the reference's x / 255
+    ops = (np.linalg.inv(v_h), np.linalg.inv(v_w).T, spectrum, v_h, v_w.T)
+    return tuple(torch.from_numpy(np.ascontiguousarray(m)).to(device, torch.float32) for m in ops)
+
+
 def _defocus_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
+    _, _, height, width = images.shape
+    spectral = _defocus_spectral_ops(height, width, severity, str(images.device))
+    if spectral is not None:  # small images: four GEMMs instead of a dense k x k convolution
+        inv_h, inv_w_t, spectrum, v_h, v_w_t = spectral
+        coeffs = torch.matmul(inv_h, images.to(torch.float32) @ inv_w_t).mul_(spectrum)
+        return _to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
     kernel = torch.from_numpy(defocus_kernel(severity)).to(images.device)
     half = kernel.shape[0] // 2
     x = images.to(torch.float32) / 255.0
