@@ -1,7 +1,7 @@
 """On-disk prediction cache: atomic writes, verified reads, safe across processes.
 
 One entry is one ``.npz`` file named by its key. Writes go to a temporary file
-in the same directory, are fsynced and then ``os.replace``d into place, so a
+in the same directory, are fsynced and then ``os.replace``d into place (:mod:`prunecheck.atomic`), so a
 reader (another pytest-xdist worker, a later run) sees either nothing or a
 complete file. Reads are verified: the zip member CRCs are checked by numpy on
 load and the stored key and shapes must match, so a truncated or foreign file
@@ -12,14 +12,13 @@ No pickles: arrays are saved and loaded with ``allow_pickle=False``.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from prunecheck.atomic import atomic_file
 from prunecheck.errors import CacheError
 
 
@@ -76,16 +75,8 @@ class ArrayCache:
         path = self.path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    np.savez(handle, __key__=np.array(key), **arrays)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_file(path) as handle:
+                np.savez(handle, __key__=np.array(key), **arrays)
         except OSError as exc:
             raise CacheError(f"cannot write cache entry {path}: {exc}") from exc
         self.stats.writes += 1

@@ -31,6 +31,7 @@ from tabulate import tabulate
 
 from prunecheck import __version__
 from prunecheck.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
+from prunecheck.atomic import atomic_file
 from prunecheck.errors import PrunecheckError
 from prunecheck.tables import ORDER as SECTION_ORDER
 from prunecheck.tables import render_sections
@@ -505,12 +506,8 @@ def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.
 
 # -- writing -----------------------------------------------------------------------
 def _atomic_write(path: Path, content: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(content, bytes):
-        tmp.write_bytes(content)
-    else:
-        tmp.write_text(content, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path, "wb" if isinstance(content, bytes) else "w") as handle:
+        handle.write(content)
 
 
 def write_rendered(doc: dict[str, Any], out_dir: Path, *, plots: bool = True) -> list[Path]:

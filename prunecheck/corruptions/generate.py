@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from prunecheck.corruptions.compat import apply_corruption
+from prunecheck.atomic import write_text
 from prunecheck.corruptions.names import ALL_CORRUPTIONS, check_severity
 from prunecheck.data.base import ImageDataset, digest
 from prunecheck.errors import CacheError
@@ -153,16 +154,7 @@ def _exclusive(lock_path: Path):
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(payload, indent=1, sort_keys=True))
 
 
 class CorruptedDataset(ImageDataset):

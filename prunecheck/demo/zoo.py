@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
+from prunecheck.atomic import write_text
 from prunecheck.demo.dataset import DEMO_MEAN, DEMO_STD, GENERATOR_VERSION, generate_demo_images
 from prunecheck.demo.net import DemoNet
 from prunecheck.errors import PrunecheckError
@@ -351,9 +352,7 @@ def _build(out_dir: Path, cfg: ZooConfig, progress: Progress) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def read_manifest(zoo_dir: Path) -> dict[str, Any] | None:

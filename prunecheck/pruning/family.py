@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from prunecheck.errors import ModelError
+from prunecheck.atomic import atomic_file, write_text
 from prunecheck.pruning.methods import STRUCTURED_METHODS
 from prunecheck.pruning.iterative import FineTune, PruneStep, check_ratios, iterative_prune
 from prunecheck.settings import ModelSpec
@@ -142,11 +142,11 @@ def build_family(
         "options": {k: v for k, v in kwargs.items() if _jsonable(v)},
         "steps": records,
     }
-    _atomic_write(out / MANIFEST_FILENAME, json.dumps(manifest, indent=2) + "\n")
+    write_text(out / MANIFEST_FILENAME, json.dumps(manifest, indent=2) + "\n")
     base = Path(relative_to).expanduser().absolute() if relative_to is not None else None
     snippet = _snippet(parent_spec, method, dataset, records, finetune is not None, base)
     path = out / SNIPPET_FILENAME
-    _atomic_write(path, snippet)
+    write_text(path, snippet)
     return path
 
 
@@ -161,25 +161,8 @@ def _final_sparsity(step: PruneStep) -> float:
 
 def _save(module: nn.Module, path: Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        torch.save(state, handle)
 
 
 def _jsonable(value: Any) -> bool:
