@@ -115,9 +115,7 @@ class Workspace:
         shape = model.spec.input_shape or tuple(self.dataset(dataset_name).image_shape)
         key = (model_name, tuple(shape))
         if key not in self._facts:
-            modules = [leaf.module for leaf in (model.members if model.is_ensemble else (model,))]
-            parts = [efficiency_facts(module, tuple(shape)) for module in modules]
-            self._facts[key] = parts[0] if len(parts) == 1 else EfficiencyFacts.sum(parts)
+            self._facts[key] = efficiency_facts(model, tuple(shape))  # ensembles: summed over members
         return self._facts[key]
 
     # -- predictions --------------------------------------------------------------
