@@ -408,19 +408,18 @@ def load_imagefolder(spec: DatasetSpec) -> ImageFolderDataset:
             f"{spec.split!r}; use split = \"\" for root itself), found none"
         )
     classes, threads = _options(spec)
+    return _dataset(spec, folder, classes, threads, spec.resize, spec.crop)
+
+
+def _dataset(spec: DatasetSpec, folder: Path, classes, threads, resize, crop) -> ImageFolderDataset:
+    """The dataset over ``folder`` with the spec's name and normalisation, sizes resolved."""
     try:
-        resize, crop = resolve_sizes(spec.resize, spec.crop)
+        resize, crop = resolve_sizes(resize, crop)
     except DataError as exc:
         raise DataError(f"{_where(spec)}: {exc}") from None
     return ImageFolderDataset(
-        spec.name,
-        folder,
-        classes=classes,
-        resize=resize,
-        crop=crop,
-        mean=spec.mean,
-        std=spec.std,
-        decode_threads=threads,
+        spec.name, folder, classes=classes, resize=resize, crop=crop,
+        mean=spec.mean, std=spec.std, decode_threads=threads,
     )
 
 
@@ -452,10 +451,6 @@ def load_imagenet_val(spec: DatasetSpec) -> ImageFolderDataset:
     resize, crop = spec.resize, spec.crop
     if resize is None and crop is None:
         resize, crop = IMAGENET_RESIZE, IMAGENET_CROP
-    try:
-        resize, crop = resolve_sizes(resize, crop)
-    except DataError as exc:
-        raise DataError(f"{_where(spec)}: {exc}") from None
     if classes is None:
         found = _class_folders(folder)
         if len(found) != IMAGENET_NUM_CLASSES:
@@ -465,16 +460,7 @@ def load_imagenet_val(spec: DatasetSpec) -> ImageFolderDataset:
                 "would shift them. Give the full wnid list in options.classes (a list or a file "
                 "with one wnid per line), or use kind = \"imagefolder\""
             )
-    return ImageFolderDataset(
-        spec.name,
-        folder,
-        classes=classes,
-        resize=resize,
-        crop=crop,
-        mean=spec.mean,
-        std=spec.std,
-        decode_threads=threads,
-    )
+    return _dataset(spec, folder, classes, threads, resize, crop)
 
 
 LOADERS: dict[str, Callable[[DatasetSpec], ImageFolderDataset]] = {
