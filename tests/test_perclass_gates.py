@@ -214,3 +214,34 @@ def test_per_class_gate_and_pies_add_no_forward_pass(tmp_path):
     _, payload = pie_report(pair, settings.gates["pies"])
     assert workspace.engine.forward_passes == passes
     assert not result.passed and payload["pies"] == 60
+
+
+def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path):
+    # Reference = parent with class 8 zeroed. Class-9 images: parent and reference say 9, pruned
+    # does not -> PIE. Class-8 images: the unpruned votes tie {8, reference's pick}, pruned says 8
+    # -> a shared class, not a PIE. So still exactly the 60 class-9 images.
+    from prunecheck.config import load_settings
+    from prunecheck.perclass import pie_report
+    from prunecheck.workspace import Pair, Workspace
+
+    root = write_project(tmp_path)
+    reference = red_channel_weights()
+    reference["fc.weight"][8] = 0
+    reference["fc.bias"][8] = 0
+    torch.save(reference, root / "reference.pt")
+    toml = root / "prunecheck.toml"
+    toml.write_text(model_table("reference", "reference.pt") + toml.read_text().replace(
+        'pruned = "pruned"\n', 'pruned = "pruned"\nreference = "reference"\n'))
+    settings = load_settings(toml)
+    workspace = Workspace(settings)
+    pair = Pair(settings.pairs[0], workspace)
+    pair.predictions()
+    before = workspace.engine.forward_passes
+    _, payload = pie_report(pair, settings.gates["pies"])
+    reference_batches = -(-600 // 64)  # one leaf model over 600 images in batches of 64
+    assert workspace.engine.forward_passes - before == reference_batches
+    _, again = pie_report(pair, settings.gates["pies"])
+    assert workspace.engine.forward_passes - before == reference_batches  # cached from then on
+    assert [m["model"] for m in payload["unpruned"]] == ["parent", "reference"]
+    assert payload["pies"] == 60 and payload["classes"] == [{"class": 9, "pies": 60, "images": 60}]
+    assert again == payload
