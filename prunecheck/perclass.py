@@ -38,6 +38,14 @@ PIE_GATE = "pies"
 # --------------------------------------------------------------------------- per-class accuracy
 
 
+def _count_option(options: dict[str, Any], key: str, suite: str, minimum: int) -> int:
+    """An integer option with a lower bound (the config checks only its type)."""
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"gates.{suite}.{key}: expected an integer >= {minimum}, found {value!r}")
+    return value
+
+
 def _deciding_key(mode: str, drops: np.ndarray, intervals: dict[int, metrics.BootstrapResult]):
     """The per-class value each mode compares with the threshold (the worst class maximises it)."""
     if mode == "confident":
@@ -69,13 +77,14 @@ def class_accuracy_gate(
         both accuracies, drop, interval when computed, whether it was gated).
     """
     threshold = options["max_class_drop"]
-    min_images = int(options["min_class_images"])
     mode = options.get("mode", "point")
     payload: dict[str, Any] = {
-        "view": parent.view.id, "max_class_drop": threshold, "min_class_images": min_images, "mode": mode,
-        "report_classes": int(options.get("report_classes", 10)), "classes": [],
+        "view": parent.view.id, "max_class_drop": threshold, "min_class_images": options["min_class_images"],
+        "mode": mode, "report_classes": options["report_classes"], "classes": [],
     }
     try:
+        min_images = _count_option(options, "min_class_images", CLASS_GATE, 1)
+        _count_option(options, "report_classes", CLASS_GATE, 0)
         before = metrics.per_class_accuracy(parent.probs, parent.labels)
         after = metrics.per_class_accuracy(pruned.probs, parent.labels)
         drops = before.accuracy - after.accuracy
@@ -167,25 +176,46 @@ def pie_report(pair: Pair, options: dict[str, Any]) -> tuple[list[GateResult], d
     """PIEs of a pair: the report payload, and the gate when ``max_pie_fraction`` is set.
 
     Returns:
-        ``(results, payload)``: ``results`` is empty when the fraction is not gated.
-        The payload holds the populations, the count and fraction, the class
-        distribution (by true label) and base64 PNG thumbnails of the first
-        ``thumbnails`` PIEs with their labels and modal predictions.
+        ``(results, payload)``: ``results`` is empty when the fraction is not gated and
+        could be computed. The payload holds the populations, the count and fraction,
+        the class distribution (by true label) and base64 PNG thumbnails of the first
+        ``thumbnails`` PIEs with their labels and modal predictions. When the PIEs
+        cannot be computed (bad option, NaN predictions) the result fails closed and
+        the payload holds only ``error``.
     """
+    try:
+        limit = optional_fraction(options, "max_pie_fraction", PIE_GATE)
+        payload = _pie_payload(pair, options)
+    except (ValueError, RuntimeError) as exc:
+        reason = f"cannot be computed ({exc}); the gate fails closed"
+        return [failed_closed(name=PIE_GATE, metric="pruning identified exemplars", reason=reason,
+                              threshold=float("nan"), threshold_name="max_pie_fraction", subject=pair.name)], {
+            "error": str(exc)}
+    if limit is None:
+        return [], payload
+    return [decide(
+        name=PIE_GATE, metric=f"PIE fraction ({payload['pies']} of {payload['images']} images)",
+        value=payload["fraction"], threshold=limit, threshold_name="max_pie_fraction", subject=pair.name,
+        details={"pies": payload["pies"]},
+    )], payload
+
+
+def _pie_payload(pair: Pair, options: dict[str, Any]) -> dict[str, Any]:
+    shown_count = _count_option(options, "thumbnails", PIE_GATE, 0)
+    size = _count_option(options, "thumbnail_size", PIE_GATE, 8)
     unpruned, pruned = pie_populations(pair)
     labels = unpruned[0].labels
     before, after = _stack(unpruned), _stack(pruned)
     mask = metrics.pie_mask(before, after)
     modal_before, modal_after = metrics.modal_classes(before), metrics.modal_classes(after)
     num_classes = int(before.shape[2])
-    indices = np.flatnonzero(mask)
     histogram = metrics.class_histogram(labels, mask, num_classes)
     totals = np.bincount(labels.cpu().numpy(), minlength=num_classes)
-    shown = indices[: int(options["thumbnails"])]
+    shown = np.flatnonzero(mask)[:shown_count]
     dataset = pair.workspace.dataset(pair.spec.dataset)
     images = dataset.images(shown).cpu().numpy() if len(shown) else np.empty((0, 3, 1, 1), np.uint8)
     label_list = labels.cpu().numpy()
-    payload: dict[str, Any] = {
+    return {
         "unpruned": _describe(unpruned), "pruned": _describe(pruned),
         "images": int(mask.shape[0]), "pies": int(mask.sum()), "fraction": float(mask.mean()),
         "classes": [
@@ -197,21 +227,9 @@ def pie_report(pair: Pair, options: dict[str, Any]) -> tuple[list[GateResult], d
                 "index": int(i), "label": int(label_list[i]),
                 "unpruned_modal": np.flatnonzero(modal_before[i]).tolist(),
                 "pruned_modal": np.flatnonzero(modal_after[i]).tolist(),
-                "png": base64.b64encode(png_thumbnail(image, int(options["thumbnail_size"]))).decode("ascii"),
+                "png": base64.b64encode(png_thumbnail(image, size)).decode("ascii"),
             }
             for i, image in zip(shown, images)
         ],
         "max_pie_fraction": options.get("max_pie_fraction"),
     }
-    try:
-        limit = optional_fraction(options, "max_pie_fraction", PIE_GATE)
-    except ValueError as exc:
-        return [failed_closed(name=PIE_GATE, metric="PIE fraction", reason=str(exc), threshold=float("nan"),
-                              threshold_name="max_pie_fraction", subject=pair.name)], payload
-    if limit is None:
-        return [], payload
-    return [decide(
-        name=PIE_GATE, metric=f"PIE fraction ({payload['pies']} of {payload['images']} images)",
-        value=payload["fraction"], threshold=limit, threshold_name="max_pie_fraction", subject=pair.name,
-        details={"pies": payload["pies"]},
-    )], payload

@@ -245,3 +245,11 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     assert [m["model"] for m in payload["unpruned"]] == ["parent", "reference"]
     assert payload["pies"] == 60 and payload["classes"] == [{"class": 9, "pies": 60, "images": 60}]
     assert again == payload
+
+
+def test_bad_pie_option_fails_closed_and_the_report_says_why(pytester):
+    root = write_project(pytester.path, gates="[gates.pies]\nthumbnails = -1\n")
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "-k", "exemplars")
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(["*gates.pies.thumbnails: expected an integer >= 0, found -1*"])
+    assert "| collapse | | | not computed |" in " ".join((root / "reports" / "prunecheck.md").read_text().split())

@@ -27,6 +27,9 @@ def render(entries: list[dict[str, Any]]) -> str:
     rows, first = [], []
     for entry in entries:
         p = entry["payload"]
+        if "error" in p:
+            rows.append([entry["subject"], "", "", "not computed", "", p["error"]])
+            continue
         fraction = f"{p['fraction']:.4f}"
         limit = p.get("max_pie_fraction")
         if limit is not None and p["fraction"] > limit:
