@@ -15,6 +15,7 @@ Predictions are argmax with the first maximal class on ties, as
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -130,10 +131,12 @@ def class_drop_intervals(
         rows = torch.nonzero(y == int(c)).flatten()
         if rows.numel() == 0:
             raise MetricInputError(f"classes: expected classes with at least one image, found class {int(c)} with none")
-        out[int(c)] = paired_bootstrap(
+        r = paired_bootstrap(
             "accuracy", parent[rows], pruned[rows], y[rows], n_resamples=n_resamples,
             confidence=confidence, seed=seed, as_degradation=True,
         )
+        # + 0.0 turns the sign flip's -0.0 into 0.0 (reports would print "-0.0000")
+        out[int(c)] = replace(r, estimate=r.estimate + 0.0, low=r.low + 0.0, high=r.high + 0.0)
     return out
 
 
