@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from prunecheck.gates import Direction, GateResult, decide, failed_closed
+from prunecheck.gates import Direction, GateResult, decide, failed_closed, optional_fraction, with_relative_drop
 from prunecheck.settings import Settings
 
 GATE_PROPERTY = "prunecheck_gate"
@@ -62,6 +62,8 @@ class GateChecker:
         view = parent.view.id
         label = label or f"{metric} {'drop' if metrics.METRICS[metric].higher_is_better else 'increase'}"
         try:
+            # Accuracy-type suites may also bound the drop relative to the parent (both must hold).
+            max_relative_drop = optional_fraction(options, "max_relative_drop", gate)
             info = metrics.METRICS[metric]
             # Label-free metrics (entropy on OOD data) take the probabilities only.
             args = (lambda p: (p.probs, p.labels)) if info.inputs == "probs_labels" else (lambda p: (p.probs,))
@@ -82,11 +84,12 @@ class GateChecker:
                 name=gate, metric=label, threshold=threshold, threshold_name=threshold_key,
                 reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
             )
-        return decide(
+        result = decide(
             name=gate, metric=label, value=value, threshold=threshold, threshold_name=threshold_key,
             direction="max", mode=mode, ci=ci, parent=parent_value, pruned=pruned_value,
             subject=subject, view=view,
         )
+        return with_relative_drop(result, max_relative_drop)
 
     def value(
         self,

@@ -18,7 +18,16 @@ Direction = Literal["max", "min"]  # "max": value must be <= threshold; "min": >
 
 GATE_DEFAULTS: dict[str, dict[str, Any]] = {
     # SPEC 4.1: accuracy(parent) - accuracy(pruned) <= max_drop on nominal data.
-    "accuracy_margin": {"max_drop": 0.005, "mode": "point"},
+    # max_relative_drop: drop / accuracy(parent) <= it as well (0.01 = 1 % of the parent's
+    # accuracy); unset = not checked (docs/configuration.md).
+    "accuracy_margin": {"max_drop": 0.005, "max_relative_drop": None, "mode": "point"},
+    # Per-class accuracy drop (Hooker et al. 2019): the worst class with >= min_class_images
+    # images must lose at most max_class_drop; 0.10 sits > 3 standard errors above the noise of a
+    # 200-image class at 90 % accuracy (docs/metrics.md).
+    "class_accuracy": {"max_class_drop": 0.10, "min_class_images": 50, "mode": "point", "report_classes": 10},
+    # Pruning identified exemplars (Hooker et al. 2019): reported; gated only when
+    # max_pie_fraction is set (a fraction of the test images).
+    "pies": {"max_pie_fraction": None, "thumbnails": 16, "thumbnail_size": 64},
     # SPEC 4.2 (seeds 000, 001, 003).
     "uncertainty": {
         "mode": "point",
@@ -41,6 +50,7 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "severities": [3],
         "noise_levels": [0.0],  # L-inf uniform noise eps (normalised space) counted as extra corruptions; 0 = none
         "max_drop": 0.005,
+        "max_relative_drop": None,  # as [gates.accuracy_margin]
         "delta": 0.005,  # prune potential: largest ratio whose error is within delta of the parent's
         "policy": "mean",  # mean | min over the configured corruptions
         "max_excess_error_diff": 0.01,
@@ -181,6 +191,55 @@ def decide(
     compared = result.value if mode == "point" else result._deciding_bound()
     result.passed = compared <= threshold if direction == "max" else compared >= threshold
     return result
+
+
+def optional_fraction(options: dict[str, Any], key: str, suite: str) -> float | None:
+    """An optional threshold that is a fraction in [0, 1] (``None`` = not set).
+
+    Raises:
+        ValueError: a value that is not a number in [0, 1], naming the key.
+    """
+    value = options.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"gates.{suite}.{key}: expected a fraction in [0, 1] (e.g. 0.01), found {value!r}")
+    return float(value)
+
+
+def with_relative_drop(result: GateResult, max_relative_drop: float | None) -> GateResult:
+    """Also hold an accuracy drop relative to the parent: drop / parent <= max_relative_drop.
+
+    Intel Neural Compressor's relative criterion: 0.01 allows the pruned model to
+    lose 1 % of the parent's accuracy (0.92 -> 0.9108). Both margins must hold. The
+    returned result is the failing one (the absolute one when both fail); the other
+    margin travels in ``details["also"]``. In the bootstrap modes the interval of
+    the absolute drop is divided by the parent's accuracy on the full test set (the
+    measured baseline, as the relative criterion is defined).
+    """
+    if max_relative_drop is None or result.reason:
+        return result
+    if result.parent is None or not result.parent > 0.0:
+        relative = failed_closed(
+            name=result.name, metric=f"relative {result.metric}", threshold=max_relative_drop,
+            threshold_name="max_relative_drop", subject=result.subject, view=result.view,
+            reason=f"the parent's value is {result.parent!r}, so a drop relative to it is undefined; the gate fails closed",
+        )
+    else:
+        relative = decide(
+            name=result.name, metric=f"relative {result.metric}", value=result.value / result.parent,
+            threshold=max_relative_drop, threshold_name="max_relative_drop", direction=result.direction,
+            mode=result.mode, ci=None if result.ci is None else (result.ci[0] / result.parent, result.ci[1] / result.parent),
+            parent=result.parent, pruned=result.pruned, subject=result.subject, view=result.view,
+            details=result.details,
+        )
+    chosen, other = (relative, result) if (result.passed and not relative.passed) else (result, relative)
+    chosen.passed = result.passed and relative.passed
+    chosen.details["also"] = {
+        "metric": other.metric, "value": other.value, "threshold_name": other.threshold_name,
+        "threshold": other.threshold, "passed": other.passed, "message": other.message,
+    }
+    return chosen
 
 
 def failed_closed(

@@ -38,6 +38,8 @@ figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; 
 figcaption { font-size: 0.9em; color: #555; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 1em; }
 code { background: #f4f4f4; padding: 0 3px; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 6px; } .thumbs figure { margin: 0; font-size: 0.75em; text-align: center; }
+.thumbs img { image-rendering: pixelated; border: 1px solid #ccc; }
 """
 
 _NUMERIC = {"parent", "pruned", "value", "margin"}
@@ -111,6 +113,24 @@ def _plots(images: list[PlotImage] | None) -> str:
     return "\n".join(figures)
 
 
+def _thumbnails(data: list[dict[str, Any]]) -> str:
+    """Grids of the base64 PNG thumbnails the PIE section records (``payload["first"]``)."""
+    grids = []
+    for entry in data:
+        if entry["section"] != "pies" or not entry["payload"].get("first"):
+            continue
+        figures = []
+        for item in entry["payload"]["first"]:
+            caption = (f"#{item['index']} label {item['label']}: "
+                       f"{'/'.join(map(str, item['unpruned_modal']))} \u2192 {'/'.join(map(str, item['pruned_modal']))}")
+            figures.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
+                           f'{html.escape(item["png"])}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+        grids.append(f"<h3>First PIEs of <code>{html.escape(entry['subject'])}</code> "
+                     "(label: unpruned modal \u2192 pruned modal)</h3>\n"
+                     f'<div class="thumbs">{"".join(figures)}</div>')
+    return "\n".join(grids)
+
+
 def render_html(doc: dict[str, Any], images: list[PlotImage] | None) -> str:
     """The HTML page for a report document.
 
@@ -145,6 +165,7 @@ def render_html(doc: dict[str, Any], images: list[PlotImage] | None) -> str:
     body += ["<h2>Plots</h2>", _plots(images)]
     for block in render_sections(doc["data"]):
         body.append(markdown_to_html(block))
+    body.append(_thumbnails(doc["data"]))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>prunecheck report: {html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"

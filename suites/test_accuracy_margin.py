@@ -1,9 +1,17 @@
-"""Accuracy margin (SPEC 4.1) and efficiency facts (SPEC 4.6) for every configured pair.
+"""Accuracy margin (SPEC 4.1), the damage the average hides, and efficiency facts (SPEC 4.6).
 
-accuracy(parent) - accuracy(pruned) must stay within ``[gates.accuracy_margin] max_drop``
-on nominal data. Efficiency facts are reported with every pair; that test fails
-only when they cannot be computed.
+- ``test_accuracy_margin[<pair>]``: accuracy(parent) - accuracy(pruned) <= ``[gates.accuracy_margin]
+  max_drop`` on nominal data (and <= ``max_relative_drop`` x accuracy(parent) when that is set).
+- ``test_class_accuracy[<pair>]``: the worst per-class accuracy drop <= ``[gates.class_accuracy]
+  max_class_drop`` over the classes with at least ``min_class_images`` images (Hooker et al. 2019).
+- ``test_pruning_identified_exemplars[<pair>]``: images whose modal prediction differs between the
+  unpruned and the pruned population, reported; gated when ``[gates.pies] max_pie_fraction`` is set.
+- ``test_efficiency_facts[<pair>]``: reported with every pair; fails only when they cannot be computed.
+
+All but the efficiency facts use the same cached nominal predictions.
 """
+
+from prunecheck import perclass
 
 
 def test_accuracy_margin(pair, gate):
@@ -13,6 +21,22 @@ def test_accuracy_margin(pair, gate):
             "accuracy_margin", "accuracy", parent, pruned, threshold_key="max_drop", subject=pair.name
         )
     )
+
+
+def test_class_accuracy(pair, gate):
+    parent, pruned = pair.predictions()
+    result, payload = perclass.class_accuracy_gate(
+        parent, pruned, gate.config(perclass.CLASS_GATE), subject=pair.name,
+        n_resamples=gate.settings.run.bootstrap_resamples, seed=gate.settings.run.seed,
+    )
+    gate.record(perclass.CLASS_GATE, pair.name, payload)
+    gate.check(result)
+
+
+def test_pruning_identified_exemplars(pair, gate):
+    results, payload = perclass.pie_report(pair, gate.config(perclass.PIE_GATE))
+    gate.record(perclass.PIE_GATE, pair.name, payload)
+    gate.check(*results)
 
 
 def test_efficiency_facts(pair, gate):

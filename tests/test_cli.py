@@ -31,7 +31,7 @@ def test_validate_prints_what_the_config_defines(project, capsys):
     out = capsys.readouterr().out
     assert f"config: {project / 'prunecheck.toml'}" in out
     assert "pair p1: parent -> pruned on colours; methods msp; expect_fail corruptions" in out
-    assert "gates.accuracy_margin: max_drop=0.005, mode='point'" in out
+    assert "gates.accuracy_margin: max_drop=0.005, max_relative_drop=None, mode='point'" in out
 
 
 def test_invalid_config_is_one_line_and_exit_2(project, capsys):

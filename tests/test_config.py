@@ -214,7 +214,7 @@ def test_full_config_round_trip(tmp_path: Path) -> None:
     assert family.name == "resnet-family" and family.parent == "parent"
     assert family.members == (FamilyMember("wt80_pre", None), FamilyMember("wt80", 0.8))
     assert family.deployed == "wt80"
-    assert s.gates["accuracy_margin"] == {"max_drop": 0.01, "mode": "confident"}
+    assert s.gates["accuracy_margin"] == {"max_drop": 0.01, "max_relative_drop": None, "mode": "confident"}
 
 
 def test_defaults_filled(tmp_path: Path) -> None:
@@ -234,7 +234,7 @@ def test_defaults_filled(tmp_path: Path) -> None:
     from prunecheck.gates import GATE_DEFAULTS
 
     assert s.gates == GATE_DEFAULTS  # every suite present, nothing changed
-    assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "mode": "point"}  # SPEC 4.1
+    assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "max_relative_drop": None, "mode": "point"}  # SPEC 4.1
     assert s.pairs[0].expect_fail == ()
 
 
@@ -324,7 +324,7 @@ optional = "anything"
         "levels": [0.0, 0.25], "severities": [1, 5], "corruptions": ["frost"], "optional": "anything",
     }
     assert type(got["ratio"]) is float and all(type(x) is float for x in got["levels"])
-    assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "mode": "point"}
+    assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "max_relative_drop": None, "mode": "point"}
 
 
 @pytest.mark.parametrize(
@@ -469,7 +469,7 @@ ERROR_CASES = [
     ("family-no-name", 'name = "resnet-family"\n', "", "families[0].name", ["missing required key", "family name"]),
     ("family-name-clash", 'name = "resnet-family"', 'name = "wt80"', "families[0].name", ["not used by another pair or family", "pairs[0]"]),
     ("gates-unknown-suite", "[gates.accuracy_margin]", "[gates.accuracy]", "gates.accuracy", ["unknown gate suite 'accuracy'", "'accuracy_margin'"]),
-    ("gates-unknown-key", "max_drop = 0.01", "max_dorp = 0.01", "gates.accuracy_margin.max_dorp", ["unknown threshold 'max_dorp'", "did you mean 'max_drop'", "'max_drop', 'mode'"]),
+    ("gates-unknown-key", "max_drop = 0.01", "max_dorp = 0.01", "gates.accuracy_margin.max_dorp", ["unknown threshold 'max_dorp'", "did you mean 'max_drop'", "'max_drop', 'max_relative_drop', 'mode'"]),
     ("gates-type", "max_drop = 0.01", 'max_drop = "0.01"', "gates.accuracy_margin.max_drop", ["number", "string '0.01'"]),
     ("gates-bool", "max_drop = 0.01", "max_drop = true", "gates.accuracy_margin.max_drop", ["number", "boolean true"]),
     ("gates-mode", 'mode = "confident"', 'mode = "strict"', "gates.accuracy_margin.mode", ["'point', 'confident', 'lenient'", "string 'strict'"]),
@@ -624,7 +624,7 @@ def test_documented_example_is_valid(tmp_path: Path) -> None:
     assert [p.name for p in s.pairs] == ["resnet20-wt80", "ensemble-wt80"]
     assert s.pairs[1].methods == ("msp", "ensemble")
     assert [m.ratio for m in s.families[0].members] == [0.5, 0.8, None]
-    assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "mode": "confident"}
+    assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "max_relative_drop": None, "mode": "confident"}
 
 
 def test_expect_fail_names_known_gates(tmp_path: Path) -> None:

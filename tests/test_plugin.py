@@ -16,11 +16,12 @@ pytest_plugins = ["pytester"]
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_accuracy_margin.py"
 
 
-def write_project(pytester: pytest.Pytester, *, drop_classes: int, extra: str = "", n: int = 200) -> Path:
+def write_project(pytester: pytest.Pytester, *, drop_classes: int, extra: str = "", n: int = 500) -> Path:
     """A project with a CIFAR-10 file, a parent and a pruned RedChannelNet, and the accuracy suite.
 
     The pruned model has the rows of its last ``drop_classes`` classes zeroed, so it
-    misclassifies exactly those classes: accuracy 1 - drop_classes/10, parent 1.0.
+    misclassifies exactly those classes: accuracy 1 - drop_classes/10, parent 1.0. With the
+    default n, each class has 50 images: enough for the per-class gate's min_class_images.
     """
     weights = red_channel_weights()
     pruned = {k: v.clone() for k, v in weights.items()}
@@ -49,7 +50,8 @@ def test_pruned_model_over_max_drop_fails_the_run_with_full_message(pytester):
     root = write_project(pytester, drop_classes=1)
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
     assert result.ret == 1
-    result.assert_outcomes(passed=1, failed=1)  # efficiency facts pass, the margin fails
+    # efficiency facts and PIEs pass; the margin and the per-class gate (class 9: 1.0 -> 0.0) fail
+    result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
         "*test_accuracy_margin*colour-pair*",
         "*[[]colour-pair[]] accuracy drop 0.1000 > max_drop 0.005 (parent 1.0000, pruned 0.9000)*",
@@ -59,8 +61,8 @@ def test_pruned_model_over_max_drop_fails_the_run_with_full_message(pytester):
         "  FAIL   accuracy drop*0.1000*<= 0.005 max_drop*-0.0950",
     ])
     report = json.loads((root / "reports" / "prunecheck.json").read_text())
-    assert report["schema"] == "prunecheck-report" and report["summary"]["gates_failed"] == 1
-    (gate,) = report["gates"]
+    assert report["schema"] == "prunecheck-report" and report["summary"]["gates_failed"] == 2
+    (gate,) = [g for g in report["gates"] if g["name"] == "accuracy_margin"]
     assert gate["parent"] == pytest.approx(1.0) and gate["pruned"] == pytest.approx(0.9)
     assert (root / "reports" / "prunecheck.md").read_text().startswith("# prunecheck report: FAILED")
 
@@ -68,11 +70,11 @@ def test_pruned_model_over_max_drop_fails_the_run_with_full_message(pytester):
 def test_identical_models_pass_and_second_run_predicts_nothing(pytester):
     root = write_project(pytester, drop_classes=0)
     first = pytester.runpytest("suites", "-p", "no:cacheprovider", "-s")
-    first.assert_outcomes(passed=2)
+    first.assert_outcomes(passed=4)
     # identical weights share a fingerprint, so the pair costs one prediction
     assert "prunecheck: predicting parent on colours" in first.stdout.str()
     second = pytester.runpytest("suites", "-p", "no:cacheprovider", "-s")
-    second.assert_outcomes(passed=2)
+    second.assert_outcomes(passed=4)
     assert "predicting" not in second.stdout.str()
     facts = json.loads((root / "reports" / "prunecheck.json").read_text())["data"]
     assert facts[0]["section"] == "efficiency" and facts[0]["payload"]["parent"]["parameters"] == 20
@@ -82,7 +84,7 @@ def test_confident_mode_from_the_command_line(pytester):
     # Drop 0.1 with a CI well above 0.005: fails in every mode; lenient too.
     write_project(pytester, drop_classes=1)
     result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--prunecheck-mode", "lenient")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=2)  # the per-class gate fails in lenient mode too
     result.stdout.fnmatch_lines(["*accuracy drop (lenient: 95% CI*"])
 
 
@@ -116,7 +118,7 @@ def test_model_that_does_not_load_fails_closed(pytester):
     (root / "pruned.pt").write_bytes(b"not a checkpoint")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
     assert result.ret == 1
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(["ERROR  *colour-pair*", "*no gate result (counted as failed)*"])
     report = json.loads((root / "reports" / "prunecheck.json").read_text())
     assert {t["outcome"] for t in report["tests"]} == {"error"}
@@ -145,4 +147,4 @@ def test_suites_without_configured_families_are_deselected_not_skipped(pytester)
     write_project(pytester, drop_classes=0)
     (pytester.path / "suites" / "test_family.py").write_text("def test_needs_family(family):\n    pass\n")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, deselected=1, skipped=0)
+    result.assert_outcomes(passed=4, deselected=1, skipped=0)

@@ -20,7 +20,8 @@ SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_accuracy_margin.p
 
 def write_project(pytester: pytest.Pytester) -> Path:
     """Three pairs on a 10-class colour dataset: 'good' (identical weights), 'bad' (the
-    last class zeroed: accuracy drop 0.1) and 'known' (the same drop, listed in expect_fail)."""
+    last class zeroed: accuracy drop 0.1, class 9 collapses) and 'known' (the same, listed in
+    expect_fail). Classes have 10 images, so the per-class gate is told to gate classes that small."""
     root = pytester.path
     images, labels = class_colour_images(100)
     write_cifar10(root / "data", images, labels)
@@ -44,6 +45,9 @@ def write_project(pytester: pytest.Pytester) -> Path:
         mean = [0.0, 0.0, 0.0]
         std = [1.0, 1.0, 1.0]
 
+        [gates.class_accuracy]
+        min_class_images = 10
+
     """) + models + textwrap.dedent("""
         [[pairs]]
         name = "good"
@@ -62,7 +66,7 @@ def write_project(pytester: pytest.Pytester) -> Path:
         parent = "parent"
         pruned = "pruned"
         dataset = "colours"
-        expect_fail = ["accuracy_margin"]
+        expect_fail = ["accuracy_margin", "class_accuracy"]
     """))
     (root / "suites").mkdir()
     (root / "suites" / "test_accuracy_margin.py").write_text(SUITE.read_text())
@@ -84,18 +88,24 @@ def test_failing_gates_give_a_complete_report(pytester):
     root = write_project(pytester)
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
     assert result.ret == 1
-    result.assert_outcomes(passed=4, failed=1, xfailed=1)  # 3 efficiency tests pass
+    result.assert_outcomes(passed=8, failed=2, xfailed=2)  # 3 efficiency and 3 PIE tests pass
     doc = read_report(root)
-    assert [(g["subject"], g["status"]) for g in doc["gates"]] == [("bad", "FAIL"), ("known", "XFAIL"), ("good", "PASS")]
+    assert [(g["name"], g["subject"], g["status"]) for g in doc["gates"]] == [
+        ("accuracy_margin", "bad", "FAIL"), ("class_accuracy", "bad", "FAIL"),
+        ("accuracy_margin", "known", "XFAIL"), ("class_accuracy", "known", "XFAIL"),
+        ("accuracy_margin", "good", "PASS"), ("class_accuracy", "good", "PASS"),
+    ]
     assert doc["summary"]["verdict"] == "FAILED" and doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": ""}
-    assert sorted(e["subject"] for e in doc["data"]) == ["bad", "good", "known"]
+    assert sorted((e["section"], e["subject"]) for e in doc["data"] if e["section"] == "efficiency") == [
+        ("efficiency", "bad"), ("efficiency", "good"), ("efficiency", "known")]
+    assert len(doc["data"]) == 9  # efficiency, class_accuracy and pies per pair
     result.stdout.fnmatch_lines([
         "*prunecheck gates*",
         "accuracy_margin / bad: 1 FAIL",
         "  FAIL   accuracy drop*",
         "accuracy_margin / known: 1 XFAIL",
         "accuracy_margin / good: 1 PASS",
-        "FAILED: 3 gates: 1 failed, 1 known failures (expect_fail), 1 passed",
+        "FAILED: 6 gates: 2 failed, 2 known failures (expect_fail), 2 passed",
         "reports: *prunecheck.json, *prunecheck.md, *prunecheck.html*",
     ])
     html = (root / "reports" / "prunecheck.html").read_text()
@@ -124,7 +134,7 @@ def test_keyboard_interrupt_still_writes_the_report(pytester):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     doc = read_report(root)
     assert doc["session"] == {"exitstatus": 2, "interrupted": True, "reason": "KeyboardInterrupt"}
-    assert len(doc["gates"]) == 3  # the suite ran before the interrupt
+    assert len(doc["gates"]) == 6  # the suite ran before the interrupt
     assert (root / "reports" / "prunecheck.html").exists()
 
 
@@ -143,14 +153,14 @@ def test_xdist_writes_one_merged_report_equal_to_a_serial_run(pytester):
     pytest.importorskip("xdist")
     root = write_project(pytester)
     serial = pytester.runpytest("suites", "-p", "no:cacheprovider")
-    serial.assert_outcomes(passed=4, failed=1, xfailed=1)
+    serial.assert_outcomes(passed=8, failed=2, xfailed=2)
     serial_doc = read_report(root)
     (root / "reports" / "prunecheck.json").unlink()
     parallel = pytester.runpytest("suites", "-p", "no:cacheprovider", "-n", "2")
-    parallel.assert_outcomes(passed=4, failed=1, xfailed=1)
+    parallel.assert_outcomes(passed=8, failed=2, xfailed=2)
     parallel_doc = read_report(root)
     assert comparable(parallel_doc) == comparable(serial_doc)
-    assert len(parallel_doc["gates"]) == 3 and len(parallel_doc["tests"]) == 6
+    assert len(parallel_doc["gates"]) == 6 and len(parallel_doc["tests"]) == 12
     # the controller printed the one summary; no worker wrote a report of its own
     assert parallel.stdout.str().count("== prunecheck gates ==") == 1
     assert sorted(p.name for p in (root / "reports").iterdir()) == ["prunecheck.html", "prunecheck.json",

@@ -31,6 +31,16 @@ from prunecheck.metrics.classification import (
     predictive_entropy,
     softmax_distance,
 )
+from prunecheck.metrics.perclass import (
+    PerClassAccuracy,
+    class_accuracy_drop,
+    class_drop_intervals,
+    class_histogram,
+    modal_classes,
+    per_class_accuracy,
+    pie_mask,
+    prediction_votes,
+)
 from prunecheck.metrics.pruning import excess_error, instability, prune_potential
 from prunecheck.metrics.registry import METRICS, MetricInfo, degradation, metric_info
 from prunecheck.metrics.sparsification import SparsificationCurves, ause, sparsification_curves
@@ -42,6 +52,7 @@ __all__ = [
     "ConfidenceCurve",
     "MetricInfo",
     "MetricInputError",
+    "PerClassAccuracy",
     "SparsificationCurves",
     "accuracy",
     "agreement",
@@ -49,6 +60,9 @@ __all__ = [
     "bootstrap_indices",
     "brier",
     "calibration_bins",
+    "class_accuracy_drop",
+    "class_drop_intervals",
+    "class_histogram",
     "confidence_curve",
     "degradation",
     "disagreement",
@@ -56,8 +70,12 @@ __all__ = [
     "excess_error",
     "instability",
     "metric_info",
+    "modal_classes",
     "nll",
     "paired_bootstrap",
+    "per_class_accuracy",
+    "pie_mask",
+    "prediction_votes",
     "predictive_entropy",
     "prune_potential",
     "softmax_distance",

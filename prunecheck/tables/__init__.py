@@ -14,7 +14,7 @@ import importlib
 import json
 from typing import Any
 
-ORDER = ("efficiency", "uncertainty", "corruptions", "prune_potential", "functional", "instability")
+ORDER = ("efficiency", "class_accuracy", "pies", "uncertainty", "corruptions", "prune_potential", "functional", "instability")
 
 
 def render_sections(data: list[dict[str, Any]]) -> list[str]:

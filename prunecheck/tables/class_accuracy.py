@@ -1,0 +1,46 @@
+"""Per-class accuracy drop per pair (Hooker et al. 2019): the most damaged classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+TITLE = "Per-class accuracy (most damaged classes)"
+HEADERS = ["pair", "class", "images", "parent correct", "pruned correct", "parent acc", "pruned acc", "drop", "95% CI"]
+
+
+def _drop(row: dict[str, Any], limit: float) -> str:
+    shown = f"{row['drop']:.4f}"
+    if not row["gated"]:
+        return shown + " (not gated)"
+    return f"**{shown} > {limit:g}**" if row["drop"] > limit else shown
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    rows = []
+    notes = []
+    for entry in entries:
+        payload = entry["payload"]
+        limit = payload["max_class_drop"]
+        ranked = sorted(payload["classes"], key=lambda r: (-r["drop"], r["class"]))
+        for row in ranked[: payload["report_classes"]]:
+            ci = row.get("ci")
+            rows.append([
+                entry["subject"], row["class"], row["images"], row["parent_correct"], row["pruned_correct"],
+                f"{row['parent_accuracy']:.4f}", f"{row['pruned_accuracy']:.4f}", _drop(row, limit),
+                f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "",
+            ])
+        small = [r["class"] for r in payload["classes"] if not r["gated"]]
+        if small:
+            notes.append(
+                f"`{entry['subject']}`: {len(small)} classes with fewer than {payload['min_class_images']} images "
+                "are reported, not gated."
+            )
+    note = (
+        "\n\ndrop = accuracy(parent) - accuracy(pruned) among the images of that class; the worst gated class "
+        "is compared with max_class_drop; rows sorted by drop, the report_classes largest per pair."
+    )
+    if notes:
+        note += "\n\n" + "\n".join(notes)
+    return tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True) + note
