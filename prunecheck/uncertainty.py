@@ -122,7 +122,36 @@ def method_predictions(pair: "Pair", method: str, options: dict[str, Any], view=
     )
     if problem:
         raise GateError(f"pair '{pair.name}': {problem}")
-    return pair.predictions(view or NOMINAL, mc_passes=mc_passes_for(method, options), dataset=dataset)
+    parent, pruned = pair.predictions(view or NOMINAL, mc_passes=mc_passes_for(method, options), dataset=dataset)
+    if method == "mc_dropout":
+        for p in (parent, pruned):
+            check_passes_differ(p)
+    return parent, pruned
+
+
+#: MC passes whose probabilities differ by less than this everywhere count as identical (float noise).
+IDENTICAL_PASSES_ATOL = 1e-6
+
+
+def check_passes_differ(predictions: "Predictions") -> None:
+    """Fail closed when MC dropout passes are identical: dropout was not really on.
+
+    A model traced with ``torch.jit.trace`` in eval mode has its dropout baked
+    out: switching its dropout submodules to train mode changes nothing, and
+    variance / disagreement would be 0 for a meaningless reason.
+
+    Raises:
+        GateError: every pass gives the same probabilities (within
+            :data:`IDENTICAL_PASSES_ATOL`).
+    """
+    member = predictions.member_probs
+    if member.shape[0] >= 2 and float((member - member[:1]).abs().max()) <= IDENTICAL_PASSES_ATOL:
+        raise GateError(
+            f"model '{predictions.model}': its {member.shape[0]} MC dropout passes are identical (largest "
+            f"difference <= {IDENTICAL_PASSES_ATOL:g}), so dropout did not act at inference; a TorchScript "
+            "model made with torch.jit.trace has dropout compiled out (use torch.jit.script or a state_dict "
+            "model), or remove 'mc_dropout' from this pair's methods"
+        )
 
 
 # --------------------------------------------------------------------------- uncertainties

@@ -308,6 +308,62 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
     assert ws2.engine.forward_passes > 0
 
 
+def _scripted_pair(tmp_path, how: str):
+    """A pair of TorchScript DropoutRedChannelNets (``torch.jit.script`` or ``torch.jit.trace``)."""
+    from prunecheck.config import load_settings
+    from prunecheck.workspace import Pair, Workspace
+
+    images, labels = class_colour_images(64)
+    write_cifar10(tmp_path / "data", images, labels)
+    for name, scale in (("a", 1.0), ("b", 2.0)):
+        net = DropoutRedChannelNet(scale=scale)
+        net.load_state_dict(dropout_red_channel_weights(sharpness=30.0, running_mean=0.25, running_var=2.0))
+        net.eval()
+        compiled = torch.jit.script(net) if how == "script" else torch.jit.trace(net, torch.rand(2, 3, 32, 32))
+        torch.jit.save(compiled, str(tmp_path / f"{name}.pt"))
+    (tmp_path / "prunecheck.toml").write_text(textwrap.dedent(f"""
+        [run]
+        device = "cpu"
+        cache_dir = "{tmp_path / 'cache'}"
+        [datasets.colours]
+        kind = "cifar10"
+        root = "data"
+        mean = [0.0, 0.0, 0.0]
+        std = [1.0, 1.0, 1.0]
+        [models.a]
+        format = "torchscript"
+        weights = "a.pt"
+        [models.b]
+        format = "torchscript"
+        weights = "b.pt"
+        [[pairs]]
+        name = "p"
+        parent = "a"
+        pruned = "b"
+        dataset = "colours"
+        methods = ["mc_dropout"]
+    """))
+    s = load_settings(tmp_path / "prunecheck.toml")
+    return Pair(s.pairs[0], Workspace(s)), s.gates["uncertainty"]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_mc_dropout_passes_differ_on_a_scripted_model(tmp_path):
+    pair, options = _scripted_pair(tmp_path, "script")
+    parent, pruned = uncertainty.method_predictions(pair, "mc_dropout", options)
+    for p in (parent, pruned):  # every pair of passes differs somewhere (p = 0.3 dropout on the logits)
+        m = p.member_probs
+        assert all(float((m[i] - m[j]).abs().max()) > 0.01 for i in range(5) for j in range(i))
+    assert float(uncertainty.predicted_class_variance(parent.member_probs, parent.probs).mean()) > 1e-4
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_mc_dropout_on_a_traced_model_fails_closed(tmp_path):
+    pair, options = _scripted_pair(tmp_path, "trace")  # tracing in eval mode compiles dropout out
+    with pytest.raises(uncertainty.GateError, match="MC dropout passes are identical.*torch.jit.trace"):
+        uncertainty.method_predictions(pair, "mc_dropout", options)
+
+
 def test_mc_dropout_on_a_model_without_dropout_raises_a_gate_error():
     plain = model_from_module("plain", RedChannelNet())
     workspace = SimpleNamespace(model=lambda name: plain)
