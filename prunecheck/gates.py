@@ -62,7 +62,12 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "backselect_keep_fraction": 0.1,
     },
     # SPEC 4.5 (seed 004).
-    "instability": {"max_instability": 0.5},
+    "instability": {
+        "max_instability": 0.5,  # per pruning step (schedule / pre_finetune checkpoints)
+        # no step known: parent with the final zero mask in one shot, a different quantity
+        # ("one-shot mask damage"); it fails only when the mask alone leaves < 1/5 of the accuracy
+        "max_mask_damage": 0.8,
+    },
 }
 
 # Keys whose value must be one of a fixed set of strings.
