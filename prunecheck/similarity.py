@@ -2,8 +2,9 @@
 
 Two measures:
 
-- **Noise similarity** (:func:`noise_similarity`): on the first ``max_images``
-  images, for each noise level eps and R seeded repetitions, the inputs are
+- **Noise similarity** (:func:`noise_similarity`): on a seeded, class-stratified
+  sample of ``max_images`` test images (:func:`sample_rows`; seed 002: "a random
+  subset of 1000 test images"), for each noise level eps and R seeded repetitions, the inputs are
   ``x + U(-eps, eps)`` in normalised input space, without clipping (the engine's
   ``noise(eps, r)`` view: the same noise for every model), and we measure the
   agreement of the argmax with the parent's and the mean L2 distance of the
@@ -40,7 +41,7 @@ from prunecheck.views import NOMINAL, View, noise
 
 __all__ = [
     "SimilarityPoint",
-    "first_rows",
+    "sample_rows",
     "noise_views",
     "noise_similarity",
     "model_probs",
@@ -95,17 +96,24 @@ class SimilarityPoint:
         }
 
 
-def first_rows(dataset: ImageDataset, max_images: int) -> ImageDataset:
-    """The first ``max_images`` rows of ``dataset`` (the dataset itself when it is no larger).
+def sample_rows(dataset: ImageDataset, max_images: int, *, seed: int = 0) -> ImageDataset:
+    """A seeded, class-stratified sample of ``max_images`` rows (the dataset itself when it is no larger).
+
+    Not the first rows: sorted datasets (ImageFolder, ImageNet val) hold their
+    classes in blocks. The rows depend only on the labels and ``seed``
+    (:func:`prunecheck.data.base.stratified_indices`), so every model and every
+    run with that seed use the same images.
 
     Raises:
         ValueError: ``max_images`` < 1.
     """
+    from prunecheck.data.base import stratified_indices
+
     if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
         raise ValueError(f"max_images: expected an integer >= 1, found {max_images!r}")
     if len(dataset) <= max_images:
         return dataset
-    return Subset(dataset, range(int(max_images)))
+    return Subset(dataset, stratified_indices(dataset.labels, int(max_images), seed=seed))
 
 
 def noise_views(eps: float, repetitions: int) -> list[View]:
@@ -141,7 +149,7 @@ def noise_similarity(
         engine: A :class:`prunecheck.engine.PredictionEngine`.
         parent: The reference point of the comparison.
         others: Models to compare with it (pruned, reference, ...).
-        dataset: Images to use (e.g. :func:`first_rows` of the test set).
+        dataset: Images to use (e.g. :func:`sample_rows` of the test set).
         eps: L-inf noise bound in normalised space (>= 0).
         repetitions: Seeded noise draws R (>= 1; 1 is used for eps = 0).
 
@@ -318,7 +326,7 @@ def informative_features(
     keep_fraction: float = 0.1,
     mask_value: float = 0.0,
 ) -> dict:
-    """BackSelect on the first ``images`` images for parent, pruned and reference (if any).
+    """BackSelect on ``images`` stratified test images (:func:`sample_rows`) for parent, pruned and reference.
 
     Each model's informative pixels are found toward its own predicted class.
     Runs on the engine's device; the networks go back to the CPU afterwards.
@@ -326,7 +334,7 @@ def informative_features(
     Args:
         workspace: A :class:`prunecheck.workspace.Workspace`.
         spec: The pair's :class:`~prunecheck.settings.PairSpec`.
-        images: How many images (the first rows of the pair's dataset).
+        images: How many images (a class-stratified sample, seeded by ``[run] seed``).
         pixels_per_round: Pixels removed per BackSelect round.
         keep_fraction: Share of pixels kept as informative (seed 002: 0.1).
         mask_value: Value of a masked pixel (normalised space).
@@ -337,7 +345,7 @@ def informative_features(
         ``cross_confidence[source][evaluator]``: the evaluator's mean true-class
         probability on the source model's informative pixels.
     """
-    dataset = first_rows(workspace.dataset(spec.dataset), images)
+    dataset = sample_rows(workspace.dataset(spec.dataset), images, seed=workspace.settings.run.seed)
     roles = {"parent": spec.parent, "pruned": spec.pruned}
     if spec.reference:
         roles["reference"] = spec.reference

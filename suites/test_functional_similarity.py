@@ -40,10 +40,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # -- helpers -------------------------------------------------------------------------------
 def _similarity(pair, options, eps, names):
-    from prunecheck.similarity import first_rows, noise_similarity
+    from prunecheck.similarity import noise_similarity, sample_rows
 
     workspace = pair.workspace
-    data = first_rows(workspace.dataset(pair.spec.dataset), options["max_images"])
+    data = sample_rows(workspace.dataset(pair.spec.dataset), options["max_images"], seed=workspace.settings.run.seed)
     points = noise_similarity(
         workspace.engine,
         workspace.model(pair.spec.parent),

@@ -16,7 +16,7 @@ from prunecheck.models import model_from_module
 from prunecheck.similarity import (
     backselect_order,
     cross_confidence,
-    first_rows,
+    sample_rows,
     informative_pixels,
     noise_similarity,
     noise_views,
@@ -51,13 +51,16 @@ def test_noise_views_use_one_nominal_pass_at_eps_zero():
         noise_views(float("nan"), 1)
 
 
-def test_first_rows():
+def test_sample_rows_is_stratified_and_seeded():
     data = _dataset(10)
-    assert first_rows(data, 20) is data
-    head = first_rows(data, 4)
-    assert len(head) == 4 and torch.equal(head.images(np.arange(4)), data.images(np.arange(4)))
+    assert sample_rows(data, 20) is data
+    sorted_data = TensorDataset("sorted", torch.zeros(40, 3, 2, 2, dtype=torch.uint8),
+                                torch.arange(4).repeat_interleave(10), 4, (0, 0, 0), (1, 1, 1))
+    part = sample_rows(sorted_data, 8, seed=1)
+    assert np.bincount(part.labels.numpy()).tolist() == [2, 2, 2, 2]  # first 8 rows: class 0 only
+    assert part.indices.tolist() == sample_rows(sorted_data, 8, seed=1).indices.tolist()
     with pytest.raises(ValueError, match="max_images"):
-        first_rows(data, 0)
+        sample_rows(data, 0)
 
 
 def test_model_compared_with_itself_has_agreement_one_and_distance_zero_at_every_eps(engine):
