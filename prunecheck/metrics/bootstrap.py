@@ -63,6 +63,51 @@ def bootstrap_indices(n_samples: int, *, n_resamples: int = 1000, seed: int = 0)
     return np.concatenate(list(_index_chunks(n_samples, n_resamples, seed)), axis=0)
 
 
+def resampled_counts(hits: Any, *, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Per resample, how many of the resampled rows each series has True (exact integers).
+
+    Every series (a model on a view, ...) is resampled with the SAME indices,
+    drawn like :func:`paired_bootstrap` draws them (``_index_chunks``), so
+    statistics built from the counts (accuracies, prune potentials, excess
+    errors of a whole family) are paired. Row ``r`` of the result equals
+    ``hits[:, bootstrap_indices(N, n_resamples=R, seed=seed)[r]].sum(1)``.
+
+    Args:
+        hits: bool [S, N]: S series over the same N test rows.
+        n_resamples: R.
+        seed: seed of ``numpy.random.default_rng``.
+
+    Returns:
+        int64 [R, S].
+
+    Example:
+        >>> resampled_counts(np.array([[True, True], [False, True]]), n_resamples=2, seed=0).shape
+        (2, 2)
+    """
+    _check_args(n_resamples, 0.95, seed)
+    h = np.asarray(hits)
+    if h.ndim != 2 or h.shape[1] < 1 or h.dtype != np.bool_:
+        raise MetricInputError(f"hits: expected a bool array [series, rows] with rows >= 1, found {h.dtype} {list(h.shape)}")
+    n = h.shape[1]
+    weights = h.T.astype(np.int64)  # [N, S]
+    out = []
+    for chunk in _index_chunks(n, n_resamples, seed):
+        offsets = np.arange(chunk.shape[0], dtype=np.int64)[:, None] * n
+        multiplicity = np.bincount((chunk + offsets).ravel(), minlength=chunk.shape[0] * n).reshape(-1, n)
+        out.append(multiplicity @ weights)
+    return np.concatenate(out, axis=0)
+
+
+def percentile_interval(values: Any, estimate: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of resampled ``values``, widened to contain ``estimate`` (as :func:`paired_bootstrap`)."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise MetricInputError("bootstrap: expected finite values on every resample, found a non-finite one")
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.percentile(v, [100.0 * alpha, 100.0 * (1.0 - alpha)])
+    return min(float(low), float(estimate)), max(float(high), float(estimate))
+
+
 def _check_args(n_resamples: Any, confidence: Any, seed: Any) -> None:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise MetricInputError(f"n_resamples: expected an integer >= 1, found {n_resamples!r}")
@@ -197,4 +242,4 @@ def paired_bootstrap(
     )
 
 
-__all__ = ["BootstrapResult", "bootstrap_indices", "paired_bootstrap"]
+__all__ = ["BootstrapResult", "bootstrap_indices", "paired_bootstrap", "percentile_interval", "resampled_counts"]
