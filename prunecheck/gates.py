@@ -28,6 +28,9 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "ece_bins": 15,
         "ause_steps": 50,
         "ause_uncertainty": "msp",  # msp: 1 - max p; variance: predicted class variance over passes/members
+        # mc_dropout / ensemble: "prunecheck" (mean probs, ECE on max p) or "seed000" (softmax of mean
+        # logits, logit variance for AUSE, ECE on normalised variance; docs/uncertainty.md)
+        "protocol": "prunecheck",
         "mc_passes": 5,
         "ood_max_entropy_drop": 0.05,  # nats: pruned OOD entropy may fall at most this far below the parent's
         "ood_max_disagreement_drop": 0.05,  # ensembles: the same for disagreement
@@ -73,6 +76,7 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
 # Keys whose value must be one of a fixed set of strings.
 GATE_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("uncertainty", "ause_uncertainty"): ("msp", "variance"),
+    ("uncertainty", "protocol"): ("prunecheck", "seed000"),
     ("corruptions", "policy"): ("mean", "min"),
     ("corruptions", "backend"): ("imagecorruptions", "torch"),
 }
