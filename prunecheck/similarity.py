@@ -27,7 +27,7 @@ Two measures:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -68,12 +68,15 @@ class SimilarityPoint:
         eps: Noise level (L-inf bound, normalised input space).
         agreement: Agreement with the parent per repetition, each in [0, 1].
         distance: Mean softmax L2 distance to the parent per repetition.
+        per_image: float64 [N]: each image's agreement averaged over the
+            repetitions (what the gate modes bootstrap); not in :meth:`to_dict`.
     """
 
     model: str
     eps: float
     agreement: tuple[float, ...]
     distance: tuple[float, ...]
+    per_image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def mean_agreement(self) -> float:
@@ -163,15 +166,57 @@ def noise_similarity(
     views = noise_views(eps, repetitions)
     agreements: list[list[float]] = [[] for _ in others]
     distances: list[list[float]] = [[] for _ in others]
+    same = [np.zeros(len(dataset)) for _ in others]
     for view in views:
         parent_preds, *other_preds = engine.predict_many([parent, *others], dataset, view)
         for i, preds in enumerate(other_preds):
             agreements[i].append(metrics.agreement(preds.probs, parent_preds.probs))
             distances[i].append(metrics.softmax_distance(preds.probs, parent_preds.probs))
+            same[i] += (preds.probs.argmax(dim=1) == parent_preds.probs.argmax(dim=1)).cpu().numpy()
     return [
-        SimilarityPoint(model.name, float(eps), tuple(agreements[i]), tuple(distances[i]))
+        SimilarityPoint(model.name, float(eps), tuple(agreements[i]), tuple(distances[i]), same[i] / len(views))
         for i, model in enumerate(others)
     ]
+
+
+# --------------------------------------------------------------------------- gates
+
+
+def agreement_interval(*points: SimilarityPoint, n_resamples: int, seed: int) -> tuple[float, float]:
+    """95% bootstrap interval over test images of ``points[0]``'s mean agreement, or with two
+    points of ``points[0] - points[1]`` (pruned minus reference), the same images for both.
+
+    Raises:
+        ValueError: a point carries no per-image agreement.
+    """
+    from prunecheck.metrics.bootstrap import percentile_interval, resampled_means
+
+    if any(p.per_image is None for p in points):
+        raise ValueError("the bootstrap modes need per-image agreement (SimilarityPoint.per_image)")
+    means = resampled_means(np.stack([p.per_image for p in points]), n_resamples=n_resamples, seed=seed)
+    draws = means[:, 0] - (means[:, 1] if len(points) > 1 else 0.0)
+    estimate = points[0].mean_agreement - (points[1].mean_agreement if len(points) > 1 else 0.0)
+    return percentile_interval(draws, estimate)
+
+
+def similarity_result(
+    *points: SimilarityPoint, mode: str, threshold: float, threshold_name: str, metric: str,
+    n_resamples: int, seed: int, subject: str, view: str, details: dict, pruned: float | None = None,
+):
+    """The ``min`` gate on a mean agreement (one point) or an agreement margin (pruned, reference).
+
+    ``confident`` passes only if the lower end of the 95% interval over test images
+    reaches the threshold, ``lenient`` fails only if its upper end does not.
+    """
+    from prunecheck.gates import decide
+
+    value = points[0].mean_agreement - (points[1].mean_agreement if len(points) > 1 else 0.0)
+    ci = agreement_interval(*points, n_resamples=n_resamples, seed=seed) if mode != "point" else None
+    return decide(
+        name="functional", metric=metric, value=value, threshold=threshold, threshold_name=threshold_name,
+        direction="min", mode=mode, ci=ci, pruned=pruned, subject=subject, view=view,
+        details={**details, **({"n_resamples": n_resamples} if ci else {})},
+    )
 
 
 # --------------------------------------------------------------------------- BackSelect

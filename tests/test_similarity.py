@@ -163,3 +163,25 @@ def test_backselect_rejects_bad_arguments():
         backselect_order(forward, torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long), pixels_per_round=0)
     with pytest.raises(ValueError, match="one target per image"):
         backselect_order(forward, torch.zeros(2, 1, 2, 2), torch.zeros(1, dtype=torch.long), pixels_per_round=1)
+
+
+def test_agreement_modes_bootstrap_the_per_image_agreement_like_a_loop():
+    from prunecheck.metrics.bootstrap import bootstrap_indices
+    from prunecheck.similarity import SimilarityPoint, similarity_result
+
+    rng = np.random.default_rng(0)
+    pruned_img = rng.choice([0.0, 0.5, 1.0], size=120, p=[0.06, 0.04, 0.9])
+    reference_img = rng.choice([0.0, 1.0], size=120, p=[0.1, 0.9])
+    pruned = SimilarityPoint("q", 0.1, (float(pruned_img.mean()),), (0.0,), pruned_img)
+    reference = SimilarityPoint("r", 0.1, (float(reference_img.mean()),), (0.0,), reference_img)
+    loop = [pruned_img[i].mean() - reference_img[i].mean() for i in bootstrap_indices(120, n_resamples=300, seed=2)]
+    low, high = np.percentile(loop, [2.5, 97.5])
+    kwargs = dict(threshold_name="min_reference_margin", metric="margin", n_resamples=300, seed=2, subject="p",
+                  view="noise0.1", details={})
+    lenient = similarity_result(pruned, reference, mode="lenient", threshold=0.0, **kwargs)
+    value = pruned.mean_agreement - reference.mean_agreement
+    assert lenient.ci == pytest.approx((min(low, value), max(high, value)))
+    # 0.9 agreement on 120 images is not confidently >= 0.88, yet is as a point estimate
+    point = similarity_result(pruned, mode="point", threshold=0.88, **{**kwargs, "threshold_name": "min_agreement"})
+    confident = similarity_result(pruned, mode="confident", threshold=0.88, **{**kwargs, "threshold_name": "min_agreement"})
+    assert pruned.mean_agreement >= 0.88 and point.passed and not confident.passed and confident.mode == "confident"

@@ -88,13 +88,30 @@ def resampled_counts(hits: Any, *, n_resamples: int = 1000, seed: int = 0) -> np
     h = np.asarray(hits)
     if h.ndim != 2 or h.shape[1] < 1 or h.dtype != np.bool_:
         raise MetricInputError(f"hits: expected a bool array [series, rows] with rows >= 1, found {h.dtype} {list(h.shape)}")
-    n = h.shape[1]
-    weights = h.T.astype(np.int64)  # [N, S]
+    return _resampled_sums(h.T.astype(np.int64), n_resamples, seed)
+
+
+def resampled_means(values: Any, *, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Per resample, the mean of each series over the resampled rows (same indices for all series).
+
+    Like :func:`resampled_counts` for float per-row values (e.g. each image's
+    agreement averaged over noise repetitions): float64 [R, S] for values [S, N].
+    """
+    _check_args(n_resamples, 0.95, seed)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] < 1 or not np.all(np.isfinite(v)):
+        raise MetricInputError(f"values: expected finite floats [series, rows] with rows >= 1, found shape {list(v.shape)}")
+    return _resampled_sums(v.T, n_resamples, seed) / v.shape[1]
+
+
+def _resampled_sums(weights: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """[R, S]: per resample, sum over its rows of ``weights`` [N, S] (each row counted as often as drawn)."""
+    n = weights.shape[0]
     out = []
     for chunk in _index_chunks(n, n_resamples, seed):
         offsets = np.arange(chunk.shape[0], dtype=np.int64)[:, None] * n
         multiplicity = np.bincount((chunk + offsets).ravel(), minlength=chunk.shape[0] * n).reshape(-1, n)
-        out.append(multiplicity @ weights)
+        out.append(multiplicity.astype(weights.dtype) @ weights)
     return np.concatenate(out, axis=0)
 
 
@@ -242,4 +259,4 @@ def paired_bootstrap(
     )
 
 
-__all__ = ["BootstrapResult", "bootstrap_indices", "paired_bootstrap", "percentile_interval", "resampled_counts"]
+__all__ = ["BootstrapResult", "bootstrap_indices", "paired_bootstrap", "percentile_interval", "resampled_counts", "resampled_means"]
