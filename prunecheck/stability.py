@@ -21,8 +21,8 @@ one of three ways; the first that applies is used:
    This is **not** seed 004's per-step instability: the final mask of an
    iterative pruning removes, in one shot, what several steps removed with
    fine-tuning in between, so its damage is much larger than any real step's
-   (on the demo, ``wt80``'s three steps cost 0.04, 0.18 and 0.21, its one-shot
-   mask 0.69). It is reported and gated as **one-shot mask damage**, with
+   (on the demo zoo, ``wt80``'s three steps cost 0.012, 0.168 and 0.048, its
+   one-shot mask 0.562). It is reported and gated as **one-shot mask damage**, with
    its own threshold ``max_mask_damage`` (:func:`step_results`).
 
 Masks (``PairSpec.mask_mode``):
