@@ -317,7 +317,9 @@ def _bins_of(conf: torch.Tensor, correct: torch.Tensor, n_bins: int):
                                np.where(counts > 0, conf_sum / counts, np.nan))
 
 
-def calibration_inputs(predictions: "Predictions", method: str, options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def calibration_inputs(
+    predictions: "Predictions", method: str, options: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(confidence float64 [N], correct bool [N]) the ECE bins: ``max p``, or under the seed000
     protocol ``1 -`` the min-max normalised :data:`LOGIT_VARIANCE`."""
     p = predictions.probs

@@ -87,7 +87,9 @@ def resampled_counts(hits: Any, *, n_resamples: int = 1000, seed: int = 0) -> np
     _check_args(n_resamples, 0.95, seed)
     h = np.asarray(hits)
     if h.ndim != 2 or h.shape[1] < 1 or h.dtype != np.bool_:
-        raise MetricInputError(f"hits: expected a bool array [series, rows] with rows >= 1, found {h.dtype} {list(h.shape)}")
+        raise MetricInputError(
+            f"hits: expected a bool array [series, rows] with rows >= 1, found {h.dtype} {list(h.shape)}"
+        )
     return _resampled_sums(h.T.astype(np.int64), n_resamples, seed)
 
 
@@ -100,7 +102,9 @@ def resampled_means(values: Any, *, n_resamples: int = 1000, seed: int = 0) -> n
     _check_args(n_resamples, 0.95, seed)
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] < 1 or not np.all(np.isfinite(v)):
-        raise MetricInputError(f"values: expected finite floats [series, rows] with rows >= 1, found shape {list(v.shape)}")
+        raise MetricInputError(
+            f"values: expected finite floats [series, rows] with rows >= 1, found shape {list(v.shape)}"
+        )
     return _resampled_sums(v.T, n_resamples, seed) / v.shape[1]
 
 
