@@ -744,3 +744,30 @@ def test_prune_command_hrank_samples_dataset_batches(project):
         c = getattr(model, conv).out_channels
         assert _zero_filters(getattr(model, conv).weight.detach()).sum() == round(0.5 * c)
     assert settings.pairs[-1].mask_mode == "channels"
+
+
+class UntraceableSharedReluNet(nn.Module):
+    """Data-dependent control flow (fx cannot trace it) and one ReLU module used twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        if float(x.sum()) > 1e9:  # never true; breaks symbolic tracing
+            x = -x
+        return self.head(self.relu(self.conv2(self.relu(self.conv1(x))))).mean((2, 3))
+
+
+def test_hrank_fallback_refuses_an_activation_module_shared_by_two_convs(batches):
+    from prunecheck.pruning.activations import conv_activations
+
+    net = UntraceableSharedReluNet().eval()
+    assert conv_activations(net, ["conv1"]) == {"conv1": "module:relu"}  # registration order
+    with pytest.raises(ValueError, match=r"found none after \['conv2'\]"):  # nothing registered after it
+        hrank(net, 0.5, batches)
+    with pytest.raises(ValueError, match=r"after \['conv1'\] ran \[4\] times in 2 forward passes"):
+        hrank(net, 0.5, batches, exclude=["conv2"])

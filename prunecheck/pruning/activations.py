@@ -131,17 +131,29 @@ def activation_maps(
     """
     if all(t.startswith("module:") for t in targets.values()):
         modules = dict(model.named_modules())
-        handles = [
-            modules[t[len("module:"):]].register_forward_hook(
-                lambda _m, _i, out, conv=conv: on_output(conv, out)
-            )
-            for conv, t in targets.items()
-        ]
+        calls = {conv: 0 for conv in targets}
+        forwards = [0]
+
+        def hook_for(conv: str) -> Callable[..., None]:
+            def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+                calls[conv] += 1
+                on_output(conv, out)
+            return hook
+
+        handles = [modules[t[len("module:"):]].register_forward_hook(hook_for(c)) for c, t in targets.items()]
+        handles.append(model.register_forward_pre_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1)))
         try:
             run(model)
         finally:
             for h in handles:
                 h.remove()
+        shared = [c for c, n in calls.items() if n != forwards[0]]
+        if shared:  # e.g. one nn.ReLU module applied at several places (torchvision's BasicBlock)
+            raise ValueError(
+                f"hrank: the model cannot be traced with torch.fx, and the activation modules after {shared[:5]} "
+                f"ran {[calls[c] for c in shared[:5]]} times in {forwards[0]} forward passes, so their outputs "
+                "cannot be attributed to one convolution; make the model traceable or exclude these layers"
+            )
         return
     import torch.fx
 
