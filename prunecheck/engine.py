@@ -40,6 +40,7 @@ from prunecheck.cache import ArrayCache, cache_key
 from prunecheck.data.base import ImageDataset
 from prunecheck.errors import ModelError
 from prunecheck.models import LoadedModel
+from prunecheck.models import _is_dropout as is_dropout  # the one predicate LoadedModel.has_dropout uses
 from prunecheck.views import NOMINAL, View
 
 NOISE_BLOCK = 64  # noise is drawn per block of rows, so it does not depend on the batch size
@@ -122,11 +123,15 @@ def _seed_for(*parts: object) -> int:
 
 
 def _set_mc_dropout(module: torch.nn.Module, enabled: bool) -> None:
-    """Dropout modules only: train mode when enabled; BatchNorm and the rest stay in eval."""
+    """Dropout modules only: train mode when enabled; BatchNorm and the rest stay in eval.
+
+    Uses the predicate of ``LoadedModel.has_dropout``, so scripted dropout
+    submodules (TorchScript) are switched too, not only Python ``_DropoutNd``.
+    """
     module.eval()
     if enabled:
         for sub in module.modules():
-            if isinstance(sub, torch.nn.modules.dropout._DropoutNd):
+            if is_dropout(sub):
                 sub.train()
 
 

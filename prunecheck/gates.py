@@ -37,6 +37,9 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "ece_bins": 15,
         "ause_steps": 50,
         "ause_uncertainty": "msp",  # msp: 1 - max p; variance: predicted class variance over passes/members
+        # mc_dropout / ensemble: "prunecheck" (mean probs, ECE on max p) or "seed000" (softmax of mean
+        # logits, logit variance for AUSE, ECE on normalised variance; docs/uncertainty.md)
+        "protocol": "prunecheck",
         "mc_passes": 5,
         "ood_max_entropy_drop": 0.05,  # nats: pruned OOD entropy may fall at most this far below the parent's
         "ood_max_disagreement_drop": 0.05,  # ensembles: the same for disagreement
@@ -62,7 +65,7 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
     "functional": {
         "mode": "point",
         "eps": [0.0, 0.1, 0.2, 0.3],
-        "repetitions": 3,
+        "repetitions": 10,  # seed 002 used 100; see docs/similarity_and_instability.md for why 10
         "max_images": 1000,
         "min_agreement": 0.9,
         "min_reference_margin": 0.0,  # pruned-vs-parent agreement minus reference-vs-parent, per eps
@@ -72,12 +75,18 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "backselect_keep_fraction": 0.1,
     },
     # SPEC 4.5 (seed 004).
-    "instability": {"max_instability": 0.5},
+    "instability": {
+        "max_instability": 0.5,  # per pruning step (schedule / pre_finetune checkpoints)
+        # no step known: parent with the final zero mask in one shot, a different quantity
+        # ("one-shot mask damage"); it fails only when the mask alone leaves < 1/5 of the accuracy
+        "max_mask_damage": 0.8,
+    },
 }
 
 # Keys whose value must be one of a fixed set of strings.
 GATE_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("uncertainty", "ause_uncertainty"): ("msp", "variance"),
+    ("uncertainty", "protocol"): ("prunecheck", "seed000"),
     ("corruptions", "policy"): ("mean", "min"),
     ("corruptions", "backend"): ("imagecorruptions", "torch"),
 }

@@ -63,7 +63,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str, str]] = {
     "batch-size": (_positive_int, "N", "images per batch (overrides [run] batch_size)."),
     "cache-dir": (str, "DIR", "prediction cache directory (overrides [run] cache_dir)."),
     "report-dir": (str, "DIR", "where reports are written (overrides [run] report_dir)."),
-    "limit": (_positive_int, "N", "evaluate only the first N samples of every dataset (overrides [run] limit)."),
+    "limit": (_positive_int, "N", "evaluate a seeded class-stratified sample of N images of every dataset (overrides [run] limit)."),
     "seed": (_int, "N", "seed for noise, MC dropout and bootstrap (overrides [run] seed)."),
     "mode": (_mode, "MODE", "gate mode for every gate: point, confident or lenient (overrides [gates.*] mode)."),
 }

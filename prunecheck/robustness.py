@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+import numpy as np
+
 from prunecheck import metrics
+from prunecheck.metrics.bootstrap import percentile_interval, resampled_counts
+from prunecheck.metrics.pruning import PRUNE_POTENTIAL_EPS
 from prunecheck.corruptions.names import check_severity, resolve_corruptions
 from prunecheck.errors import GateError
 from prunecheck.gates import GateResult, decide, failed_closed
@@ -129,6 +133,9 @@ class PruneAccuracyCurves:
         parent_accuracy: parent accuracy per view, [V].
         accuracy: member accuracy per view, [V][K].
         deployed: the deployed member's name, or None.
+        correct: optional bool [V, 1 + K, N]: whether the parent (index 0) and
+            each member (ratio order) classify test image n correctly on each
+            view; needed by the ``confident`` / ``lenient`` modes (bootstrap).
     """
 
     family: str
@@ -139,6 +146,7 @@ class PruneAccuracyCurves:
     parent_accuracy: tuple[float, ...]
     accuracy: tuple[tuple[float, ...], ...]
     deployed: str | None = None
+    correct: Any = field(default=None, compare=False, repr=False)
 
     @property
     def shift_views(self) -> tuple[str, ...]:
@@ -175,6 +183,7 @@ def curves_from_accuracies(
     parent_accuracy: Mapping[str, float],
     accuracy: Mapping[str, Sequence[float]],
     deployed: str | None = None,
+    correct: Mapping[str, Any] | None = None,
 ) -> PruneAccuracyCurves:
     """Build and validate curves from plain numbers.
 
@@ -186,6 +195,8 @@ def curves_from_accuracies(
             and at least one other view. Its order is the view order.
         accuracy: view label -> member accuracies [K]; same keys as ``parent_accuracy``.
         deployed: optional member name.
+        correct: optional view label -> bool [1 + K, N] per-image correctness of the
+            parent and the members (in ``members`` order), for the bootstrap modes.
 
     Raises:
         ValueError: mismatched lengths or keys, values outside [0, 1] or not finite,
@@ -240,6 +251,15 @@ def curves_from_accuracies(
                     f", found {value!r}"
                 )
         rows.append(tuple(row[k] for k in order))
+    stacked = None
+    if correct is not None:
+        stacked = np.stack([np.asarray(correct[v], dtype=bool) for v in views])  # [V, 1 + K, N]
+        if stacked.ndim != 3 or stacked.shape[1] != 1 + len(members):
+            raise ValueError(
+                f"family {family!r}: correct: expected [views, 1 + {len(members)} models, images]"
+                f", found {list(stacked.shape)}"
+            )
+        stacked = stacked[:, [0, *(1 + k for k in order)]]
     return PruneAccuracyCurves(
         family=family,
         parent=parent,
@@ -249,6 +269,7 @@ def curves_from_accuracies(
         parent_accuracy=tuple(float(parent_accuracy[v]) for v in views),
         accuracy=tuple(rows),
         deployed=deployed,
+        correct=stacked,
     )
 
 
@@ -279,18 +300,21 @@ def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurve
     ]
     parent_accuracy: dict[str, float] = {}
     accuracy: dict[str, list[float]] = {}
+    correct: dict[str, np.ndarray] = {}
     for label, view in ((NOMINAL_ID, NOMINAL), *((s.id, s.view) for s in shifts)):
         predictions = workspace.predict_many([spec.parent, *names], spec.dataset, view)
-        values = []
+        values, hits = [], []
         for p in predictions:
             try:
                 values.append(metrics.accuracy(p.probs, p.labels))
             except ValueError as exc:
                 raise ValueError(f"accuracy of {p.model} on {spec.dataset}/{label}: {exc}") from None
+            hits.append((p.probs.argmax(dim=1) == p.labels).cpu().numpy())
         parent_accuracy[label], accuracy[label] = values[0], values[1:]
+        correct[label] = np.stack(hits)
     curves = curves_from_accuracies(
         family=spec.name, parent=spec.parent, members=names, ratios=ratios,
-        parent_accuracy=parent_accuracy, accuracy=accuracy, deployed=spec.deployed,
+        parent_accuracy=parent_accuracy, accuracy=accuracy, deployed=spec.deployed, correct=correct,
     )
     memo[key] = curves
     return curves
@@ -362,47 +386,128 @@ def excess_errors(curves: PruneAccuracyCurves) -> tuple[float, tuple[float, ...]
     return parent, members
 
 
+# -- bootstrap ------------------------------------------------------------------------------
+def family_resamples(
+    curves: PruneAccuracyCurves, options: Mapping[str, Any], *, n_resamples: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Policy prune potential and excess-error difference on paired bootstrap resamples of the test images.
+
+    Every resample draws N test indices with replacement and uses them for EVERY
+    model and EVERY view (the shifted views are the same images, corrupted), so
+    the whole family moves together, as the paired bootstrap of the pair gates.
+
+    Returns:
+        ``{"potential": float [R], "excess_difference": float [R]}``: the
+        ``policy`` prune potential over the shifted views, and excess error of
+        the deployed member minus the parent's, per resample.
+
+    Raises:
+        ValueError: the curves carry no per-image correctness, or no deployed member.
+    """
+    if curves.correct is None:
+        raise ValueError("the bootstrap modes need per-image predictions; these curves were built from accuracies")
+    deployed = curves.member_index(_deployed(curves))
+    hits = np.asarray(curves.correct)
+    v, m, n = hits.shape
+    counts = resampled_counts(hits.reshape(v * m, n), n_resamples=n_resamples, seed=seed)
+    counts = counts.reshape(-1, v, m)  # [R, V, 1 + K] correct counts
+    # error_k - parent_error = (correct_parent - correct_k) / N, exact in integers
+    ok = (counts[:, :, :1] - counts[:, :, 1:]) / n <= options.get("delta", 0.005) + PRUNE_POTENTIAL_EPS
+    ratios = np.asarray(curves.ratios, dtype=np.float64)
+    potential = np.where(ok, ratios, 0.0).max(axis=2)[:, 1:]  # [R, shifted views]
+    policy = options.get("policy", "mean")
+    if policy not in POLICIES:
+        raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, found {policy!r}")
+    errors = 1.0 - counts / n
+    excess = errors[:, 1:, :].mean(axis=1) - errors[:, 0, :]  # [R, 1 + K]
+    return {
+        "potential": potential.mean(axis=1) if policy == "mean" else potential.min(axis=1),
+        "excess_difference": excess[:, 1 + deployed] - excess[:, 0],
+    }
+
+
+def _mode(options: Mapping[str, Any]) -> str:
+    mode = options.get("mode", "point")
+    if mode not in ("point", "confident", "lenient"):
+        raise ValueError(f"mode: expected one of point, confident, lenient, found {mode!r}")
+    return mode
+
+
 # -- gate results ---------------------------------------------------------------------------
-def prune_potential_result(curves: PruneAccuracyCurves, options: Mapping[str, Any], *, subject: str = "") -> GateResult:
-    """Gate ``deployed ratio <= P`` with P from ``options["policy"]`` over the shifted views."""
+def prune_potential_result(
+    curves: PruneAccuracyCurves, options: Mapping[str, Any], *, subject: str = "",
+    n_resamples: int = 1000, seed: int = 0,
+) -> GateResult:
+    """Gate ``deployed ratio <= P`` with P from ``options["policy"]`` over the shifted views.
+
+    ``mode`` (``[gates.corruptions] mode``): ``point`` compares with P itself;
+    ``confident`` with the lower end of P's 95% paired bootstrap interval (the
+    deployed ratio must be safe even if the test set was lucky), ``lenient``
+    with its upper end. The interval is in the metric label and ``details``.
+    """
     policy = options.get("policy", "mean")
     delta = options.get("delta", 0.005)
+    mode = _mode(options)
     deployed = _deployed(curves)
     ratio = curves.ratios[curves.member_index(deployed)]
     potentials = prune_potentials(curves, delta)
-    threshold = policy_potential(potentials, policy)
+    estimate = policy_potential(potentials, policy)
     worst = min(curves.shift_views, key=lambda v: potentials[v])
-    return decide(
-        name=GATE,
-        metric=f"deployed prune ratio ({deployed}; nominal prune potential {potentials[NOMINAL_ID]:.3f}, "
-               f"lowest {worst} {potentials[worst]:.3f})",
-        value=ratio,
-        threshold=threshold,
-        threshold_name=f"{policy} prune potential over {len(curves.shift_views)} corruptions (delta {delta:g})",
-        direction="max",
-        subject=subject or curves.family,
-        view="corruptions",
-        details={"policy": policy, "delta": delta, "deployed": deployed, "potentials": potentials},
+    details = {"policy": policy, "delta": delta, "deployed": deployed, "potentials": potentials,
+               "policy_potential": estimate}
+    label = (f"deployed prune ratio ({deployed}; nominal prune potential {potentials[NOMINAL_ID]:.3f}, "
+             f"lowest {worst} {potentials[worst]:.3f})")
+    threshold, threshold_name = estimate, f"{policy} prune potential over {len(curves.shift_views)} corruptions"
+    if mode != "point":
+        draws = family_resamples(curves, options, n_resamples=n_resamples, seed=seed)["potential"]
+        low, high = percentile_interval(draws, estimate)
+        details.update(potential_ci=[low, high], n_resamples=n_resamples)
+        threshold = low if mode == "confident" else high
+        bound = "lower" if mode == "confident" else "upper"
+        label = label[:-1] + f"; {policy} prune potential {estimate:.3f}, 95% CI [{low:.3f}, {high:.3f}])"
+        threshold_name = f"{bound} 95% bound of the {threshold_name}"
+    result = decide(
+        name=GATE, metric=label, value=ratio, threshold=threshold,
+        threshold_name=f"{threshold_name} (delta {delta:g})", direction="max",
+        subject=subject or curves.family, view="corruptions", details=details,
     )
+    result.mode = mode  # the mode moved the threshold (P's bound), not the value: decided as a point
+    return result
 
 
-def excess_error_result(curves: PruneAccuracyCurves, options: Mapping[str, Any], *, subject: str = "") -> GateResult:
-    """Gate ``excess_error(deployed) - excess_error(parent) <= max_excess_error_diff``."""
+def excess_error_result(
+    curves: PruneAccuracyCurves, options: Mapping[str, Any], *, subject: str = "",
+    n_resamples: int = 1000, seed: int = 0,
+) -> GateResult:
+    """Gate ``excess_error(deployed) - excess_error(parent) <= max_excess_error_diff``.
+
+    ``confident`` / ``lenient`` decide on the 95% paired bootstrap interval of
+    the difference (same resampled images for both models and every view).
+    """
+    mode = _mode(options)
     deployed = _deployed(curves)
     parent, members = excess_errors(curves)
     pruned = members[curves.member_index(deployed)]
+    value = pruned - parent
+    ci = None
+    if mode != "point":
+        draws = family_resamples(curves, options, n_resamples=n_resamples, seed=seed)["excess_difference"]
+        ci = percentile_interval(draws, value)
     return decide(
         name=GATE,
         metric=f"excess error difference ({deployed} - parent, mean over {len(curves.shift_views)} corruptions)",
-        value=pruned - parent,
+        value=value,
         threshold=options.get("max_excess_error_diff", 0.01),
         threshold_name="max_excess_error_diff",
         direction="max",
+        mode=mode,
+        ci=ci,
         parent=parent,
         pruned=pruned,
         subject=subject or curves.family,
         view="corruptions",
-        details={"deployed": deployed, "views": list(curves.shift_views)},
+        details={"deployed": deployed, "views": list(curves.shift_views),
+                 **({"n_resamples": n_resamples} if ci else {})},
     )
 
 
@@ -423,9 +528,10 @@ def family_gate(kind: str, family: Family, options: Mapping[str, Any]) -> GateRe
     """
     build = {"prune_potential": prune_potential_result, "excess_error": excess_error_result}[kind]
     label = {"prune_potential": "deployed prune ratio", "excess_error": "excess error difference"}[kind]
+    run = family.workspace.settings.run
     try:
         curves = family_curves(family, configured_shifts(options))
-        return build(curves, options, subject=family.name)
+        return build(curves, options, subject=family.name, n_resamples=run.bootstrap_resamples, seed=run.seed)
     except (ValueError, RuntimeError) as exc:
         threshold = options.get("max_excess_error_diff", 0.01) if kind == "excess_error" else float("nan")
         return failed_closed(
@@ -442,13 +548,17 @@ def family_payload(family: Family, options: Mapping[str, Any]) -> dict[str, Any]
     Raises:
         GateError: the curves cannot be computed (reported as a one-line failure).
     """
+    run = family.workspace.settings.run
     try:
-        return curves_payload(family_curves(family, configured_shifts(options)), options)
+        return curves_payload(family_curves(family, configured_shifts(options)), options,
+                              n_resamples=run.bootstrap_resamples, seed=run.seed)
     except (ValueError, RuntimeError) as exc:
         raise GateError(f"prune-accuracy curves of family {family.name!r} cannot be computed: {exc}") from None
 
 
-def curves_payload(curves: PruneAccuracyCurves, options: Mapping[str, Any]) -> dict[str, Any]:
+def curves_payload(
+    curves: PruneAccuracyCurves, options: Mapping[str, Any], *, n_resamples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """JSON-able data for the report tables and plots: raw curves, potentials, excess errors.
 
     Keys: ``parent``, ``members``, ``ratios`` [K], ``views`` [V], ``parent_accuracy`` [V],
@@ -456,7 +566,9 @@ def curves_payload(curves: PruneAccuracyCurves, options: Mapping[str, Any]) -> d
     the parent per view: ``parent_accuracy - delta``), ``potentials`` {view: P},
     ``summary`` (train/test average and minimum), ``policy``, ``policy_potential``,
     ``excess_error`` {"parent", "members" [K], "difference" [K]}, ``deployed``,
-    ``deployed_ratio``.
+    ``deployed_ratio``, ``mode``; with ``mode`` confident / lenient and a deployed
+    member also ``intervals`` {"policy_potential", "excess_difference"}: 95% paired
+    bootstrap intervals (:func:`family_resamples`).
     """
     delta = options.get("delta", 0.005)
     policy = options.get("policy", "mean")
@@ -485,4 +597,18 @@ def curves_payload(curves: PruneAccuracyCurves, options: Mapping[str, Any]) -> d
         },
         "deployed": curves.deployed,
         "deployed_ratio": deployed_ratio,
+        "mode": _mode(options),
+        **_intervals(curves, options, potentials, policy, parent_excess, member_excess, n_resamples, seed),
     }
+
+
+def _intervals(curves, options, potentials, policy, parent_excess, member_excess, n_resamples, seed) -> dict:
+    if _mode(options) == "point" or curves.deployed is None or curves.correct is None:
+        return {}
+    draws = family_resamples(curves, options, n_resamples=n_resamples, seed=seed)
+    difference = member_excess[curves.member_index(curves.deployed)] - parent_excess
+    return {"intervals": {
+        "policy_potential": list(percentile_interval(draws["potential"], policy_potential(potentials, policy))),
+        "excess_difference": list(percentile_interval(draws["excess_difference"], difference)),
+        "n_resamples": n_resamples,
+    }}

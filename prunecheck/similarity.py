@@ -2,8 +2,9 @@
 
 Two measures:
 
-- **Noise similarity** (:func:`noise_similarity`): on the first ``max_images``
-  images, for each noise level eps and R seeded repetitions, the inputs are
+- **Noise similarity** (:func:`noise_similarity`): on a seeded, class-stratified
+  sample of ``max_images`` test images (:func:`sample_rows`; seed 002: "a random
+  subset of 1000 test images"), for each noise level eps and R seeded repetitions, the inputs are
   ``x + U(-eps, eps)`` in normalised input space, without clipping (the engine's
   ``noise(eps, r)`` view: the same noise for every model), and we measure the
   agreement of the argmax with the parent's and the mean L2 distance of the
@@ -26,7 +27,7 @@ Two measures:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -40,7 +41,7 @@ from prunecheck.views import NOMINAL, View, noise
 
 __all__ = [
     "SimilarityPoint",
-    "first_rows",
+    "sample_rows",
     "noise_views",
     "noise_similarity",
     "model_probs",
@@ -67,12 +68,15 @@ class SimilarityPoint:
         eps: Noise level (L-inf bound, normalised input space).
         agreement: Agreement with the parent per repetition, each in [0, 1].
         distance: Mean softmax L2 distance to the parent per repetition.
+        per_image: float64 [N]: each image's agreement averaged over the
+            repetitions (what the gate modes bootstrap); not in :meth:`to_dict`.
     """
 
     model: str
     eps: float
     agreement: tuple[float, ...]
     distance: tuple[float, ...]
+    per_image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def mean_agreement(self) -> float:
@@ -95,17 +99,24 @@ class SimilarityPoint:
         }
 
 
-def first_rows(dataset: ImageDataset, max_images: int) -> ImageDataset:
-    """The first ``max_images`` rows of ``dataset`` (the dataset itself when it is no larger).
+def sample_rows(dataset: ImageDataset, max_images: int, *, seed: int = 0) -> ImageDataset:
+    """A seeded, class-stratified sample of ``max_images`` rows (the dataset itself when it is no larger).
+
+    Not the first rows: sorted datasets (ImageFolder, ImageNet val) hold their
+    classes in blocks. The rows depend only on the labels and ``seed``
+    (:func:`prunecheck.data.base.stratified_indices`), so every model and every
+    run with that seed use the same images.
 
     Raises:
         ValueError: ``max_images`` < 1.
     """
+    from prunecheck.data.base import stratified_indices
+
     if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
         raise ValueError(f"max_images: expected an integer >= 1, found {max_images!r}")
     if len(dataset) <= max_images:
         return dataset
-    return Subset(dataset, range(int(max_images)))
+    return Subset(dataset, stratified_indices(dataset.labels, int(max_images), seed=seed))
 
 
 def noise_views(eps: float, repetitions: int) -> list[View]:
@@ -141,7 +152,7 @@ def noise_similarity(
         engine: A :class:`prunecheck.engine.PredictionEngine`.
         parent: The reference point of the comparison.
         others: Models to compare with it (pruned, reference, ...).
-        dataset: Images to use (e.g. :func:`first_rows` of the test set).
+        dataset: Images to use (e.g. :func:`sample_rows` of the test set).
         eps: L-inf noise bound in normalised space (>= 0).
         repetitions: Seeded noise draws R (>= 1; 1 is used for eps = 0).
 
@@ -155,15 +166,57 @@ def noise_similarity(
     views = noise_views(eps, repetitions)
     agreements: list[list[float]] = [[] for _ in others]
     distances: list[list[float]] = [[] for _ in others]
+    same = [np.zeros(len(dataset)) for _ in others]
     for view in views:
         parent_preds, *other_preds = engine.predict_many([parent, *others], dataset, view)
         for i, preds in enumerate(other_preds):
             agreements[i].append(metrics.agreement(preds.probs, parent_preds.probs))
             distances[i].append(metrics.softmax_distance(preds.probs, parent_preds.probs))
+            same[i] += (preds.probs.argmax(dim=1) == parent_preds.probs.argmax(dim=1)).cpu().numpy()
     return [
-        SimilarityPoint(model.name, float(eps), tuple(agreements[i]), tuple(distances[i]))
+        SimilarityPoint(model.name, float(eps), tuple(agreements[i]), tuple(distances[i]), same[i] / len(views))
         for i, model in enumerate(others)
     ]
+
+
+# --------------------------------------------------------------------------- gates
+
+
+def agreement_interval(*points: SimilarityPoint, n_resamples: int, seed: int) -> tuple[float, float]:
+    """95% bootstrap interval over test images of ``points[0]``'s mean agreement, or with two
+    points of ``points[0] - points[1]`` (pruned minus reference), the same images for both.
+
+    Raises:
+        ValueError: a point carries no per-image agreement.
+    """
+    from prunecheck.metrics.bootstrap import percentile_interval, resampled_means
+
+    if any(p.per_image is None for p in points):
+        raise ValueError("the bootstrap modes need per-image agreement (SimilarityPoint.per_image)")
+    means = resampled_means(np.stack([p.per_image for p in points]), n_resamples=n_resamples, seed=seed)
+    draws = means[:, 0] - (means[:, 1] if len(points) > 1 else 0.0)
+    estimate = points[0].mean_agreement - (points[1].mean_agreement if len(points) > 1 else 0.0)
+    return percentile_interval(draws, estimate)
+
+
+def similarity_result(
+    *points: SimilarityPoint, mode: str, threshold: float, threshold_name: str, metric: str,
+    n_resamples: int, seed: int, subject: str, view: str, details: dict, pruned: float | None = None,
+):
+    """The ``min`` gate on a mean agreement (one point) or an agreement margin (pruned, reference).
+
+    ``confident`` passes only if the lower end of the 95% interval over test images
+    reaches the threshold, ``lenient`` fails only if its upper end does not.
+    """
+    from prunecheck.gates import decide
+
+    value = points[0].mean_agreement - (points[1].mean_agreement if len(points) > 1 else 0.0)
+    ci = agreement_interval(*points, n_resamples=n_resamples, seed=seed) if mode != "point" else None
+    return decide(
+        name="functional", metric=metric, value=value, threshold=threshold, threshold_name=threshold_name,
+        direction="min", mode=mode, ci=ci, pruned=pruned, subject=subject, view=view,
+        details={**details, **({"n_resamples": n_resamples} if ci else {})},
+    )
 
 
 # --------------------------------------------------------------------------- BackSelect
@@ -318,7 +371,7 @@ def informative_features(
     keep_fraction: float = 0.1,
     mask_value: float = 0.0,
 ) -> dict:
-    """BackSelect on the first ``images`` images for parent, pruned and reference (if any).
+    """BackSelect on ``images`` stratified test images (:func:`sample_rows`) for parent, pruned and reference.
 
     Each model's informative pixels are found toward its own predicted class.
     Runs on the engine's device; the networks go back to the CPU afterwards.
@@ -326,7 +379,7 @@ def informative_features(
     Args:
         workspace: A :class:`prunecheck.workspace.Workspace`.
         spec: The pair's :class:`~prunecheck.settings.PairSpec`.
-        images: How many images (the first rows of the pair's dataset).
+        images: How many images (a class-stratified sample, seeded by ``[run] seed``).
         pixels_per_round: Pixels removed per BackSelect round.
         keep_fraction: Share of pixels kept as informative (seed 002: 0.1).
         mask_value: Value of a masked pixel (normalised space).
@@ -337,7 +390,7 @@ def informative_features(
         ``cross_confidence[source][evaluator]``: the evaluator's mean true-class
         probability on the source model's informative pixels.
     """
-    dataset = first_rows(workspace.dataset(spec.dataset), images)
+    dataset = sample_rows(workspace.dataset(spec.dataset), images, seed=workspace.settings.run.seed)
     roles = {"parent": spec.parent, "pruned": spec.pruned}
     if spec.reference:
         roles["reference"] = spec.reference

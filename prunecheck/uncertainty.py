@@ -19,9 +19,21 @@ Methods (``pairs[].methods``):
 Uncertainty for AUSE and the blur check (``[gates.uncertainty] ause_uncertainty``):
 ``"msp"`` (``1 - max p`` of the combined prediction) or ``"variance"``: the
 variance over passes / members of the probability of the predicted class
-(seed 000, Eq. 6; population variance, 1/M). Prunecheck caches log-probabilities,
-not logits, so the variance is taken over probabilities, bounded by 1/4. The
-``msp`` method has a single prediction and always uses ``1 - max p``.
+(population variance, 1/M). The ``msp`` method has a single prediction and
+always uses ``1 - max p``.
+
+Protocols (``[gates.uncertainty] protocol``), for ``mc_dropout`` and ``ensemble``:
+
+- ``"prunecheck"`` (default): mean of the probabilities (or the ensemble entry's
+  ``ensemble_average``), uncertainty from ``ause_uncertainty``, ECE on ``max p``.
+- ``"seed000"``: seed 000's protocol, to compare with its tables: the prediction
+  is the softmax of the mean logits (Eq. 6), the uncertainty the variance over
+  passes / members of the predicted class's log-softmax output
+  (:data:`LOGIT_VARIANCE`; Eq. 6 takes raw logits, which prunecheck does not
+  cache: log-softmax = logits minus each pass's log-sum-exp), and the ECE bins
+  ``1 - u`` with ``u`` min-max normalised to [0, 1] over the test set (Sec. 6.1:
+  "we normalize the uncertainty prediction of MC dropout and bootstrapped
+  ensembles into the range [0,1]"). ``ause_uncertainty`` is then not used.
 """
 
 from __future__ import annotations
@@ -46,6 +58,9 @@ if TYPE_CHECKING:
 SUITE = "uncertainty"
 METHODS: tuple[str, ...] = ("msp", "mc_dropout", "ensemble")
 UNCERTAINTY_KINDS: tuple[str, ...] = ("msp", "variance")
+#: Uncertainty of the seed000 protocol: predicted class's variance over log-softmax outputs.
+LOGIT_VARIANCE = "logit_variance"
+PROTOCOLS: tuple[str, ...] = ("prunecheck", "seed000")
 #: Methods whose predictions have several members / passes (disagreement, variance).
 MEMBER_METHODS: tuple[str, ...] = ("mc_dropout", "ensemble")
 CONFIDENCE = 0.95
@@ -122,18 +137,83 @@ def method_predictions(pair: "Pair", method: str, options: dict[str, Any], view=
     )
     if problem:
         raise GateError(f"pair '{pair.name}': {problem}")
-    return pair.predictions(view or NOMINAL, mc_passes=mc_passes_for(method, options), dataset=dataset)
+    parent, pruned = pair.predictions(view or NOMINAL, mc_passes=mc_passes_for(method, options), dataset=dataset)
+    if method == "mc_dropout":
+        for p in (parent, pruned):
+            check_passes_differ(p)
+    return with_protocol(parent, method, options), with_protocol(pruned, method, options)
+
+
+def check_protocol(options: dict[str, Any]) -> str:
+    """``[gates.uncertainty] protocol``, validated.
+
+    Raises:
+        GateError: not one of :data:`PROTOCOLS`.
+    """
+    protocol = options.get("protocol", "prunecheck")
+    if protocol not in PROTOCOLS:
+        raise GateError(
+            f"[gates.uncertainty] protocol: expected one of {', '.join(PROTOCOLS)}, found {protocol!r}"
+        )
+    return protocol
+
+
+def seed000(method: str, options: dict[str, Any]) -> bool:
+    """True when seed 000's protocol applies: ``protocol = "seed000"`` and a member method."""
+    return method in MEMBER_METHODS and check_protocol(options) == "seed000"
+
+
+def with_protocol(predictions: "Predictions", method: str, options: dict[str, Any]) -> "Predictions":
+    """Predictions combined as the protocol says: softmax of the mean logits under seed000 (Eq. 6)."""
+    import dataclasses
+
+    if seed000(method, options) and predictions.average != "logits":
+        return dataclasses.replace(predictions, average="logits")
+    return predictions
+
+
+#: MC passes whose probabilities differ by less than this everywhere count as identical (float noise).
+IDENTICAL_PASSES_ATOL = 1e-6
+
+
+def check_passes_differ(predictions: "Predictions") -> None:
+    """Fail closed when MC dropout passes are identical: dropout was not really on.
+
+    A model traced with ``torch.jit.trace`` in eval mode has its dropout baked
+    out: switching its dropout submodules to train mode changes nothing, and
+    variance / disagreement would be 0 for a meaningless reason.
+
+    Raises:
+        GateError: every pass gives the same probabilities (within
+            :data:`IDENTICAL_PASSES_ATOL`).
+    """
+    member = predictions.member_probs
+    if member.shape[0] >= 2 and float((member - member[:1]).abs().max()) <= IDENTICAL_PASSES_ATOL:
+        raise GateError(
+            f"model '{predictions.model}': its {member.shape[0]} MC dropout passes are identical (largest "
+            f"difference <= {IDENTICAL_PASSES_ATOL:g}), so dropout did not act at inference; a TorchScript "
+            "model made with torch.jit.trace has dropout compiled out (use torch.jit.script or a state_dict "
+            "model), or remove 'mc_dropout' from this pair's methods"
+        )
 
 
 # --------------------------------------------------------------------------- uncertainties
-def uncertainty_kind(method: str, ause_uncertainty: str) -> str:
-    """The per-sample uncertainty a method uses: ``msp`` always for MSP, else the configured kind."""
+def uncertainty_kind(method: str, ause_uncertainty: str, protocol: str = "prunecheck") -> str:
+    """The per-sample uncertainty a method uses: ``msp`` always for MSP; for MC dropout and
+    ensembles :data:`LOGIT_VARIANCE` under the seed000 protocol, else the configured kind."""
     if ause_uncertainty not in UNCERTAINTY_KINDS:
         raise GateError(
             f"[gates.uncertainty] ause_uncertainty: expected one of {', '.join(UNCERTAINTY_KINDS)}, "
             f"found {ause_uncertainty!r}"
         )
-    return "msp" if method == "msp" else ause_uncertainty
+    check_protocol({"protocol": protocol})
+    if method == "msp":
+        return "msp"
+    return LOGIT_VARIANCE if (protocol == "seed000" and method in MEMBER_METHODS) else ause_uncertainty
+
+
+def _kind(method: str, options: dict[str, Any]) -> str:
+    return uncertainty_kind(method, options.get("ause_uncertainty", "msp"), options.get("protocol", "prunecheck"))
 
 
 def predicted_class_variance(member_probs: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -154,18 +234,22 @@ def predicted_class_variance(member_probs: torch.Tensor, probs: torch.Tensor) ->
 def per_sample_uncertainty(predictions: "Predictions", kind: str) -> torch.Tensor:
     """float64 [N] predicted uncertainty, higher = less certain.
 
+    Kinds: ``msp`` (``1 - max p``), ``variance`` (over the members' probabilities)
+    and :data:`LOGIT_VARIANCE` (over their log-softmax outputs, seed 000 Eq. 6).
+
     Raises:
-        GateError: ``variance`` on predictions with a single member / pass.
+        GateError: a variance kind on predictions with a single member / pass.
     """
     if kind == "msp":
         return 1.0 - predictions.probs.to(torch.float64).amax(dim=1)
-    if kind == "variance":
+    if kind in ("variance", LOGIT_VARIANCE):
         if predictions.num_members < 2:
             raise GateError(
-                f"variance uncertainty needs several members or MC passes, found {predictions.num_members} "
+                f"{kind} uncertainty needs several members or MC passes, found {predictions.num_members} "
                 f"for model '{predictions.model}'"
             )
-        return predicted_class_variance(predictions.member_probs, predictions.probs)
+        members = predictions.member_probs if kind == "variance" else predictions.log_probs
+        return predicted_class_variance(members, predictions.probs)
     raise GateError(f"uncertainty kind: expected one of {', '.join(UNCERTAINTY_KINDS)}, found {kind!r}")
 
 
@@ -183,27 +267,98 @@ def per_sample_disagreement(member_probs: torch.Tensor) -> torch.Tensor:
     return kl.clamp_min(0.0).mean(dim=0)
 
 
+def normalised_confidence(u: torch.Tensor) -> torch.Tensor:
+    """float64 [N] ``1 - (u - min u) / (max u - min u)``: seed 000's uncertainty "normalized into
+    the range [0, 1]" (Sec. 6.1), as a confidence for the ECE; 1 everywhere when u is constant."""
+    u = u.to(torch.float64)
+    span = float(u.max() - u.min())
+    return torch.ones_like(u) if span <= 0 else 1.0 - (u - u.min()) / span
+
+
+def uncertainty_ece(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> float:
+    """ECE of a given per-sample confidence, with :func:`prunecheck.metrics.ece`'s bins.
+
+    ``sum_b (|B_b| / N) * |acc(B_b) - mean confidence(B_b)|``, bin b holding
+    ``b/n <= c < (b+1)/n`` and the last bin also ``c = 1``.
+    """
+    return float(_ece_kernel(confidence, correct, n_bins)(torch.arange(len(confidence)).view(1, -1))[0])
+
+
+def _ece_kernel(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int) -> Statistic:
+    """Statistic: ECE of the rows ``idx`` [R, N] of (confidence, correct), per resample."""
+    from prunecheck.metrics.classification import _bin_index, _check_n_bins
+
+    n_bins = _check_n_bins(n_bins)
+    conf = confidence.to(torch.float64)
+    gap_all = correct.to(torch.float64) - conf
+    bins = _bin_index(conf, n_bins)
+
+    def statistic(idx: torch.Tensor) -> torch.Tensor:
+        rows = idx.shape[0]
+        where = (bins[idx] + n_bins * torch.arange(rows).view(-1, 1)).reshape(-1)
+        per_bin = torch.zeros(rows * n_bins, dtype=torch.float64).index_add_(0, where, gap_all[idx].reshape(-1))
+        return per_bin.view(rows, n_bins).abs().sum(dim=1) / idx.shape[1]
+
+    return statistic
+
+
+def _bins_of(conf: torch.Tensor, correct: torch.Tensor, n_bins: int):
+    """:class:`~prunecheck.metrics.classification.CalibrationBins` of a given confidence."""
+    from prunecheck.metrics.classification import CalibrationBins, _bin_index
+
+    conf = conf.to(torch.float64)
+    index = _bin_index(conf, n_bins)
+    counts = torch.bincount(index, minlength=n_bins).double().numpy()
+    conf_sum = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, conf).numpy()
+    hit_sum = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, correct.double()).numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return CalibrationBins(np.arange(n_bins + 1) / n_bins, counts,
+                               np.where(counts > 0, hit_sum / counts, np.nan),
+                               np.where(counts > 0, conf_sum / counts, np.nan))
+
+
+def calibration_inputs(
+    predictions: "Predictions", method: str, options: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(confidence float64 [N], correct bool [N]) the ECE bins: ``max p``, or under the seed000
+    protocol ``1 -`` the min-max normalised :data:`LOGIT_VARIANCE`."""
+    p = predictions.probs
+    correct = p.argmax(dim=1) == predictions.labels
+    if seed000(method, options):
+        return normalised_confidence(per_sample_uncertainty(predictions, LOGIT_VARIANCE)), correct
+    return p.to(torch.float64).amax(dim=1), correct
+
+
 # --------------------------------------------------------------------------- summaries
 def _finite_or_none(values: np.ndarray) -> list[float | None]:
     return [float(v) if math.isfinite(float(v)) else None for v in np.asarray(values, dtype=np.float64)]
 
 
-def summary(predictions: "Predictions", *, kind: str, n_bins: int, steps: int) -> dict[str, Any]:
+def summary(
+    predictions: "Predictions", *, kind: str, n_bins: int, steps: int,
+    confidence: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> dict[str, Any]:
     """Accuracy / AUSE / ECE / NLL / Brier plus the curves behind them (JSON-able).
 
     Returns:
         ``{"accuracy", "ause", "ece", "nll", "brier", "members", "sparsification":
         {"fractions", "pred_errors", "oracle_errors"}, "reliability": {"edges",
         "counts", "accuracy", "confidence"}}``; empty bins have ``None``.
+        ``confidence``: (confidence, correct) for the ECE and reliability bins
+        instead of ``max p`` (:func:`calibration_inputs`).
     """
     p, y = predictions.probs, predictions.labels
     u = per_sample_uncertainty(predictions, kind)
     curves = metrics.sparsification_curves(p, y, uncertainty=u, steps=steps)
-    bins = metrics.calibration_bins(p, y, n_bins=n_bins)
+    if confidence is None:
+        bins, ece = metrics.calibration_bins(p, y, n_bins=n_bins), metrics.ece(p, y, n_bins=n_bins)
+    else:  # the same bins as metrics.calibration_bins, on the given confidence
+        conf, correct = confidence
+        bins, ece = _bins_of(conf, correct, n_bins), uncertainty_ece(conf, correct, n_bins)
     return {
         "accuracy": metrics.accuracy(p, y),
         "ause": metrics.ause(p, y, uncertainty=u, steps=steps),
-        "ece": metrics.ece(p, y, n_bins=n_bins),
+        "ece": ece,
         "nll": metrics.nll(p, y),
         "brier": metrics.brier(p, y),
         "members": predictions.num_members,
@@ -301,15 +456,20 @@ def drift_gates(
     """
     options = gate.config(SUITE)
     n_bins, steps = int(options.get("ece_bins", 15)), int(options.get("ause_steps", 50))
-    kind = uncertainty_kind(method, options.get("ause_uncertainty", "msp"))
+    kind = _kind(method, options)
     tag = f"[{method}]"
+    protocol = check_protocol(options)
+    paper = seed000(method, options)
     results = [
+        _normalised_ece_gate(gate, subject, method, parent, pruned, n_bins) if paper else
         gate.degradation(SUITE, "ece", parent, pruned, threshold_key="max_ece_increase",
                          label=f"ECE increase {tag}", subject=subject, metric_kwargs={"n_bins": n_bins}),
         gate.degradation(SUITE, "nll", parent, pruned, threshold_key="max_nll_increase",
-                         label=f"NLL increase {tag}", subject=subject),
+                         label=f"NLL increase {tag}" + (" (softmax of mean logits)" if paper else ""),
+                         subject=subject),
     ]
-    label = f"AUSE increase {tag}" + (" (variance)" if kind == "variance" else "")
+    label = f"AUSE increase {tag}" + {"variance": " (variance)", LOGIT_VARIANCE: " (seed000: logit variance)"}.get(
+        kind, "")
     if kind == "msp":
         results.insert(0, gate.degradation(SUITE, "ause", parent, pruned, threshold_key="max_ause_increase",
                                            label=label, subject=subject, metric_kwargs={"steps": steps}))
@@ -332,15 +492,43 @@ def drift_gates(
                     seed=gate.settings.run.seed,
                 ),
             ))
-    payload: dict[str, Any] = {"kind": "drift", "method": method, "uncertainty": kind,
+    payload: dict[str, Any] = {"kind": "drift", "method": method, "uncertainty": kind, "protocol": protocol,
+                               "ece_confidence": "1 - normalised logit variance" if paper else "max p",
                                "parent_name": parent.model, "pruned_name": pruned.model,
                                "dataset": parent.dataset, "n": int(len(parent.labels))}
     try:
-        payload["parent"] = summary(parent, kind=kind, n_bins=n_bins, steps=steps)
-        payload["pruned"] = summary(pruned, kind=kind, n_bins=n_bins, steps=steps)
+        for role, p in (("parent", parent), ("pruned", pruned)):
+            conf = calibration_inputs(p, method, options) if paper else None
+            payload[role] = summary(p, kind=kind, n_bins=n_bins, steps=steps, confidence=conf)
     except (ValueError, RuntimeError, GateError) as exc:
         payload["error"] = str(exc)
     return results, payload
+
+
+def _normalised_ece_gate(
+    gate: "GateChecker", subject: str, method: str, parent: "Predictions", pruned: "Predictions", n_bins: int
+) -> GateResult:
+    """ΔECE under the seed000 protocol: bins on ``1 -`` normalised logit variance (seed 000 Sec. 6.1).
+
+    The normalisation (min and max over the test set) is fixed once per model; the
+    bootstrap resamples (confidence, correct) pairs on the same indices for both.
+    """
+    options = gate.config(SUITE)
+    label = f"ECE increase [{method}] (seed000: 1 - normalised logit variance)"
+    try:
+        (c_parent, hit_parent), (c_pruned, hit_pruned) = (calibration_inputs(p, method, options) for p in (parent, pruned))
+        e_parent, e_pruned = uncertainty_ece(c_parent, hit_parent, n_bins), uncertainty_ece(c_pruned, hit_pruned, n_bins)
+    except (ValueError, RuntimeError, GateError) as exc:
+        return _closed(label, "max_ece_increase", gate, exc, subject, parent.view.id)
+    value = e_pruned - e_parent
+    run = gate.settings.run
+    return _gated(
+        gate, metric=label, threshold_key="max_ece_increase", parent_value=e_parent, pruned_value=e_pruned,
+        value=value, subject=subject, view=parent.view.id,
+        interval=lambda: paired_interval(
+            _ece_kernel(c_parent, hit_parent, n_bins), _ece_kernel(c_pruned, hit_pruned, n_bins),
+            len(c_parent), value, n_resamples=run.bootstrap_resamples, seed=run.seed),
+    )
 
 
 def ood_gates(
@@ -413,7 +601,7 @@ def blur_gate(
     options = gate.config(SUITE)
     key = "min_blur_spearman"
     threshold = float(options[key])
-    kind = uncertainty_kind(method, options.get("ause_uncertainty", "msp"))
+    kind = _kind(method, options)
     view = "blur" + ",".join(f"{r:g}" for r in radii)
     label = f"blur uncertainty Spearman [{method}]"
     try:

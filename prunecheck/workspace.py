@@ -55,7 +55,7 @@ class Workspace:
         spec = self._spec("datasets", self.settings.datasets, name)
         limit = self.settings.run.limit
         if view.kind == "nominal":
-            return load_dataset(spec, limit=limit)
+            return load_dataset(spec, limit=limit, seed=self.settings.run.seed)
         base = self.dataset(name)
         if view.kind == "blur":
             from prunecheck.corruptions.blur import BlurredDataset

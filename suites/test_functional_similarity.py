@@ -1,7 +1,7 @@
 """Functional similarity of each pruned model to its parent (SPEC 4.4; seed 002, Sec. 4).
 
-For every configured noise level eps (``[gates.functional] eps``), on the first
-``max_images`` images of the pair's dataset, with ``repetitions`` seeded draws of
+For every configured noise level eps (``[gates.functional] eps``), on a seeded
+class-stratified sample of ``max_images`` images of the pair's dataset, with ``repetitions`` seeded draws of
 ``x + U(-eps, eps)`` in normalised input space (no clipping; the same noise for
 parent, pruned and reference):
 
@@ -16,6 +16,8 @@ parent, pruned and reference):
   slow): overlap of the informative pixels (BackSelect) of parent, pruned
   model and reference; reported, not gated.
 
+Both gates take ``[gates.functional] mode``: confident / lenient use the 95%
+bootstrap interval over test images (the same images for pruned and reference).
 Agreement and softmax distance vs eps for pruned-vs-parent and
 reference-vs-parent go to the report's "Functional similarity" section.
 Tests for pairs that lack what they need are not generated.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import decide, failed_closed
+from prunecheck.gates import failed_closed
 from prunecheck.plugin import get_settings
 
 SUITE = "functional"
@@ -40,10 +42,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # -- helpers -------------------------------------------------------------------------------
 def _similarity(pair, options, eps, names):
-    from prunecheck.similarity import first_rows, noise_similarity
+    from prunecheck.similarity import noise_similarity, sample_rows
 
     workspace = pair.workspace
-    data = first_rows(workspace.dataset(pair.spec.dataset), options["max_images"])
+    data = sample_rows(workspace.dataset(pair.spec.dataset), options["max_images"], seed=workspace.settings.run.seed)
     points = noise_similarity(
         workspace.engine,
         workspace.model(pair.spec.parent),
@@ -53,6 +55,19 @@ def _similarity(pair, options, eps, names):
         repetitions=options["repetitions"],
     )
     return points, len(data)
+
+
+def _result(pair, options, *points, metric, threshold_name, eps, details, pruned=None):
+    from prunecheck.similarity import similarity_result
+
+    run = pair.workspace.settings.run
+    try:
+        return similarity_result(
+            *points, mode=options.get("mode", "point"), threshold=float(options.get(threshold_name, 0.0)),
+            threshold_name=threshold_name, metric=metric, n_resamples=run.bootstrap_resamples, seed=run.seed,
+            subject=pair.name, view=f"noise{eps:g}", details=details, pruned=pruned)
+    except ValueError as exc:
+        return _failed(pair, eps, metric, threshold_name, float(options.get(threshold_name, 0.0)), exc)
 
 
 def _failed(pair, eps, metric, threshold_name, threshold, exc):
@@ -86,11 +101,8 @@ def test_agreement_with_parent(pair, gate, eps):
         "reference": reference.to_dict() if reference else None,
         "min_agreement": options["min_agreement"],
     })
-    gate.check(decide(
-        name=GATE, metric=metric, value=pruned.mean_agreement, threshold=options["min_agreement"],
-        threshold_name="min_agreement", direction="min", subject=pair.name, view=f"noise{eps:g}",
-        details={"mean_distance": pruned.mean_distance, "repetitions": len(pruned.agreement), "images": n_images},
-    ))
+    gate.check(_result(pair, options, pruned, metric=metric, threshold_name="min_agreement", eps=eps, details={
+        "mean_distance": pruned.mean_distance, "repetitions": len(pruned.agreement), "images": n_images}))
 
 
 @pytest.mark.prunecheck_pairs(lambda spec, settings: spec.reference is not None)
@@ -109,13 +121,10 @@ def test_closer_than_reference(pair, gate, eps):
         f"agreement with parent of pruned '{pair.spec.pruned}' minus "
         f"reference '{pair.spec.reference}' ({reference.mean_agreement:.4f})"
     )
-    gate.check(decide(
-        name=GATE, metric=metric, value=pruned.mean_agreement - reference.mean_agreement,
-        threshold=margin_needed, threshold_name="min_reference_margin", direction="min",
-        pruned=pruned.mean_agreement, subject=pair.name, view=f"noise{eps:g}",
-        details={"reference_agreement": reference.mean_agreement, "pruned_distance": pruned.mean_distance,
-                 "reference_distance": reference.mean_distance},
-    ))
+    gate.check(_result(pair, options, pruned, reference, metric=metric, threshold_name="min_reference_margin",
+                       eps=eps, pruned=pruned.mean_agreement, details={
+                           "reference_agreement": reference.mean_agreement, "pruned_distance": pruned.mean_distance,
+                           "reference_distance": reference.mean_distance}))
 
 
 @pytest.mark.slow

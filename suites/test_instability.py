@@ -9,9 +9,10 @@ accuracy right after pruning, before fine-tuning. The step(s) come from the pair
   model of the pair whose ``pre_finetune`` is checkpoint k-1), or from the parent
   when nothing names it (marked in the report);
 - ``pre_finetune``: one step, parent -> that checkpoint;
-- otherwise: one step, parent -> the parent with the pruned model's zero mask
-  (``mask_mode`` "unstructured": exact zeros; "channels": all-zero output
-  channels, with their bias and BatchNorm gamma/beta).
+- otherwise no step is known: the parent with the pruned model's final zero mask
+  applied in one shot is a different quantity, "one-shot mask damage", gated by
+  ``max_mask_damage`` (``mask_mode`` "unstructured": exact zeros; "channels":
+  all-zero output channels, with their bias and BatchNorm gamma/beta).
 
 Each step must satisfy instability <= ``[gates.instability] max_instability``;
 the whole per-step series goes to the report's "Pruning instability" section.
@@ -25,23 +26,9 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import decide, failed_closed
+from prunecheck.gates import failed_closed
 
 GATE = "instability"
-
-
-def _label(outcome, spec) -> str:
-    step = outcome.step
-    if step.kind == "mask":
-        return f"instability of the parent with the {spec.mask_mode} zero mask of '{spec.pruned}'"
-    where = f"step {step.index}/{step.total}: " if step.total > 1 else ""
-    if step.acc_before_source == "finetuned":
-        start = f"fine-tuned '{step.before}' (accuracy {outcome.acc_before:.4f})"
-    elif step.acc_before_source == "parent-fallback":
-        start = f"parent '{step.before}' (no pair names the fine-tuned model of step {step.index - 1})"
-    else:
-        start = f"parent '{step.before}'"
-    return f"instability {where}{start} -> '{outcome.after_name}' before fine-tuning"
 
 
 def _has_steps(spec, settings) -> bool:
@@ -51,14 +38,15 @@ def _has_steps(spec, settings) -> bool:
 @pytest.mark.prunecheck_pairs.with_args(_has_steps)
 def test_pruning_instability(pair, gate):
     from prunecheck.errors import PrunecheckError
-    from prunecheck.stability import evaluate_steps
+    from prunecheck.stability import evaluate_steps, failure_threshold, step_results
 
-    threshold = gate.config(GATE)["max_instability"]
+    options = gate.config(GATE)
     try:
         outcomes = evaluate_steps(pair.workspace, pair.spec, pair.workspace.settings.pairs)
     except (PrunecheckError, ValueError, RuntimeError) as exc:
+        metric, key, threshold = failure_threshold(pair.spec, options)
         gate.check(failed_closed(
-            name=GATE, metric="pruning instability", threshold=threshold, threshold_name="max_instability",
+            name=GATE, metric=metric, threshold=threshold, threshold_name=key,
             reason=f"cannot be computed ({exc}); the gate fails closed", subject=pair.name,
         ))
         return
@@ -67,15 +55,8 @@ def test_pruning_instability(pair, gate):
         "pruned": pair.spec.pruned,
         "mask_mode": pair.spec.mask_mode,
         "source": outcomes[0].step.kind,
-        "max_instability": threshold,
+        "max_instability": options["max_instability"],
+        "max_mask_damage": options["max_mask_damage"],
         "steps": [outcome.to_dict() for outcome in outcomes],
     })
-    gate.check(*[
-        decide(
-            name=GATE, metric=_label(outcome, pair.spec), value=outcome.instability, threshold=threshold,
-            threshold_name="max_instability", direction="max",
-            parent=outcome.acc_before, pruned=outcome.acc_after, subject=pair.name,
-            details=outcome.to_dict(),
-        )
-        for outcome in outcomes
-    ])
+    gate.check(*step_results(outcomes, pair.spec, options, name=GATE))

@@ -169,6 +169,20 @@ def test_min_policy_and_a_safe_deployed_member_pass(pytester):
     result.assert_outcomes(passed=3)
 
 
+def test_family_gates_run_in_confident_mode_and_report_the_interval(pytester):
+    # "clean" (0.1) has error 0 on every view: in every resample it stays within delta, so the
+    # lower 95% bound of the mean potential is still >= 0.1; its excess error difference is 0.
+    root = write_project(pytester, deployed="clean", gates={"mode": "confident"})
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "-k", "not margin")
+    result.assert_outcomes(passed=3)
+    gates = {g["metric"].split(" (")[0]: g for g in _report(root)["gates"] if g["subject"] == "colour-fam"}
+    potential, excess = gates["deployed prune ratio"], gates["excess error difference"]
+    low, high = potential["details"]["potential_ci"]
+    assert potential["mode"] == "confident" and 0.1 <= low <= 0.25 <= high and potential["threshold"] == low
+    assert excess["mode"] == "confident" and excess["ci"] == [0.0, 0.0]
+    assert "95% CI" in (root / "reports" / "prunecheck.md").read_text()
+
+
 def test_generated_corruption_runs_per_severity(pytester):
     # gaussian_noise at severity 1 barely moves the mean red level (the parent stays exact)
     # but gives every image a spatial spread, which the noise-gain model turns into class 9.

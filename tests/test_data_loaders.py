@@ -14,13 +14,17 @@ import sys
 import types
 from pathlib import Path
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from prunecheck.data import cifar, imagefolder
-from prunecheck.data.base import Subset, TensorDataset
+from prunecheck.data.base import Subset, TensorDataset, stratified_indices
 from prunecheck.data.registry import known_kinds, load_dataset
 from prunecheck.errors import DataError
 from prunecheck.settings import DatasetSpec
@@ -514,18 +518,42 @@ def test_imagenet_val_defaults_and_partial_folder(tiny_folder):
     assert direct.paths == ds.paths
 
 
-def test_limit_keeps_first_rows(tiny_folder, tmp_path):
+def test_limit_takes_a_seeded_class_stratified_sample(tiny_folder, tmp_path):
     full = load_dataset(folder_spec(tiny_folder))
     two = load_dataset(folder_spec(tiny_folder), limit=2)
     assert isinstance(two, Subset) and len(two) == 2
-    assert two.labels.tolist() == full.labels[:2].tolist()
-    assert torch.equal(two.images(np.arange(2)), full.images(np.arange(2)))
+    assert two.labels.tolist() == full.labels[torch.from_numpy(two.indices)].tolist()
+    assert torch.equal(two.images(np.arange(2)), full.images(two.indices))
     assert len(load_dataset(folder_spec(tiny_folder), limit=99)) == 5
-    write_cifar10(tmp_path / "c" / "cifar-10-batches-py")
-    c10 = load_dataset(spec_for(tmp_path / "c"), limit=7)
-    assert len(c10) == 7 and c10.num_classes == 10
+    write_cifar10(tmp_path / "c" / "cifar-10-batches-py", n=100)
+    c10 = load_dataset(spec_for(tmp_path / "c"), limit=20, seed=3)
+    all_labels = load_dataset(spec_for(tmp_path / "c")).labels
+    assert c10.indices.tolist() == stratified_indices(all_labels, 20, seed=3).tolist() != list(range(20))
+    assert c10.indices.tolist() != load_dataset(spec_for(tmp_path / "c"), limit=20, seed=4).indices.tolist()
     with pytest.raises(DataError, match="positive integer"):
         load_dataset(spec_for(tmp_path / "c"), limit=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=8), st.integers(1, 100), st.integers(0, 5))
+def test_stratified_indices_give_every_class_its_share(class_sizes, size, seed):
+    """Rows sorted by class (as ImageFolder / ImageNet val): each class gets floor or ceil of its share."""
+    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
+    idx = stratified_indices(labels, size, seed=seed)
+    n = labels.size
+    assert len(idx) == min(size, n) and len(set(idx.tolist())) == len(idx) and list(idx) == sorted(idx)
+    got = np.bincount(labels[idx], minlength=len(class_sizes))
+    for count, share in zip(got, [min(size, n) * c / n for c in class_sizes]):
+        assert math.floor(share) <= count <= math.ceil(share)
+    assert idx.tolist() == stratified_indices(labels, size, seed=seed).tolist()  # same rows every call
+
+
+def test_stratified_sample_of_a_sorted_dataset_is_not_its_first_rows():
+    labels = np.repeat(np.arange(10), 100)  # 10 classes in blocks of 100
+    idx = stratified_indices(labels, 50, seed=0)
+    assert np.bincount(labels[idx]).tolist() == [5] * 10  # the first 50 rows would be class 0 only
+
+
 
 
 def test_fingerprint_tracks_files_and_preprocessing(tiny_folder):

@@ -164,3 +164,13 @@ def test_bootstrap_indices_shape_and_chunking_is_invisible():
     assert idx.shape == (11, 7) and idx.dtype == np.int64
     assert idx.min() >= 0 and idx.max() < 7
     np.testing.assert_array_equal(idx, M.bootstrap_indices(7, n_resamples=11, seed=1))
+
+
+def test_resampled_counts_match_a_loop_over_the_paired_indices():
+    from prunecheck.metrics.bootstrap import bootstrap_indices, resampled_counts
+
+    rng = np.random.default_rng(1)
+    hits = rng.random((4, 37)) < 0.6
+    got = resampled_counts(hits, n_resamples=50, seed=9)
+    expected = [[int(hits[s, idx].sum()) for s in range(4)] for idx in bootstrap_indices(37, n_resamples=50, seed=9)]
+    assert got.tolist() == expected

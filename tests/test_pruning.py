@@ -341,41 +341,76 @@ def test_ebn_empirical_uses_measured_post_relu_means(net, batches):
         prune(net, "ebn_magnitude", 0.5, batches=batches, estimate="closed_form")
 
 
-def test_hrank_hand_built_ranks(net):
-    """conv1 filter c copies input channel c % 3, whose maps have rank 1, 3 and 8."""
-    gen = torch.Generator().manual_seed(5)
+def _numpy_rank_order(maps: np.ndarray, weight: torch.Tensor, ratio: float) -> np.ndarray:
+    """Reference: mean np.linalg.matrix_rank per channel, ties by filter L1 norm, then index."""
+    ranks = np.array([[np.linalg.matrix_rank(maps[n, c]) for c in range(maps.shape[1])] for n in range(maps.shape[0])])
+    mean = ranks.mean(0)
+    l1 = weight.detach().abs().reshape(weight.shape[0], -1).sum(1).numpy()
+    order = np.lexsort((np.arange(mean.size), l1, mean))
+    dead = np.zeros(mean.size, dtype=bool)
+    dead[order[: round(ratio * mean.size)]] = True
+    return dead
+
+
+def test_hrank_ranks_post_relu_maps_not_conv_outputs(net, batches):
+    """Conv outputs are all full rank (so ranking them falls back to index order); BN shifts
+    of -1000 make the ReLU output of channels 0, 2 and 5 exactly zero (rank 0)."""
     with torch.no_grad():
-        net.conv1.weight.zero_()
-        net.conv1.bias.zero_()
-        for c in range(6):
-            net.conv1.weight[c, c % 3, 1, 1] = 1.0 + c  # centre tap: output = (1 + c) * channel
-    images = []
-    for _ in range(3):
-        u = torch.randn(4, 8, 1, generator=gen)
-        v = torch.randn(4, 1, 8, generator=gen)
-        rank1 = u[0] @ v[0]
-        rank3 = sum(u[i] @ v[i] for i in range(1, 4))
-        full = torch.randn(8, 8, generator=gen)
-        images.append(torch.stack([rank1, rank3, full]))
-    batch = [torch.stack(images)]
-    pruned = hrank(net, 0.5, batch, exclude=["conv2"])
+        net.bn1.running_mean.zero_()
+        net.bn1.running_var.fill_(1.0)
+        net.bn1.weight.fill_(1.0)
+        net.bn1.bias.copy_(torch.tensor([-1000.0, 0.0, -1000.0, 0.0, 0.0, -1000.0]))
+        conv_out = net.conv1(torch.cat(batches)).numpy()
+    assert {np.linalg.matrix_rank(m) for m in conv_out.reshape(-1, 8, 8)} == {8}  # all tie on the conv output
+    pruned = hrank(net, 0.5, batches, exclude=["conv2"])
     dead = _zero_filters(pruned.conv1.weight.detach())
-    # ranks per filter: 1, 3, 8, 1, 3, 8 -> the lowest three: filters 0, 3 (rank 1) and 1 (rank 3, first)
-    np.testing.assert_array_equal(dead, [True, True, False, True, False, False])
-    assert torch.equal(pruned.conv2.weight, net.conv2.weight)  # excluded
+    np.testing.assert_array_equal(dead, [True, False, True, False, False, True])
+    assert not np.array_equal(dead, [True, True, True, False, False, False])  # not index order
 
 
 def test_hrank_matches_numpy_ranks_on_conv2(net, batches):
     with torch.no_grad():
         x = torch.cat(batches)
-        out = net.conv2(torch.relu(net.bn1(net.conv1(x)))).numpy()
-    ranks = np.array([[np.linalg.matrix_rank(out[n, c]) for c in range(out.shape[1])] for n in range(out.shape[0])])
-    mean = ranks.mean(0)
-    k = round(0.5 * mean.size)
-    expect = np.zeros(mean.size, dtype=bool)
-    expect[np.argsort(mean, kind="stable")[:k]] = True
+        out = torch.relu(net.bn2(net.conv2(torch.relu(net.bn1(net.conv1(x)))))).numpy()
     pruned = hrank(net, 0.5, batches, exclude=["conv1"])
-    np.testing.assert_array_equal(_zero_filters(pruned.conv2.weight.detach()), expect)
+    np.testing.assert_array_equal(_zero_filters(pruned.conv2.weight.detach()), _numpy_rank_order(out, net.conv2.weight, 0.5))
+
+
+def test_hrank_ties_go_to_the_smaller_filter_l1_norm(net, batches):
+    """Every post-ReLU map of conv1 is zero (rank 0): the filters with the smallest L1 norms go."""
+    with torch.no_grad():
+        net.bn1.bias.fill_(-1000.0)
+        net.bn1.weight.fill_(1.0)
+        net.conv1.weight.copy_(torch.tensor([6.0, 1.0, 5.0, 2.0, 4.0, 3.0]).view(6, 1, 1, 1) / 27)
+    dead = _zero_filters(hrank(net, 0.5, batches, exclude=["conv2"]).conv1.weight.detach())
+    np.testing.assert_array_equal(dead, [False, True, False, True, False, True])
+
+
+class ResidualNet(nn.Module):
+    """conv -> bn -> (+ x) -> relu, conv -> relu via a module, conv -> nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(3)
+        self.conv2 = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.conv3 = nn.Conv2d(4, 4, 1)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)) + x)
+        return self.head(self.conv3(self.act(self.conv2(x)))).mean((2, 3))
+
+
+def test_hrank_follows_residual_adds_and_names_convs_without_activation(batches):
+    from prunecheck.pruning.activations import conv_activations
+
+    net = ResidualNet().eval()
+    assert set(conv_activations(net, ["conv1", "conv2"])) == {"conv1", "conv2"}
+    with pytest.raises(ValueError, match=r"found none after \['conv3'\].*exclude"):
+        hrank(net, 0.5, batches)
+    hrank(net, 0.5, batches, exclude=["conv3"])  # works without it
 
 
 def test_structured_keeps_one_filter_per_layer(net):
@@ -709,3 +744,30 @@ def test_prune_command_hrank_samples_dataset_batches(project):
         c = getattr(model, conv).out_channels
         assert _zero_filters(getattr(model, conv).weight.detach()).sum() == round(0.5 * c)
     assert settings.pairs[-1].mask_mode == "channels"
+
+
+class UntraceableSharedReluNet(nn.Module):
+    """Data-dependent control flow (fx cannot trace it) and one ReLU module used twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        if float(x.sum()) > 1e9:  # never true; breaks symbolic tracing
+            x = -x
+        return self.head(self.relu(self.conv2(self.relu(self.conv1(x))))).mean((2, 3))
+
+
+def test_hrank_fallback_refuses_an_activation_module_shared_by_two_convs(batches):
+    from prunecheck.pruning.activations import conv_activations
+
+    net = UntraceableSharedReluNet().eval()
+    assert conv_activations(net, ["conv1"]) == {"conv1": "module:relu"}  # registration order
+    with pytest.raises(ValueError, match=r"found none after \['conv2'\]"):  # nothing registered after it
+        hrank(net, 0.5, batches)
+    with pytest.raises(ValueError, match=r"after \['conv1'\] ran \[4\] times in 2 forward passes"):
+        hrank(net, 0.5, batches, exclude=["conv2"])

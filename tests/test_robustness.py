@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prunecheck import robustness as R
-from prunecheck.settings import FamilyMember, FamilySpec
+from prunecheck.settings import FamilyMember, FamilySpec, RunSettings
 from prunecheck.tables import corruptions as corruption_table
 from prunecheck.tables import prune_potential as potential_table
 from prunecheck.views import corruption, noise
@@ -247,6 +248,7 @@ class FakeWorkspace:
         self.zeros = zeros
         self.nan_model = nan_model
         self.calls = []
+        self.settings = SimpleNamespace(run=RunSettings(bootstrap_resamples=200, seed=0))
 
     def predict_many(self, names, dataset, view):
         self.calls.append((tuple(names), dataset, view))
@@ -345,3 +347,79 @@ def test_family_payload_raises_a_gate_error_with_the_reason():
     options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}
     with pytest.raises(GateError, match="prune-accuracy curves of family 'fam' cannot be computed: accuracy of b"):
         R.family_payload(_family(workspace), options)
+
+
+# -- bootstrap modes of the family gates ------------------------------------------------------
+def _hits_family(flips_deployed: int, n: int = 200, seed: int = 0):
+    """Parent ~90% right on every view; 'mild' (0.5) equals it; 'deployed' (0.9) gets
+    ``flips_deployed`` more images wrong on each shifted view (different images per view)."""
+    rng = np.random.default_rng(seed)
+    views = ["nominal", "fog-3", "noise0.1"]
+    correct, parent_acc, acc = {}, {}, {}
+    for v, view in enumerate(views):
+        parent = rng.random(n) < 0.9
+        deployed = parent.copy()
+        if v > 0:
+            deployed[np.flatnonzero(parent)[v * 10: v * 10 + flips_deployed]] = False
+        correct[view] = np.stack([parent, parent, deployed])
+        parent_acc[view] = parent.mean()
+        acc[view] = [parent.mean(), deployed.mean()]
+    return R.curves_from_accuracies(family="fam", parent="p", members=["mild", "dep"], ratios=[0.5, 0.9],
+                                    parent_accuracy=parent_acc, accuracy=acc, deployed="dep", correct=correct)
+
+
+def _naive_intervals(curves, delta, n_resamples, seed):
+    """Plain loop: resample rows, recompute every accuracy, prune potential and excess error."""
+    from prunecheck import metrics
+    from prunecheck.metrics.bootstrap import bootstrap_indices
+
+    hits = curves.correct
+    potentials, diffs = [], []
+    for idx in bootstrap_indices(hits.shape[2], n_resamples=n_resamples, seed=seed):
+        err = 1.0 - hits[:, :, idx].mean(axis=2)  # [V, 1 + K]
+        per_view = [metrics.prune_potential(curves.ratios, err[v, 1:], err[v, 0], delta) for v in (1, 2)]
+        potentials.append(sum(per_view) / 2)
+        excess = err[1:].mean(axis=0) - err[0]
+        diffs.append(excess[2] - excess[0])
+    return [np.percentile(x, [2.5, 97.5]) for x in (potentials, diffs)]
+
+
+def test_confident_prune_potential_uses_the_lower_bound_of_a_paired_bootstrap():
+    curves = _hits_family(flips_deployed=1)  # 1/200 = delta: qualifies on the full test set
+    options = {"policy": "mean", "delta": 0.005}
+    assert R.prune_potential_result(curves, {**options, "mode": "point"}).passed
+    result = R.prune_potential_result(curves, {**options, "mode": "confident"}, n_resamples=300, seed=4)
+    (p_low, p_high), (d_low, d_high) = _naive_intervals(curves, 0.005, 300, 4)
+    assert result.details["potential_ci"] == pytest.approx([min(p_low, 0.9), max(p_high, 0.9)])
+    assert result.threshold == pytest.approx(min(p_low, 0.9)) and result.threshold < 0.9 and not result.passed
+    assert result.mode == "confident" and "95% CI" in result.metric and "lower 95% bound" in result.message
+    excess = R.excess_error_result(curves, {"mode": "lenient"}, n_resamples=300, seed=4)
+    value = excess.value
+    assert excess.ci == pytest.approx((min(d_low, value), max(d_high, value)))
+
+
+def test_lenient_prune_potential_passes_what_only_sampling_error_fails():
+    curves = _hits_family(flips_deployed=2)  # 2/200 > delta on the full test set
+    options = {"policy": "mean", "delta": 0.005}
+    assert not R.prune_potential_result(curves, options).passed
+    assert R.prune_potential_result(curves, {**options, "mode": "lenient"}, n_resamples=300).passed
+    with pytest.raises(ValueError, match="per-image predictions"):  # curves from plain accuracies
+        R.prune_potential_result(_curves(), {"mode": "confident", "policy": "mean"})
+
+
+def test_family_gate_reads_mode_and_resamples_from_the_run():
+    workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
+    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "mode": "confident"}
+    result = R.family_gate("excess_error", _family(workspace), options)
+    assert result.mode == "confident" and result.ci is not None and result.details["n_resamples"] == 200
+
+
+def test_payload_and_table_report_the_intervals_in_bootstrap_modes():
+    curves = _hits_family(flips_deployed=1)
+    point = R.curves_payload(curves, {"policy": "mean", "delta": 0.005})
+    assert point["mode"] == "point" and "intervals" not in point
+    payload = R.curves_payload(curves, {"policy": "mean", "delta": 0.005, "mode": "confident"}, n_resamples=300, seed=4)
+    low, high = payload["intervals"]["policy_potential"]
+    assert low <= payload["policy_potential"] <= high and low < high
+    text = potential_table.render([{"subject": "fam", "payload": payload}])
+    assert f"95% CI [{100 * low:.1f}, {100 * high:.1f}]" in text and text.count("95% CI") == 2

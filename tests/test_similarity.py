@@ -16,7 +16,7 @@ from prunecheck.models import model_from_module
 from prunecheck.similarity import (
     backselect_order,
     cross_confidence,
-    first_rows,
+    sample_rows,
     informative_pixels,
     noise_similarity,
     noise_views,
@@ -51,13 +51,16 @@ def test_noise_views_use_one_nominal_pass_at_eps_zero():
         noise_views(float("nan"), 1)
 
 
-def test_first_rows():
+def test_sample_rows_is_stratified_and_seeded():
     data = _dataset(10)
-    assert first_rows(data, 20) is data
-    head = first_rows(data, 4)
-    assert len(head) == 4 and torch.equal(head.images(np.arange(4)), data.images(np.arange(4)))
+    assert sample_rows(data, 20) is data
+    sorted_data = TensorDataset("sorted", torch.zeros(40, 3, 2, 2, dtype=torch.uint8),
+                                torch.arange(4).repeat_interleave(10), 4, (0, 0, 0), (1, 1, 1))
+    part = sample_rows(sorted_data, 8, seed=1)
+    assert np.bincount(part.labels.numpy()).tolist() == [2, 2, 2, 2]  # first 8 rows: class 0 only
+    assert part.indices.tolist() == sample_rows(sorted_data, 8, seed=1).indices.tolist()
     with pytest.raises(ValueError, match="max_images"):
-        first_rows(data, 0)
+        sample_rows(data, 0)
 
 
 def test_model_compared_with_itself_has_agreement_one_and_distance_zero_at_every_eps(engine):
@@ -160,3 +163,25 @@ def test_backselect_rejects_bad_arguments():
         backselect_order(forward, torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long), pixels_per_round=0)
     with pytest.raises(ValueError, match="one target per image"):
         backselect_order(forward, torch.zeros(2, 1, 2, 2), torch.zeros(1, dtype=torch.long), pixels_per_round=1)
+
+
+def test_agreement_modes_bootstrap_the_per_image_agreement_like_a_loop():
+    from prunecheck.metrics.bootstrap import bootstrap_indices
+    from prunecheck.similarity import SimilarityPoint, similarity_result
+
+    rng = np.random.default_rng(0)
+    pruned_img = rng.choice([0.0, 0.5, 1.0], size=120, p=[0.06, 0.04, 0.9])
+    reference_img = rng.choice([0.0, 1.0], size=120, p=[0.1, 0.9])
+    pruned = SimilarityPoint("q", 0.1, (float(pruned_img.mean()),), (0.0,), pruned_img)
+    reference = SimilarityPoint("r", 0.1, (float(reference_img.mean()),), (0.0,), reference_img)
+    loop = [pruned_img[i].mean() - reference_img[i].mean() for i in bootstrap_indices(120, n_resamples=300, seed=2)]
+    low, high = np.percentile(loop, [2.5, 97.5])
+    kwargs = dict(threshold_name="min_reference_margin", metric="margin", n_resamples=300, seed=2, subject="p",
+                  view="noise0.1", details={})
+    lenient = similarity_result(pruned, reference, mode="lenient", threshold=0.0, **kwargs)
+    value = pruned.mean_agreement - reference.mean_agreement
+    assert lenient.ci == pytest.approx((min(low, value), max(high, value)))
+    # 0.9 agreement on 120 images is not confidently >= 0.88, yet is as a point estimate
+    point = similarity_result(pruned, mode="point", threshold=0.88, **{**kwargs, "threshold_name": "min_agreement"})
+    confident = similarity_result(pruned, mode="confident", threshold=0.88, **{**kwargs, "threshold_name": "min_agreement"})
+    assert pruned.mean_agreement >= 0.88 and point.passed and not confident.passed and confident.mode == "confident"

@@ -196,3 +196,28 @@ def test_mask_step_zeroes_the_parent_like_the_pruned_model(tmp_path):
     (outcome,) = evaluate_steps(ws, PairSpec("p", "parent", "pruned", "colours"))
     assert outcome.after_name == "parent*mask(pruned)"
     assert outcome.acc_after == pytest.approx(0.9) and outcome.instability == pytest.approx(0.1)
+
+
+def test_one_shot_mask_damage_is_its_own_quantity_with_its_own_threshold(tmp_path):
+    """0.7 of the accuracy lost by the one-shot mask: fails max_instability 0.5 if it were a step, passes
+    max_mask_damage 0.8, and is never called instability (hand count: 7 of 10 classes' rows zeroed)."""
+    from prunecheck.gates import GATE_DEFAULTS
+    from prunecheck.stability import step_results
+    from prunecheck.tables import instability as table
+
+    pruned = _red()
+    with torch.no_grad():
+        pruned.fc.weight[3:] = 0  # classes 3..9 can no longer win: accuracy 0.3 (classes balanced)
+    ws = FakeWorkspace(tmp_path, {"parent": _red(), "pruned": pruned})
+    spec = PairSpec("p", "parent", "pruned", "colours")
+    outcomes = evaluate_steps(ws, spec)
+    assert outcomes[0].instability == pytest.approx(0.7)
+    (result,) = step_results(outcomes, spec, GATE_DEFAULTS["instability"], name="instability")
+    assert result.passed and result.threshold_name == "max_mask_damage" and result.threshold == 0.8
+    assert result.metric.startswith("one-shot mask damage") and "not per-step instability" in result.metric
+    (strict,) = step_results(outcomes, spec, {"max_instability": 0.9, "max_mask_damage": 0.6}, name="instability")
+    assert not strict.passed and "0.7000 > max_mask_damage 0.6" in strict.message
+    payload = {"mask_mode": "unstructured", "max_instability": 0.5, "max_mask_damage": 0.6,
+               "steps": [o.to_dict() for o in outcomes]}
+    text = table.render([{"subject": "p", "payload": payload}])
+    assert "| one-shot mask damage |" in text and "**0.7000 > 0.6**" in text and "per-step instability |" not in text

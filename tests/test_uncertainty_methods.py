@@ -308,6 +308,62 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
     assert ws2.engine.forward_passes > 0
 
 
+def _scripted_pair(tmp_path, how: str):
+    """A pair of TorchScript DropoutRedChannelNets (``torch.jit.script`` or ``torch.jit.trace``)."""
+    from prunecheck.config import load_settings
+    from prunecheck.workspace import Pair, Workspace
+
+    images, labels = class_colour_images(64)
+    write_cifar10(tmp_path / "data", images, labels)
+    for name, scale in (("a", 1.0), ("b", 2.0)):
+        net = DropoutRedChannelNet(scale=scale)
+        net.load_state_dict(dropout_red_channel_weights(sharpness=30.0, running_mean=0.25, running_var=2.0))
+        net.eval()
+        compiled = torch.jit.script(net) if how == "script" else torch.jit.trace(net, torch.rand(2, 3, 32, 32))
+        torch.jit.save(compiled, str(tmp_path / f"{name}.pt"))
+    (tmp_path / "prunecheck.toml").write_text(textwrap.dedent(f"""
+        [run]
+        device = "cpu"
+        cache_dir = "{tmp_path / 'cache'}"
+        [datasets.colours]
+        kind = "cifar10"
+        root = "data"
+        mean = [0.0, 0.0, 0.0]
+        std = [1.0, 1.0, 1.0]
+        [models.a]
+        format = "torchscript"
+        weights = "a.pt"
+        [models.b]
+        format = "torchscript"
+        weights = "b.pt"
+        [[pairs]]
+        name = "p"
+        parent = "a"
+        pruned = "b"
+        dataset = "colours"
+        methods = ["mc_dropout"]
+    """))
+    s = load_settings(tmp_path / "prunecheck.toml")
+    return Pair(s.pairs[0], Workspace(s)), s.gates["uncertainty"]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_mc_dropout_passes_differ_on_a_scripted_model(tmp_path):
+    pair, options = _scripted_pair(tmp_path, "script")
+    parent, pruned = uncertainty.method_predictions(pair, "mc_dropout", options)
+    for p in (parent, pruned):  # every pair of passes differs somewhere (p = 0.3 dropout on the logits)
+        m = p.member_probs
+        assert all(float((m[i] - m[j]).abs().max()) > 0.01 for i in range(5) for j in range(i))
+    assert float(uncertainty.predicted_class_variance(parent.member_probs, parent.probs).mean()) > 1e-4
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_mc_dropout_on_a_traced_model_fails_closed(tmp_path):
+    pair, options = _scripted_pair(tmp_path, "trace")  # tracing in eval mode compiles dropout out
+    with pytest.raises(uncertainty.GateError, match="MC dropout passes are identical.*torch.jit.trace"):
+        uncertainty.method_predictions(pair, "mc_dropout", options)
+
+
 def test_mc_dropout_on_a_model_without_dropout_raises_a_gate_error():
     plain = model_from_module("plain", RedChannelNet())
     workspace = SimpleNamespace(model=lambda name: plain)
@@ -335,3 +391,54 @@ def test_table_renders_drift_ood_and_blur_rows():
     assert "parent: par" in text and "pruned: pru" in text
     assert "1.2500" in text and "0.5000" in text and "0.1000, 0.2000" in text
     assert text.index("AUSE") < text.index("Out-of-distribution") < text.index("Gaussian blur")
+
+
+# --------------------------------------------------------------------------- seed 000's protocol
+def _numpy_seed000(logits: np.ndarray, labels: np.ndarray, n_bins: int = 15):
+    """Seed 000 Eq. 6 by hand: softmax of mean logits, predicted class's variance over members,
+    min-max normalised to [0, 1] for the ECE (Sec. 6.1); logits here are log-softmax outputs."""
+    log_sm = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    mean = log_sm.mean(0)
+    probs = np.exp(mean) / np.exp(mean).sum(-1, keepdims=True)
+    k = probs.argmax(1)
+    var = np.array([np.var([log_sm[m, i, k[i]] for m in range(len(logits))]) for i in range(len(labels))])
+    conf = 1.0 - (var - var.min()) / (var.max() - var.min())
+    total = 0.0
+    for b in range(n_bins):
+        inside = [i for i in range(len(labels)) if b / n_bins <= conf[i] < (b + 1) / n_bins or (b == n_bins - 1 and conf[i] >= 1)]
+        if inside:
+            acc = np.mean([k[i] == labels[i] for i in inside])
+            total += len(inside) / len(labels) * abs(acc - np.mean(conf[inside]))
+    return probs, var, total
+
+
+def test_seed000_protocol_matches_eq6_and_the_normalised_variance_ece():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(4, 300, 5, generator=g) * 2.0 + torch.randn(1, 300, 5, generator=g) * 2.0
+    labels = torch.randint(0, 5, (300,), generator=g)
+    p = Predictions(model="m", dataset="d", view=NOMINAL, log_probs=torch.log_softmax(logits, -1), labels=labels)
+    options = {"protocol": "seed000"}
+    seeded = uncertainty.with_protocol(p, "ensemble", options)
+    probs, var, ece = _numpy_seed000(logits.double().numpy(), labels.numpy())
+    np.testing.assert_allclose(seeded.probs.numpy(), probs, atol=1e-5)
+    kind = uncertainty.uncertainty_kind("ensemble", "msp", "seed000")
+    np.testing.assert_allclose(uncertainty.per_sample_uncertainty(seeded, kind).numpy(), var, rtol=1e-4, atol=1e-6)
+    _, payload = uncertainty.drift_gates(checker(protocol="seed000"), "pair", "ensemble", seeded, seeded)
+    assert payload["protocol"] == "seed000" and payload["uncertainty"] == "logit_variance"
+    assert payload["parent"]["ece"] == pytest.approx(ece, abs=1e-5)
+    assert abs(payload["parent"]["ece"] - metrics.ece(seeded.probs, labels)) > 0.05  # not the max-p ECE
+    # MSP keeps 1 - max p and the max-p ECE under either protocol
+    assert uncertainty.uncertainty_kind("msp", "msp", "seed000") == "msp"
+    assert uncertainty.with_protocol(p, "msp", options).average == "probs"
+
+
+def test_seed000_ece_gate_bootstraps_in_confident_mode_and_bad_protocol_fails_closed():
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 200, 4, generator=g) * 2.0
+    labels = torch.randint(0, 4, (200,), generator=g)
+    p = Predictions(model="m", dataset="d", view=NOMINAL, log_probs=torch.log_softmax(logits, -1), labels=labels)
+    results, _ = uncertainty.drift_gates(checker(protocol="seed000", mode="confident"), "pair", "mc_dropout", p, p)
+    ece_gate = [r for r in results if r.metric.startswith("ECE increase")][0]
+    assert "normalised logit variance" in ece_gate.metric and ece_gate.value == 0.0 and ece_gate.ci == (0.0, 0.0)
+    with pytest.raises(uncertainty.GateError, match="protocol: expected one of prunecheck, seed000, found 'paper'"):
+        uncertainty.drift_gates(checker(protocol="paper"), "pair", "mc_dropout", p, p)

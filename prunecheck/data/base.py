@@ -61,8 +61,46 @@ def digest(*parts: object) -> str:
     return h.hexdigest()[:16]
 
 
+def stratified_indices(labels: np.ndarray | torch.Tensor, size: int, *, seed: int = 0) -> np.ndarray:
+    """A seeded, class-stratified sample of ``size`` row indices, sorted.
+
+    Sorted datasets (ImageFolder, ImageNet val) hold their classes in blocks, so
+    the first 1,000 rows of ImageNet val cover about 20 classes. Here every class
+    gets ``size * n_c / N`` rows (floored; the remaining rows go to the classes
+    with the largest fractional parts, ties to the lower class index), drawn
+    without replacement by ``numpy.random.default_rng(seed)``. The rows depend
+    only on the labels and the seed, so every model is scored on the same ones.
+
+    Args:
+        labels: int [N] class index of every row.
+        size: rows wanted, >= 1; all rows (``arange(N)``) when ``size >= N``.
+        seed: sampling seed (``[run] seed``).
+
+    Returns:
+        int64 [min(size, N)] increasing row indices.
+
+    Example:
+        >>> stratified_indices(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 4, seed=0).tolist()
+        [0, 2, 6, 7]
+    """
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64).reshape(-1)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"sample size: expected an integer >= 1, found {size!r}")
+    n = y.shape[0]
+    if size >= n:
+        return np.arange(n, dtype=np.int64)
+    classes, counts = np.unique(y, return_counts=True)
+    exact = size * counts / n
+    quota = np.floor(exact).astype(np.int64)
+    order = np.lexsort((classes, -(exact - quota)))  # largest remainder first, then class index
+    quota[order[: size - int(quota.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
 class Subset(ImageDataset):
-    """The first ``limit`` rows of a dataset (the config's ``limit``), or given indices."""
+    """Given rows of a dataset, e.g. the config's ``limit`` (:func:`stratified_indices`)."""
 
     def __init__(self, base: ImageDataset, indices: Sequence[int] | np.ndarray):
         self.base = base

@@ -1,7 +1,7 @@
 """One entry point from a :class:`DatasetSpec` to an :class:`ImageDataset`.
 
-A dispatch table maps ``spec.kind`` to its loader; ``limit`` keeps the first
-rows only (``run.limit`` in the config).
+A dispatch table maps ``spec.kind`` to its loader; ``limit`` keeps a seeded,
+class-stratified sample of that many rows (``run.limit`` in the config).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib
 from typing import Callable
 
 from prunecheck.data import cifar, imagefolder
-from prunecheck.data.base import ImageDataset, Subset
+from prunecheck.data.base import ImageDataset, Subset, stratified_indices
 from prunecheck.errors import DataError
 from prunecheck.settings import DatasetSpec
 
@@ -35,12 +35,15 @@ def known_kinds() -> tuple[str, ...]:
     return tuple(LOADERS)
 
 
-def load_dataset(spec: DatasetSpec, *, limit: int | None = None) -> ImageDataset:
+def load_dataset(spec: DatasetSpec, *, limit: int | None = None, seed: int = 0) -> ImageDataset:
     """Load the dataset described by ``spec``.
 
     Args:
         spec: the dataset entry of the settings; ``spec.kind`` picks the loader.
-        limit: keep only the first ``min(limit, len)`` rows (``None``: all).
+        limit: keep a class-stratified sample of ``min(limit, len)`` rows
+            (:func:`~prunecheck.data.base.stratified_indices`; ``None``: all).
+            Not the first rows: sorted datasets hold their classes in blocks.
+        seed: the sample's seed (``[run] seed``).
 
     Returns:
         The dataset, wrapped in :class:`Subset` when ``limit`` is given.
@@ -65,5 +68,5 @@ def load_dataset(spec: DatasetSpec, *, limit: int | None = None) -> ImageDataset
         )
     dataset = loader(spec)
     if limit is not None:
-        dataset = Subset(dataset, range(min(limit, len(dataset))))
+        dataset = Subset(dataset, stratified_indices(dataset.labels, limit, seed=seed))
     return dataset

@@ -63,6 +63,72 @@ def bootstrap_indices(n_samples: int, *, n_resamples: int = 1000, seed: int = 0)
     return np.concatenate(list(_index_chunks(n_samples, n_resamples, seed)), axis=0)
 
 
+def resampled_counts(hits: Any, *, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Per resample, how many of the resampled rows each series has True (exact integers).
+
+    Every series (a model on a view, ...) is resampled with the SAME indices,
+    drawn like :func:`paired_bootstrap` draws them (``_index_chunks``), so
+    statistics built from the counts (accuracies, prune potentials, excess
+    errors of a whole family) are paired. Row ``r`` of the result equals
+    ``hits[:, bootstrap_indices(N, n_resamples=R, seed=seed)[r]].sum(1)``.
+
+    Args:
+        hits: bool [S, N]: S series over the same N test rows.
+        n_resamples: R.
+        seed: seed of ``numpy.random.default_rng``.
+
+    Returns:
+        int64 [R, S].
+
+    Example:
+        >>> resampled_counts(np.array([[True, True], [False, True]]), n_resamples=2, seed=0).shape
+        (2, 2)
+    """
+    _check_args(n_resamples, 0.95, seed)
+    h = np.asarray(hits)
+    if h.ndim != 2 or h.shape[1] < 1 or h.dtype != np.bool_:
+        raise MetricInputError(
+            f"hits: expected a bool array [series, rows] with rows >= 1, found {h.dtype} {list(h.shape)}"
+        )
+    return _resampled_sums(h.T.astype(np.int64), n_resamples, seed)
+
+
+def resampled_means(values: Any, *, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Per resample, the mean of each series over the resampled rows (same indices for all series).
+
+    Like :func:`resampled_counts` for float per-row values (e.g. each image's
+    agreement averaged over noise repetitions): float64 [R, S] for values [S, N].
+    """
+    _check_args(n_resamples, 0.95, seed)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] < 1 or not np.all(np.isfinite(v)):
+        raise MetricInputError(
+            f"values: expected finite floats [series, rows] with rows >= 1, found shape {list(v.shape)}"
+        )
+    return _resampled_sums(v.T, n_resamples, seed) / v.shape[1]
+
+
+def _resampled_sums(weights: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """[R, S]: per resample, sum over its rows of ``weights`` [N, S] (each row counted as often as drawn)."""
+    n = weights.shape[0]
+    out = []
+    for chunk in _index_chunks(n, n_resamples, seed):
+        offsets = np.arange(chunk.shape[0], dtype=np.int64)[:, None] * n
+        multiplicity = np.bincount((chunk + offsets).ravel(), minlength=chunk.shape[0] * n).reshape(-1, n)
+        out.append(multiplicity.astype(weights.dtype) @ weights)
+    return np.concatenate(out, axis=0)
+
+
+def percentile_interval(values: Any, estimate: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of resampled ``values``, widened to contain ``estimate`` (as :func:`paired_bootstrap`)."""
+    v = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise MetricInputError("bootstrap: expected finite values on every resample, found a non-finite one")
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.percentile(v, [100.0 * alpha, 100.0 * (1.0 - alpha)])
+    return min(float(low), float(estimate)), max(float(high), float(estimate))
+
+
 def _check_args(n_resamples: Any, confidence: Any, seed: Any) -> None:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise MetricInputError(f"n_resamples: expected an integer >= 1, found {n_resamples!r}")
@@ -197,4 +263,4 @@ def paired_bootstrap(
     )
 
 
-__all__ = ["BootstrapResult", "bootstrap_indices", "paired_bootstrap"]
+__all__ = ["BootstrapResult", "bootstrap_indices", "paired_bootstrap", "percentile_interval", "resampled_counts", "resampled_means"]

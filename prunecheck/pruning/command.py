@@ -151,7 +151,7 @@ def _sample_batches(settings: Any, dataset: str, n: int, batch_size: int, seed: 
 
     from prunecheck.data.registry import load_dataset
 
-    ds = load_dataset(settings.datasets[dataset], limit=settings.run.limit)
+    ds = load_dataset(settings.datasets[dataset], limit=settings.run.limit, seed=settings.run.seed)
     order = np.random.default_rng(seed).permutation(len(ds))[: n * batch_size]
     mean = torch.tensor(ds.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(ds.std, dtype=torch.float32).view(1, 3, 1, 1)

@@ -29,8 +29,11 @@ running statistics (zeroing the conv alone would leave BN's constant offset).
   expected post-ReLU BN output E[ReLU(gamma * z + beta)] with z ~ N(0, 1)
   (closed form ``beta * Phi(beta/|gamma|) + |gamma| * phi(beta/|gamma|)``), or by its
   sample mean over a few batches (``estimate="empirical"``); global by default.
-- ``hrank`` (Lin et al. 2020; seed 000): per layer, the filters whose output
-  feature maps have the lowest matrix rank, averaged over the given batches.
+- ``hrank`` (Lin et al. 2020; seed 000): per layer, the filters whose
+  post-activation feature maps (the ReLU after the conv / its BatchNorm, as the
+  authors' ``rank_generation.py`` hooks it; :mod:`prunecheck.pruning.activations`)
+  have the lowest matrix rank, averaged over the given batches; equal ranks go
+  to the smaller filter L1 norm first.
 
 Shared rules:
 
@@ -41,7 +44,8 @@ Shared rules:
 - A structured method leaves at least one filter in every layer (so
   ``round(ratio * C_out)`` is capped at ``C_out - 1``; global rankings skip a
   layer's last filter).
-- Ties are broken by position (stable sort), so results are deterministic.
+- Ties are broken by position (stable sort), so results are deterministic
+  (``hrank`` first breaks equal ranks by filter L1 norm).
 """
 
 from __future__ import annotations
@@ -549,28 +553,38 @@ def _hrank(
         raise ValueError("hrank: expected input batches to measure feature-map ranks on, found None")
 
     def score(m: nn.Module, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+        from prunecheck.pruning.activations import activation_maps, conv_activations
+
         bad = [n for n, conv in layers.items() if not isinstance(conv, nn.Conv2d)]
         if bad:
             raise ValueError(f"hrank: expected Conv2d layers (2D feature maps), found others: {bad[:5]}; exclude them")
+        targets = conv_activations(m, layers)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
 
-        def hook_for(name: str) -> Callable[..., None]:
-            def hook(_module: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-                ranks = torch.linalg.matrix_rank(out.detach().float())  # [N, C]
-                sums[name] = sums.get(name, 0) + ranks.double().sum(0).cpu()
-                counts[name] = counts.get(name, 0) + out.shape[0]
-            return hook
+        def on_output(name: str, out: torch.Tensor) -> None:
+            ranks = torch.linalg.matrix_rank(out.detach().float())  # [N, C], per map [H, W]
+            sums[name] = sums.get(name, 0) + ranks.double().sum(0).cpu()
+            counts[name] = counts.get(name, 0) + out.shape[0]
 
-        handles = [conv.register_forward_hook(hook_for(n)) for n, conv in layers.items()]
-        try:
-            _run_batches(m, batches, max_batches, "hrank batches")
-        finally:
-            for h in handles:
-                h.remove()
-        return _means(sums, counts, layers, "hrank")
+        activation_maps(m, targets, lambda net: _run_batches(net, batches, max_batches, "hrank batches"), on_output)
+        means = _means(sums, counts, layers, "hrank")
+        return {n: _rank_then_l1(means[n], layers[n].weight) for n in layers}
 
     return _structured("hrank", model, ratio, exclude, score, "layer")
+
+
+def _rank_then_l1(mean_rank: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Position of each filter in the order (mean rank, then filter L1 norm, then index), as float64 [C].
+
+    Equal mean ranks are common (maps of small spatial size, dead channels), so
+    ties go to the filter with the smaller L1 norm, and only then to position.
+    """
+    l1 = weight.detach().abs().reshape(weight.shape[0], -1).sum(1).double().cpu()
+    order = sorted(range(mean_rank.numel()), key=lambda c: (float(mean_rank[c]), float(l1[c]), c))
+    position = torch.empty(mean_rank.numel(), dtype=torch.float64)
+    position[torch.tensor(order)] = torch.arange(mean_rank.numel(), dtype=torch.float64)
+    return position
 
 
 # --------------------------------------------------------------------------- public API
@@ -698,9 +712,14 @@ def hrank(
     exclude: Sequence[str] = (),
     max_batches: int | None = None,
 ) -> nn.Module:
-    """HRank: per conv layer zero the filters whose output maps have the lowest mean rank.
+    """HRank: per conv layer zero the filters whose activation maps have the lowest mean rank.
 
-    The rank of each output feature map [H, W] of the conv (before BN/ReLU) is
-    ``torch.linalg.matrix_rank``, averaged over all images of the batches.
+    The rank of each feature map [H, W] after the activation that follows the
+    conv (through its BatchNorm or a residual add; found with ``torch.fx``) is
+    ``torch.linalg.matrix_rank``, averaged over all images of the batches. Equal
+    mean ranks: the filter with the smaller L1 norm goes first, then position.
+
+    Raises:
+        ValueError: a considered conv has no activation after it (exclude it).
     """
     return _hrank(model, ratio, batches, exclude=exclude, max_batches=max_batches).module

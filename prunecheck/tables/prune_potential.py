@@ -31,6 +31,14 @@ def _pp(value: Any) -> str:
     return f"{100.0 * value + 0.0:+.2f}"
 
 
+def _ci(intervals: Any, key: str) -> str:
+    """`` [low, high]`` in percent when the gate mode computed a bootstrap interval (confident / lenient)."""
+    if not intervals:
+        return ""
+    low, high = intervals[key]
+    return f" 95% CI [{_pct(low)}, {_pct(high)}]"
+
+
 def render_summary(entries: list[dict[str, Any]]) -> str:
     headers = ["family", "parent", "Average: Train Dist.", "Average: Test Dist.", "Minimum: Train Dist.",
                "Minimum: Test Dist.", "deployed (ratio)", "gated P (policy)"]
@@ -42,7 +50,7 @@ def render_summary(entries: list[dict[str, Any]]) -> str:
         rows.append([
             entry["subject"], p["parent"], _pct(s["train"]["average"]), _pct(s["test"]["average"]),
             _pct(s["train"]["minimum"]), _pct(s["test"]["minimum"]), deployed,
-            f"{_pct(p['policy_potential'])} ({p['policy']})",
+            f"{_pct(p['policy_potential'])} ({p['policy']})" + _ci(p.get("intervals"), "policy_potential"),
         ])
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -64,8 +72,12 @@ def render_excess(entries: list[dict[str, Any]]) -> str:
         rows.append([entry["subject"], f"parent: {p['parent']}", "0 (parent)", _pp(excess["parent"]), ""])
         for k, member in enumerate(p["members"]):
             mark = " (deployed)" if member == p.get("deployed") else ""
+            ci = ""
+            if member == p.get("deployed") and p.get("intervals"):
+                low, high = p["intervals"]["excess_difference"]
+                ci = f" (95% CI [{_pp(low)}, {_pp(high)}])"
             rows.append([entry["subject"], member + mark, _pct(p["ratios"][k]), _pp(excess["members"][k]),
-                         _pp(excess["difference"][k])])
+                         _pp(excess["difference"][k]) + ci])
     headers = ["family", "model", "prune ratio (%)", "excess error (pp)", "difference to parent (pp)"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 

@@ -38,7 +38,8 @@ def _drift_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         for role in ("parent", "pruned"):
             s = p[role]
             model = f"{role}: {p[role + '_name']}" + (f" (M={s['members']})" if s["members"] > 1 else "")
-            rows.append([entry["subject"], p["method"], p["uncertainty"], model, _f(s["accuracy"]),
+            kind = p["uncertainty"] + (" (seed000 protocol)" if p.get("protocol") == "seed000" else "")
+            rows.append([entry["subject"], p["method"], kind, model, _f(s["accuracy"]),
                          _f(s["ause"]), _f(s["ece"]), _f(s["nll"]), _f(s["brier"])])
     return rows
 
@@ -81,7 +82,9 @@ def render(entries: list[dict[str, Any]]) -> str:
                                tablefmt="github", disable_numparse=True))
         blocks.append("Nominal data; accuracy, AUSE, ECE and Brier are fractions, NLL in nats. Uncertainty "
                       "`msp` = 1 - max p, `variance` = variance over passes/members of the predicted class's "
-                      "probability. Sparsification curves and reliability bins are in prunecheck.json.")
+                      "probability, `logit_variance` (seed000 protocol, seed 000 Eq. 6) = the same over log-softmax "
+                      "outputs, with the prediction the softmax of the mean logits and the ECE binned on 1 - the "
+                      "min-max normalised variance. Sparsification curves and reliability bins are in prunecheck.json.")
     if "ood" in by_kind:
         blocks.append("**Out-of-distribution data** (mean predictive entropy and disagreement, nats; "
                       "lower for the pruned model = more overconfident)\n\n" + tabulate(
