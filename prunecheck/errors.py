@@ -31,3 +31,7 @@ class CacheError(PrunecheckError):
 
 class GateError(PrunecheckError):
     """A gate whose metric cannot be computed (the gate fails closed)."""
+
+
+class PrunecheckDeprecationWarning(DeprecationWarning):
+    """A configuration key at a deprecated place; the message says where it belongs now."""

@@ -163,7 +163,9 @@ def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
     gates = settings.gates
     mode = resolve_option(config, "mode")
     if mode is not None:
-        gates = {suite: ({**values, "mode": mode} if "mode" in values else values) for suite, values in gates.items()}
+        # only suites that implement gate modes have a "mode" option (prunecheck.options.MODE_SUITES)
+        gates = {suite: (dataclasses.replace(values, mode=mode) if "mode" in values else values)
+                 for suite, values in gates.items()}
     return dataclasses.replace(settings, run=run, gates=gates)
 
 

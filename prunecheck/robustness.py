@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from prunecheck import metrics
 from prunecheck.corruptions.names import check_severity, resolve_corruptions
 from prunecheck.errors import GateError
-from prunecheck.gates import GateResult, decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, GateResult, decide, failed_closed
 from prunecheck.views import NOMINAL, View, corruption, noise
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only (workspace pulls in torch)
@@ -73,7 +73,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
         >>> [s.id for s in configured_shifts({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.0, 0.1]})]
         ['fog-3', 'noise0.1']
     """
-    raw = options.get("corruptions", ["benchmark"])
+    raw = options["corruptions"]
     names: tuple[str, ...] = ()
     if not (isinstance(raw, (list, tuple)) and len(raw) == 0):  # an empty list selects no corruption
         try:
@@ -81,7 +81,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
         except ValueError as exc:
             raise ValueError(f"corruptions: {exc}") from None
     severities: list[int] = []
-    for value in _as_list(options.get("severities", [3]), "severities"):
+    for value in _as_list(options["severities"], "severities"):
         try:
             severity = check_severity(value)
         except ValueError as exc:
@@ -91,7 +91,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
     if names and not severities:
         raise ValueError("severities: expected at least one severity in 1..5 for the configured corruptions, found []")
     levels: list[float] = []
-    for value in _as_list(options.get("noise_levels", [0.0]), "noise_levels"):
+    for value in _as_list(options["noise_levels"], "noise_levels"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"noise_levels: expected finite numbers >= 0 (L-inf eps), found {value!r}")
         if value > 0 and float(value) not in levels:
@@ -101,7 +101,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
     if not shifts:
         raise ValueError(
             "expected at least one corruption or a noise level > 0, found corruptions = [] and "
-            f"noise_levels = {list(options.get('noise_levels', []))}; configure one, or do not run "
+            f"noise_levels = {list(options['noise_levels'])}; configure one, or do not run "
             "suites/test_corruptions.py"
         )
     return tuple(shifts)
@@ -365,8 +365,8 @@ def excess_errors(curves: PruneAccuracyCurves) -> tuple[float, tuple[float, ...]
 # -- gate results ---------------------------------------------------------------------------
 def prune_potential_result(curves: PruneAccuracyCurves, options: Mapping[str, Any], *, subject: str = "") -> GateResult:
     """Gate ``deployed ratio <= P`` with P from ``options["policy"]`` over the shifted views."""
-    policy = options.get("policy", "mean")
-    delta = options.get("delta", 0.005)
+    policy = options["policy"]
+    delta = options["delta"]
     deployed = _deployed(curves)
     ratio = curves.ratios[curves.member_index(deployed)]
     potentials = prune_potentials(curves, delta)
@@ -395,7 +395,7 @@ def excess_error_result(curves: PruneAccuracyCurves, options: Mapping[str, Any],
         name=GATE,
         metric=f"excess error difference ({deployed} - parent, mean over {len(curves.shift_views)} corruptions)",
         value=pruned - parent,
-        threshold=options.get("max_excess_error_diff", 0.01),
+        threshold=options["max_excess_error_diff"],
         threshold_name="max_excess_error_diff",
         direction="max",
         parent=parent,
@@ -426,8 +426,8 @@ def family_gate(kind: str, family: Family, options: Mapping[str, Any]) -> GateRe
     try:
         curves = family_curves(family, configured_shifts(options))
         return build(curves, options, subject=family.name)
-    except (ValueError, RuntimeError) as exc:
-        threshold = options.get("max_excess_error_diff", 0.01) if kind == "excess_error" else float("nan")
+    except COMPUTE_ERRORS as exc:
+        threshold = options["max_excess_error_diff"] if kind == "excess_error" else float("nan")
         return failed_closed(
             name=GATE, metric=label, threshold=threshold,
             threshold_name="max_excess_error_diff" if kind == "excess_error" else "prune potential",
@@ -444,7 +444,7 @@ def family_payload(family: Family, options: Mapping[str, Any]) -> dict[str, Any]
     """
     try:
         return curves_payload(family_curves(family, configured_shifts(options)), options)
-    except (ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         raise GateError(f"prune-accuracy curves of family {family.name!r} cannot be computed: {exc}") from None
 
 
@@ -458,8 +458,8 @@ def curves_payload(curves: PruneAccuracyCurves, options: Mapping[str, Any]) -> d
     ``excess_error`` {"parent", "members" [K], "difference" [K]}, ``deployed``,
     ``deployed_ratio``.
     """
-    delta = options.get("delta", 0.005)
-    policy = options.get("policy", "mean")
+    delta = options["delta"]
+    policy = options["policy"]
     potentials = prune_potentials(curves, delta)
     parent_excess, member_excess = excess_errors(curves)
     deployed_ratio = (

@@ -34,7 +34,7 @@ import torch
 
 from prunecheck import metrics
 from prunecheck.errors import GateError
-from prunecheck.gates import GateResult, decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, GateResult, decide, failed_closed
 
 if TYPE_CHECKING:
     from prunecheck.checks import GateChecker
@@ -104,7 +104,7 @@ def method_problem(method: str, parent: "LoadedModel", pruned: "LoadedModel", *,
 
 def mc_passes_for(method: str, options: dict[str, Any]) -> int:
     """Forward passes per model for ``method``: ``mc_passes`` for MC dropout, else 0 (deterministic)."""
-    return int(options.get("mc_passes", 5)) if method == "mc_dropout" else 0
+    return int(options["mc_passes"]) if method == "mc_dropout" else 0
 
 
 def method_predictions(pair: "Pair", method: str, options: dict[str, Any], view=None, *, dataset: str | None = None):
@@ -118,7 +118,7 @@ def method_predictions(pair: "Pair", method: str, options: dict[str, Any], view=
     workspace = pair.workspace
     problem = method_problem(
         method, workspace.model(pair.spec.parent), workspace.model(pair.spec.pruned),
-        mc_passes=options.get("mc_passes", 5),
+        mc_passes=options["mc_passes"],
     )
     if problem:
         raise GateError(f"pair '{pair.name}': {problem}")
@@ -267,11 +267,11 @@ def _gated(
 ) -> GateResult:
     """A degradation gate with the suite's mode; a failing computation fails closed."""
     options = gate.config(SUITE)
-    mode = options.get("mode", "point")
+    mode = options["mode"]
     threshold = options[threshold_key]
     try:
         ci = interval() if (mode != "point" and interval is not None) else None
-    except (ValueError, RuntimeError, GateError) as exc:
+    except COMPUTE_ERRORS as exc:
         return failed_closed(
             name=SUITE, metric=metric, threshold=threshold, threshold_name=threshold_key,
             reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
@@ -300,8 +300,8 @@ def drift_gates(
     own per-sample uncertainty alongside its probabilities.
     """
     options = gate.config(SUITE)
-    n_bins, steps = int(options.get("ece_bins", 15)), int(options.get("ause_steps", 50))
-    kind = uncertainty_kind(method, options.get("ause_uncertainty", "msp"))
+    n_bins, steps = options["ece_bins"], options["ause_steps"]
+    kind = uncertainty_kind(method, options["ause_uncertainty"])
     tag = f"[{method}]"
     results = [
         gate.degradation(SUITE, "ece", parent, pruned, threshold_key="max_ece_increase",
@@ -318,7 +318,7 @@ def drift_gates(
             u_parent, u_pruned = per_sample_uncertainty(parent, kind), per_sample_uncertainty(pruned, kind)
             a_parent = metrics.ause(parent.probs, parent.labels, uncertainty=u_parent, steps=steps)
             a_pruned = metrics.ause(pruned.probs, pruned.labels, uncertainty=u_pruned, steps=steps)
-        except (ValueError, RuntimeError, GateError) as exc:
+        except COMPUTE_ERRORS as exc:
             results.insert(0, _closed(label, "max_ause_increase", gate, exc, subject, parent.view.id))
         else:
             value = a_pruned - a_parent
@@ -338,7 +338,7 @@ def drift_gates(
     try:
         payload["parent"] = summary(parent, kind=kind, n_bins=n_bins, steps=steps)
         payload["pruned"] = summary(pruned, kind=kind, n_bins=n_bins, steps=steps)
-    except (ValueError, RuntimeError, GateError) as exc:
+    except COMPUTE_ERRORS as exc:
         payload["error"] = str(exc)
     return results, payload
 
@@ -368,7 +368,7 @@ def ood_gates(
                 metrics.validate_probs(p.probs)
             v_parent, v_pruned = per_sample(parent), per_sample(pruned)
             m_parent, m_pruned = float(v_parent.mean()), float(v_pruned.mean())
-        except (ValueError, RuntimeError, GateError) as exc:
+        except COMPUTE_ERRORS as exc:
             results.append(_closed(label, key, gate, exc, subject, view))
             continue
         drop = m_parent - m_pruned  # higher is better on OOD data: a drop is a degradation
@@ -413,14 +413,14 @@ def blur_gate(
     options = gate.config(SUITE)
     key = "min_blur_spearman"
     threshold = float(options[key])
-    kind = uncertainty_kind(method, options.get("ause_uncertainty", "msp"))
+    kind = uncertainty_kind(method, options["ause_uncertainty"])
     view = "blur" + ",".join(f"{r:g}" for r in radii)
     label = f"blur uncertainty Spearman [{method}]"
     try:
         u_parent = [float(per_sample_uncertainty(p, kind).mean()) for p in parents]
         u_pruned = [float(per_sample_uncertainty(p, kind).mean()) for p in pruneds]
         rho_parent, rho_pruned = spearman(radii, u_parent), spearman(radii, u_pruned)
-    except (ValueError, RuntimeError, GateError) as exc:
+    except COMPUTE_ERRORS as exc:
         return failed_closed(
             name=SUITE, metric=label, threshold=threshold, threshold_name=key, direction="min",
             reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
@@ -483,7 +483,7 @@ def run_drift(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult
     options = gate.config(SUITE)
     try:
         parent, pruned = method_predictions(pair, method, options)
-    except GateError as exc:
+    except COMPUTE_ERRORS as exc:
         return _all_closed(gate, pair.name, method, _DRIFT_KEYS, str(exc), "nominal")
     results, payload = drift_gates(gate, pair.name, method, parent, pruned)
     gate.record(SUITE, pair.name, payload)
@@ -501,7 +501,7 @@ def run_ood(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
         return _all_closed(gate, pair.name, method, keys, "the pair has no ood_dataset", "ood")
     try:
         parent, pruned = method_predictions(pair, method, options, dataset=dataset)
-    except GateError as exc:
+    except COMPUTE_ERRORS as exc:
         return _all_closed(gate, pair.name, method, keys, str(exc), f"ood:{dataset}")
     results, payload = ood_gates(gate, pair.name, method, parent, pruned)
     gate.record(SUITE, pair.name, payload)
@@ -511,7 +511,7 @@ def run_ood(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
 def run_blur(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
     """The ``test_uncertainty_blur`` node: one prediction per blur radius for both models."""
     options = gate.config(SUITE)
-    radii = [float(r) for r in options.get("blur_radii", [0.0, 1.0, 2.0, 3.0, 5.0])]
+    radii = [float(r) for r in options["blur_radii"]]
     keys = [("blur uncertainty Spearman", "min_blur_spearman")]
     if len(radii) < 2 or len(set(radii)) != len(radii) or any(r < 0 or not math.isfinite(r) for r in radii):
         reason = f"[gates.uncertainty] blur_radii: expected at least 2 distinct radii >= 0, found {radii}"
@@ -522,7 +522,7 @@ def run_blur(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]
             parent, pruned = method_predictions(pair, method, options, view)
             parents.append(parent)
             pruneds.append(pruned)
-    except GateError as exc:
+    except COMPUTE_ERRORS as exc:
         return _all_closed(gate, pair.name, method, keys, str(exc), "blur", direction="min")
     result, payload = blur_gate(gate, pair.name, method, radii, parents, pruneds)
     gate.record(SUITE, pair.name, payload)

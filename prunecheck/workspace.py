@@ -84,8 +84,8 @@ class Workspace:
 
     @property
     def corruption_backend(self) -> str:
-        """``[gates.corruptions] backend``: "imagecorruptions" (default) or "torch"."""
-        return str(self.settings.gates.get("corruptions", {}).get("backend", "imagecorruptions"))
+        """``[run] corruption_backend``: "imagecorruptions" (default) or "torch"."""
+        return self.settings.run.corruption_backend
 
     @staticmethod
     def _released(spec, view: View) -> ImageDataset:

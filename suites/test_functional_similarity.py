@@ -98,7 +98,7 @@ def test_closer_than_reference(pair, gate, eps):
     from prunecheck.errors import PrunecheckError
 
     options = gate.config(SUITE)
-    margin_needed = float(options.get("min_reference_margin", 0.0))
+    margin_needed = options["min_reference_margin"]
     try:
         (pruned, reference), _ = _similarity(pair, options, eps, [pair.spec.pruned, pair.spec.reference])
     except (PrunecheckError, ValueError, RuntimeError) as exc:
@@ -129,6 +129,6 @@ def test_informative_features(pair, gate):
         pair.spec,
         images=options["backselect_images"],
         pixels_per_round=options["backselect_pixels_per_round"],
-        keep_fraction=options.get("backselect_keep_fraction", 0.1),
+        keep_fraction=options["backselect_keep_fraction"],
     )
     gate.record(SUITE, pair.name, payload)
