@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
-from prunecheck.errors import PrunecheckError
+from prunecheck.errors import PrunecheckError, plain_text
 
 Direction = Literal["max", "min"]  # "max": value must be <= threshold; "min": >= threshold
 
@@ -169,7 +169,7 @@ def failed_closed(
 
 def cannot_compute(exc: BaseException) -> str:
     """The fail-closed reason for an error raised while computing a metric."""
-    return f"cannot be computed ({exc}); the gate fails closed"
+    return f"cannot be computed ({plain_text(exc)}); the gate fails closed"
 
 
 def fail_closed(

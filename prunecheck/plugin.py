@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from prunecheck.checks import TEST_PROPERTY, GateChecker
-from prunecheck.errors import ConfigError, PrunecheckError
+from prunecheck.errors import ConfigError, PrunecheckError, plain_text
 from prunecheck.report import RunRecord, render_terminal, write_reports
 from prunecheck.settings import GATE_MODES, Settings
 
@@ -340,8 +340,8 @@ def _clean_errors():
     """Turn prunecheck's own errors (bad checkpoint, malformed data) into one-line failures."""
     try:
         return (yield)
-    except PrunecheckError as exc:
-        pytest.fail(f"prunecheck: {exc}", pytrace=False)
+    except PrunecheckError as exc:  # once, plain: no "During handling of the above exception" chain
+        raise pytest.fail.Exception(f"prunecheck: {plain_text(exc)}", pytrace=False) from None
 
 
 class ReportCollector:
@@ -377,8 +377,8 @@ class ReportCollector:
         self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "")
         try:
             self.paths = write_reports(self.doc, Path(settings.run.report_dir))
-        except OSError as exc:  # a report that cannot be written must not hide the gate results
-            self.write_error = f"reports could not be written to {settings.run.report_dir}: {exc}"
+        except (OSError, PrunecheckError) as exc:  # a report that cannot be written must not hide the gates
+            self.write_error = f"reports could not all be written to {settings.run.report_dir}: {plain_text(exc)}"
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             from prunecheck.report import append_step_summary
