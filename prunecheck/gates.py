@@ -25,11 +25,12 @@ Direction = Literal["max", "min"]  # "max": value must be <= threshold; "min": >
 COMPUTE_ERRORS: tuple[type[BaseException], ...] = (PrunecheckError, ValueError, RuntimeError, ArithmeticError)
 
 #: One comparison rule for every gate: inclusive, with this absolute slack for float
-#: rounding. Accuracy-type values are ratios of counts (k/N), and differences of such
-#: ratios carry rounding errors of ~1e-16 (0.95 - 0.945 = 0.0050000000000000044); the
-#: slack is far below the resolution 1/N of any test set (2e-5 for ImageNet's 50,000
-#: images), so a value exactly at its threshold passes and one a single image beyond fails.
-ROUNDING_TOLERANCE = 1e-9
+#: rounding. Accuracy-type values are ratios of counts (k/N, accumulated in float64), and
+#: differences of such ratios carry rounding errors of ~1e-16 (0.95 - 0.945 =
+#: 0.0050000000000000044); the slack is far below the resolution 1/N of any test set
+#: (2e-5 for ImageNet's 50,000 images), so a value exactly at its threshold passes and one
+#: a single image beyond fails. It equals the slack of ``metrics.prune_potential``.
+ROUNDING_TOLERANCE = 1e-12
 
 
 def within(value: float, threshold: float, direction: "Direction") -> bool:
