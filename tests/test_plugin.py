@@ -100,7 +100,7 @@ def test_bad_option_value_is_rejected_with_a_sentence(pytester):
     write_project(pytester, drop_classes=0)
     result = pytester.runpytest("suites", "--prunecheck-device", "tpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "expected auto, cpu, cuda or cuda:N, found 'tpu'" in result.stderr.str()
+    assert "expected auto, cpu, cuda, cuda:N or mps, found 'tpu'" in result.stderr.str()
 
 
 def test_bad_ini_value_names_its_source(pytester):
@@ -146,3 +146,53 @@ def test_suites_without_configured_families_are_deselected_not_skipped(pytester)
     (pytester.path / "suites" / "test_family.py").write_text("def test_needs_family(family):\n    pass\n")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, deselected=1, skipped=0)
+
+
+# -- the device is checked once, at startup ------------------------------------------------
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """This machine as one without CUDA or MPS, whatever it really has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize(("device", "words"), [
+    ("cuda", ["CUDA is not available", "available: cpu"]),
+    ("cuda:1", ["CUDA is not available", "available: cpu"]),
+    ("mps", ["Apple MPS is not available here", "available: cpu"]),
+])
+def test_unavailable_device_option_is_one_usage_error(pytester, no_gpu, device, words):
+    write_project(pytester, drop_classes=0)
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--prunecheck-device", device)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert f"--prunecheck-device = '{device}'" in err
+    for word in words:
+        assert word in err
+    assert "Traceback" not in err and err.count("prunecheck device error") == 1
+    result.stdout.no_fnmatch_line("*collected*")  # nothing ran
+
+
+def test_cuda_index_out_of_range_names_the_config_key(pytester, two_gpus):
+    root = write_project(pytester, drop_classes=0)
+    toml = root / "prunecheck.toml"
+    toml.write_text(toml.read_text().replace('device = "cpu"', 'device = "cuda:5"'))
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert f"{toml}, key 'run.device' = 'cuda:5'" in err
+    assert "there is no CUDA device 5: this machine has 2 (cuda:0 to cuda:1); available: cpu, cuda:0, cuda:1" in err
+
+
+def test_cpu_and_auto_need_no_check(pytester, no_gpu):
+    write_project(pytester, drop_classes=0)
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--prunecheck-device", "auto")
+    result.assert_outcomes(passed=2)
