@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
-from prunecheck.cache import ArrayCache
+from prunecheck.cache import ArrayCache, cache_key
 from prunecheck.data.base import ImageDataset, Subset
 from prunecheck.data.registry import load_dataset
 from prunecheck.efficiency import EfficiencyFacts, efficiency_facts
@@ -41,6 +41,7 @@ class Workspace:
         self._datasets: dict[tuple[str, View], ImageDataset] = {}
         self._models: dict[str, LoadedModel] = {}
         self._facts: dict[tuple[str, tuple[int, ...]], EfficiencyFacts] = {}
+        self._facts_cache = ArrayCache(run.cache_dir / "efficiency")
 
     # -- datasets -----------------------------------------------------------------
     def dataset(self, name: str, view: View = NOMINAL) -> ImageDataset:
@@ -115,8 +116,29 @@ class Workspace:
         shape = model.spec.input_shape or tuple(self.dataset(dataset_name).image_shape)
         key = (model_name, tuple(shape))
         if key not in self._facts:
-            self._facts[key] = efficiency_facts(model, tuple(shape))  # ensembles: summed over members
+            self._facts[key] = self._cached_facts(model, tuple(shape))
         return self._facts[key]
+
+    def _cached_facts(self, model: LoadedModel, shape: tuple[int, ...]) -> EfficiencyFacts:
+        """Efficiency facts from the cache, keyed like predictions by the weight fingerprint.
+
+        Compressing a large state dict costs seconds per model; a warm run reads the
+        figures back instead. A damaged or outdated entry is recomputed.
+        """
+        import numpy as np
+        import torch
+
+        from prunecheck.efficiency import ZLIB_LEVEL
+
+        names = tuple(f.name for f in dataclasses.fields(EfficiencyFacts))
+        # torch's version: torch.save's format (raw and zipped bytes) and the FLOP counter's formulas
+        key = cache_key("efficiency-facts-v1", model.fingerprint, shape, ZLIB_LEVEL, torch.__version__, names)
+        stored = self._facts_cache.get(key)
+        if stored is not None and set(stored) == set(names):
+            return EfficiencyFacts(**{name: stored[name].item() for name in names})
+        facts = efficiency_facts(model, shape)  # ensembles: summed over members
+        self._facts_cache.put(key, {name: np.asarray(getattr(facts, name)) for name in names})
+        return facts
 
     # -- predictions --------------------------------------------------------------
     def predict(
