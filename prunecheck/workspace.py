@@ -16,7 +16,7 @@ from prunecheck.data.base import ImageDataset, Subset
 from prunecheck.data.registry import load_dataset
 from prunecheck.efficiency import EfficiencyFacts, efficiency_facts
 from prunecheck.engine import PredictionEngine, Predictions, Progress
-from prunecheck.errors import ConfigError
+from prunecheck.errors import ConfigError, PrunecheckError
 from prunecheck.models import LoadedModel, load_model
 from prunecheck.settings import FamilySpec, PairSpec, Settings
 from prunecheck.views import NOMINAL, View
@@ -42,6 +42,20 @@ class Workspace:
         self._models: dict[str, LoadedModel] = {}
         self._facts: dict[tuple[str, tuple[int, ...]], EfficiencyFacts] = {}
         self._facts_cache = ArrayCache(run.cache_dir / "efficiency")
+        # what could not be loaded: its full reason is reported once, at the first test that
+        # needed it; later tests get a one-line pointer instead of the same error again
+        self._failed: dict[tuple[str, str], type[PrunecheckError]] = {}
+
+    def _load_once(self, kind: str, name: str, load):
+        if (kind, name) in self._failed:
+            raise self._failed[(kind, name)](
+                f"{kind} '{name}' could not be loaded; the reason is reported once, at the first test that used it"
+            )
+        try:
+            return load()
+        except PrunecheckError as exc:
+            self._failed[(kind, name)] = type(exc)
+            raise
 
     # -- datasets -----------------------------------------------------------------
     def dataset(self, name: str, view: View = NOMINAL) -> ImageDataset:
@@ -49,7 +63,7 @@ class Workspace:
         pixel_view = view if view.changes_pixels else NOMINAL
         key = (name, pixel_view)
         if key not in self._datasets:
-            self._datasets[key] = self._load_dataset(name, pixel_view)
+            self._datasets[key] = self._load_once("dataset", name, lambda: self._load_dataset(name, pixel_view))
         return self._datasets[key]
 
     def _load_dataset(self, name: str, view: View) -> ImageDataset:
@@ -108,7 +122,7 @@ class Workspace:
     def model(self, name: str) -> LoadedModel:
         if name not in self._models:
             spec = self._spec("models", self.settings.models, name)
-            self._models[name] = load_model(spec, self.settings.models)
+            self._models[name] = self._load_once("model", name, lambda: load_model(spec, self.settings.models))
         return self._models[name]
 
     def facts(self, model_name: str, dataset_name: str) -> EfficiencyFacts:

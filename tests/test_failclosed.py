@@ -91,3 +91,13 @@ def test_nan_model_fails_gates_and_every_report_is_written(pytester: pytest.Pyte
     for text in (markdown, html_page):
         assert not ANSI.search(text)
         assert "-0.0000" not in text
+
+
+def test_error_text_is_plain_without_terminal_colour_codes() -> None:
+    from prunecheck.errors import ModelError
+    from prunecheck.gates import cannot_compute
+
+    coloured = "Weights only load failed. \x1b[1mRe-running with weights_only=False\x1b[0m will likely succeed"
+    assert str(ModelError(f"model 'm': {coloured}")) == (
+        "model 'm': Weights only load failed. Re-running with weights_only=False will likely succeed")
+    assert "\x1b" not in cannot_compute(RuntimeError(coloured))

@@ -196,3 +196,28 @@ def test_cpu_and_auto_need_no_check(pytester, no_gpu):
     write_project(pytester, drop_classes=0)
     result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--prunecheck-device", "auto")
     result.assert_outcomes(passed=2)
+
+
+def test_short_summary_line_carries_the_gate_message_as_the_readme_shows(pytester, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # pytest cuts summary lines to the terminal width
+    write_project(pytester, drop_classes=1)
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "-rf")
+    line = ("FAILED suites/test_accuracy_margin.py::test_accuracy_margin[colour-pair] - Failed: prunecheck gate "
+            "failed: [colour-pair] accuracy drop 0.1000 > max_drop 0.005 (parent 1.0000, pruned 0.9000)")
+    assert line in result.stdout.lines
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shape = "FAILED suites/test_accuracy_margin.py::test_accuracy_margin[{}] - Failed: prunecheck gate failed: [{}] "
+    assert shape.format("resnet-wt80", "resnet-wt80") + "accuracy drop 0.0132 > max_drop 0.005" in readme
+
+
+def test_a_model_that_does_not_load_is_explained_once(pytester):
+    root = write_project(pytester, drop_classes=0)
+    (root / "pruned.pt").write_bytes(b"not a checkpoint")
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    errors_section = out.split("= prunecheck gates =")[0]
+    reason = "prunecheck: model 'pruned': "
+    assert errors_section.count(reason) == 1  # the full reason, at the first test that needed the model
+    assert errors_section.count("could not be loaded; the reason is reported once") == 1
+    assert "During handling" not in out and "Traceback" not in out and "\x1b[" not in out
