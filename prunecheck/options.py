@@ -187,8 +187,8 @@ def _convert(key: str, value: Any, annotation: Any, constraint: Constraint) -> A
         if isinstance(value, bool) or not isinstance(value, kinds):
             what = "an integer" if annotation is int else "a number"
             raise OptionError(key, f"expected {what}, found {describe(value)}")
-        if annotation is float and not math.isfinite(value):
-            raise OptionError(key, f"expected a finite number, found {describe(value)}")
+        if annotation is float and math.isnan(value):  # inf passes where the range allows it (no gate)
+            raise OptionError(key, f"expected a number, found {describe(value)}")
         if not constraint.admits(value):
             what = "an integer" if annotation is int else "a number"
             raise OptionError(key, f"expected {what} {constraint.describe()}, found {describe(value)}")

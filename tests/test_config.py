@@ -340,7 +340,7 @@ corruptions = ["frost"]
         ("count = 2.0", "count", "integer", "float 2.0"),
         ("count = true", "count", "integer", "boolean true"),
         ("ratio = true", "ratio", "number", "boolean true"),
-        ("ratio = nan", "ratio", "finite number", "float nan"),
+        ("ratio = nan", "ratio", "number", "float nan"),
         ('ratio = "0.1"', "ratio", "number", "string '0.1'"),
         ('mode = "strict"', "mode", "'point', 'confident', 'lenient'", "string 'strict'"),
         ('policy = "max"', "policy", "'mean', 'min'", "string 'max'"),
@@ -370,7 +370,7 @@ def _accepts(proto: object, value: object) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(proto, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return ok and math.isfinite(value)  # type: ignore[arg-type]
+        return ok and not (isinstance(value, float) and math.isnan(value))
     return isinstance(value, str)
 
 

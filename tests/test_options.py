@@ -76,7 +76,9 @@ BAD_VALUES = [
     ("corruptions", "max_excess_error_diff = -1", "max_excess_error_diff", [">= 0", "integer -1"]),
     ("instability", "max_instability = -0.5", "max_instability", [">= 0", "float -0.5"]),
     ("uncertainty", "max_ece_increase = -0.02", "max_ece_increase", [">= 0", "float -0.02"]),
-    ("uncertainty", "max_nll_increase = inf", "max_nll_increase", ["finite", "float inf"]),
+    ("uncertainty", "max_nll_increase = nan", "max_nll_increase", ["a number", "float nan"]),
+    ("accuracy_margin", "max_drop = inf", "max_drop", ["<= 1", "float inf"]),
+    ("functional", "min_agreement = -inf", "min_agreement", [">= 0", "float -inf"]),
 ]
 
 
@@ -134,6 +136,8 @@ max_instability = 1
     assert s.gates["uncertainty"].blur_radii == (0.0, 2.0)
     assert s.gates["corruptions"].severities == (1, 5) and s.gates["corruptions"].corruptions == ()
     assert s.gates["functional"].eps == (0.0,) and s.gates["instability"].max_instability == 1.0
+    _, s = load(tmp_path, "[gates.uncertainty]\nmax_nll_increase = inf\n")  # no upper bound: inf switches it off
+    assert s.gates["uncertainty"].max_nll_increase == float("inf")
 
 
 def test_options_are_typed_frozen_and_readable_as_a_mapping(tmp_path: Path) -> None:
@@ -194,3 +198,10 @@ def test_bad_backend_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert info.value.key == "run.corruption_backend" and "'imagecorruptions', 'torch'" in str(info.value)
+
+
+def test_docs_list_every_option() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    for suite, cls in options.SUITES.items():
+        for name in cls._names():
+            assert f"| `{suite}` | `{name}` |" in docs, f"docs/configuration.md: gates.{suite}.{name}"
