@@ -47,5 +47,9 @@ class GateError(PrunecheckError):
     """A gate whose metric cannot be computed (the gate fails closed)."""
 
 
-class PrunecheckDeprecationWarning(DeprecationWarning):
-    """A configuration key at a deprecated place; the message says where it belongs now."""
+class PrunecheckDeprecationWarning(FutureWarning):
+    """A configuration key at a deprecated place; the message says where it belongs now.
+
+    A FutureWarning, Python's category for deprecations aimed at end users: shown by
+    default (``prunecheck validate`` too), not only under test runners.
+    """

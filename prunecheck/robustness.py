@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from prunecheck import metrics
 from prunecheck.corruptions.names import check_severity, resolve_corruptions
 from prunecheck.errors import GateError
-from prunecheck.gates import COMPUTE_ERRORS, GateResult, decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, GateResult, cannot_compute, decide, failed_closed
 from prunecheck.views import NOMINAL, View, corruption, noise
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only (workspace pulls in torch)
@@ -431,7 +431,7 @@ def family_gate(kind: str, family: Family, options: Mapping[str, Any]) -> GateRe
         return failed_closed(
             name=GATE, metric=label, threshold=threshold,
             threshold_name="max_excess_error_diff" if kind == "excess_error" else "prune potential",
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=family.name, view="corruptions",
+            reason=cannot_compute(exc), subject=family.name, view="corruptions",
         )
 
 

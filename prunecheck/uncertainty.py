@@ -34,7 +34,7 @@ import torch
 
 from prunecheck import metrics
 from prunecheck.errors import GateError
-from prunecheck.gates import COMPUTE_ERRORS, GateResult, decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, GateResult, cannot_compute, decide, failed_closed
 
 if TYPE_CHECKING:
     from prunecheck.checks import GateChecker
@@ -274,7 +274,7 @@ def _gated(
     except COMPUTE_ERRORS as exc:
         return failed_closed(
             name=SUITE, metric=metric, threshold=threshold, threshold_name=threshold_key,
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+            reason=cannot_compute(exc), subject=subject, view=view,
         )
     return decide(
         name=SUITE, metric=metric, value=value, threshold=threshold, threshold_name=threshold_key,
@@ -286,7 +286,7 @@ def _gated(
 def _closed(metric: str, threshold_key: str, gate: "GateChecker", exc: Exception, subject: str, view: str) -> GateResult:
     return failed_closed(
         name=SUITE, metric=metric, threshold=gate.config(SUITE)[threshold_key], threshold_name=threshold_key,
-        reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+        reason=cannot_compute(exc), subject=subject, view=view,
     )
 
 
@@ -423,7 +423,7 @@ def blur_gate(
     except COMPUTE_ERRORS as exc:
         return failed_closed(
             name=SUITE, metric=label, threshold=threshold, threshold_name=key, direction="min",
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+            reason=cannot_compute(exc), subject=subject, view=view,
         ), {"kind": "blur", "method": method, "error": str(exc)}
     constant = []
     if all(math.isfinite(v) for v in (*u_parent, *u_pruned)):  # otherwise decide() fails closed

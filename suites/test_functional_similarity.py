@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, cannot_compute, decide, failed_closed
 from prunecheck.plugin import get_settings
 
 SUITE = "functional"
@@ -58,20 +58,18 @@ def _similarity(pair, options, eps, names):
 def _failed(pair, eps, metric, threshold_name, threshold, exc):
     return failed_closed(
         name=GATE, metric=metric, threshold=threshold, threshold_name=threshold_name, direction="min",
-        reason=f"cannot be computed ({exc}); the gate fails closed", subject=pair.name, view=f"noise{eps:g}",
+        reason=cannot_compute(exc), subject=pair.name, view=f"noise{eps:g}",
     )
 
 
 # -- tests -----------------------------------------------------------------------------------
 def test_agreement_with_parent(pair, gate, eps):
-    from prunecheck.errors import PrunecheckError
-
     options = gate.config(SUITE)
     names = [pair.spec.pruned] + ([pair.spec.reference] if pair.spec.reference else [])
     metric = "agreement with parent"
     try:
         points, n_images = _similarity(pair, options, eps, names)
-    except (PrunecheckError, ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         gate.check(_failed(pair, eps, metric, "min_agreement", options["min_agreement"], exc))
         return
     pruned = points[0]
@@ -95,13 +93,11 @@ def test_agreement_with_parent(pair, gate, eps):
 
 @pytest.mark.prunecheck_pairs(lambda spec, settings: spec.reference is not None)
 def test_closer_than_reference(pair, gate, eps):
-    from prunecheck.errors import PrunecheckError
-
     options = gate.config(SUITE)
     margin_needed = options["min_reference_margin"]
     try:
         (pruned, reference), _ = _similarity(pair, options, eps, [pair.spec.pruned, pair.spec.reference])
-    except (PrunecheckError, ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         gate.check(_failed(pair, eps, "agreement with parent, pruned minus reference",
                            "min_reference_margin", margin_needed, exc))
         return

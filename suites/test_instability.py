@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, cannot_compute, decide, failed_closed
 
 GATE = "instability"
 
@@ -50,16 +50,15 @@ def _has_steps(spec, settings) -> bool:
 
 @pytest.mark.prunecheck_pairs.with_args(_has_steps)
 def test_pruning_instability(pair, gate):
-    from prunecheck.errors import PrunecheckError
     from prunecheck.stability import evaluate_steps
 
     threshold = gate.config(GATE)["max_instability"]
     try:
         outcomes = evaluate_steps(pair.workspace, pair.spec, pair.workspace.settings.pairs)
-    except (PrunecheckError, ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         gate.check(failed_closed(
             name=GATE, metric="pruning instability", threshold=threshold, threshold_name="max_instability",
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=pair.name,
+            reason=cannot_compute(exc), subject=pair.name,
         ))
         return
     gate.record(GATE, pair.name, {

@@ -402,6 +402,29 @@ class StrOptions(SuiteOptions):
     key: str = option("text")
 
 
+@hsettings(max_examples=150, deadline=None)
+@given(cls=st.sampled_from([BoolOptions, IntOptions, FloatOptions, StrOptions]), value=toml_scalars)
+def test_gate_scalar_rules_property(cls: type[SuiteOptions], value: object) -> None:
+    proto = cls().key  # type: ignore[attr-defined]
+    data = {
+        "datasets": {"d": {"kind": "demo"}},
+        "models": {"p": {"factory": "m:f", "weights": "p"}, "q": {"factory": "m:f", "weights": "q"}},
+        "pairs": [{"parent": "p", "pruned": "q", "dataset": "d"}],
+        "gates": {"suite": {"key": value}},
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(options.SUITES, "suite", cls)
+        if _accepts(proto, value):
+            got = parse_settings(data, source="s.toml", base_dir=Path("/"))
+            expected = float(value) if isinstance(proto, float) else value  # type: ignore[arg-type]
+            assert got.gates["suite"]["key"] == expected
+            assert type(got.gates["suite"]["key"]) is type(proto)
+        else:
+            with pytest.raises(ConfigError) as info:
+                parse_settings(data, source="s.toml", base_dir=Path("/"))
+            assert info.value.key == "gates.suite.key"
+
+
 # --------------------------------------------------------------------------- errors
 
 # (case id, old snippet of FULL, replacement, key path, texts the message must contain)

@@ -221,3 +221,13 @@ def test_a_model_that_does_not_load_is_explained_once(pytester):
     assert errors_section.count(reason) == 1  # the full reason, at the first test that needed the model
     assert errors_section.count("could not be loaded; the reason is reported once") == 1
     assert "During handling" not in out and "Traceback" not in out and "\x1b[" not in out
+
+
+def test_backend_at_its_old_place_is_a_deprecation_warning_in_the_summary(pytester):
+    write_project(pytester, drop_classes=0, extra='[gates.corruptions]\nbackend = "imagecorruptions"')
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*PrunecheckDeprecationWarning*key 'gates.corruptions.backend': deprecated location*"
+        "corruption_backend = 'imagecorruptions' under [[]run[]]*",
+    ])

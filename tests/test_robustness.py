@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prunecheck import robustness as R
+from prunecheck.options import CorruptionsOptions
 from prunecheck.settings import FamilyMember, FamilySpec
 from prunecheck.tables import corruptions as corruption_table
 from prunecheck.tables import prune_potential as potential_table
@@ -214,8 +215,8 @@ def test_mean_and_min_policies_can_disagree():
                          "noise0.1": [0.8, 1.0, 0.9, 1.0, 0.9],
                          "noise0.2": [0.7, 1.0, 0.9, 0.9, 0.9],
                      }, deployed="mid")
-    assert R.prune_potential_result(curves, {"policy": "mean"}).passed
-    result = R.prune_potential_result(curves, {"policy": "min"})
+    assert R.prune_potential_result(curves, CorruptionsOptions(policy="mean")).passed
+    result = R.prune_potential_result(curves, CorruptionsOptions(policy="min"))
     assert not result.passed and result.threshold == 0.1
 
 
@@ -296,7 +297,7 @@ def test_family_gate_fails_closed_on_nan_predictions():
 
 def test_family_gate_without_deployed_member_fails_closed():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
-    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}
+    options = CorruptionsOptions.from_table({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
     result = R.family_gate("excess_error", _family(workspace, deployed=None), options)
     assert not result.passed and "expected a deployed member" in result.message
     assert result.threshold == 0.01
