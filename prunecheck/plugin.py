@@ -423,7 +423,10 @@ class ReportCollector:
             return
         terminalreporter.section("prunecheck gates")
         width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 100)
-        text = render_terminal(self.doc, width=width, verbose=self.config.get_verbosity() > 0)
+        try:
+            text = render_terminal(self.doc, width=width, verbose=self.config.get_verbosity() > 0)
+        except Exception as exc:  # the files are written already: point to them instead of crashing
+            text = f"the gate table could not be rendered ({type(exc).__name__}: {plain_text(exc)}); see the reports"
         for line in text.splitlines():
             terminalreporter.write_line(line)
         if self.paths:
