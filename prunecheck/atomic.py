@@ -4,6 +4,9 @@ Every file prunecheck writes for later runs or other processes (cache entries,
 reports, checkpoints, manifests) goes through :func:`atomic_file`: written to a
 temporary file in the same folder, flushed and fsynced, then ``os.replace``d into
 place; on any error the temporary file is removed and the target is untouched.
+The file gets the permissions of a plain ``open`` (0666 minus the umask), not the
+0600 of a temporary file, so CI artifact uploaders and teammates can read reports
+and caches.
 """
 
 from __future__ import annotations
@@ -13,6 +16,20 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it straight back
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -26,6 +43,8 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp creates 0600
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()

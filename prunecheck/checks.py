@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 import pytest
 
-from prunecheck.gates import Direction, GateResult, decide, failed_closed, optional_fraction, with_relative_drop
+from prunecheck.gates import Direction, GateResult, decide, fail_closed, with_relative_drop
+from prunecheck.options import SuiteOptions
 from prunecheck.settings import Settings
 
 GATE_PROPERTY = "prunecheck_gate"
@@ -32,8 +33,8 @@ class GateChecker:
         self.node = node
         self.results: list[GateResult] = []
 
-    def config(self, suite: str) -> dict[str, Any]:
-        """Thresholds and options of ``suite`` (defaults merged with the config file)."""
+    def config(self, suite: str) -> SuiteOptions:
+        """Typed options of ``suite`` (``prunecheck.options``; defaults where not configured)."""
         return self.settings.gates[suite]
 
     # -- building results ---------------------------------------------------------
@@ -57,13 +58,14 @@ class GateChecker:
 
         options = self.config(gate)
         threshold = options[threshold_key]
-        mode = options.get("mode", "point")
+        mode = options.get("mode", "point")  # suites without gate modes compare the point estimate
         kwargs = metric_kwargs or {}
         view = parent.view.id
         label = label or f"{metric} {'drop' if metrics.METRICS[metric].higher_is_better else 'increase'}"
-        try:
-            # Accuracy-type suites may also bound the drop relative to the parent (both must hold).
-            max_relative_drop = optional_fraction(options, "max_relative_drop", gate)
+        # Accuracy-type suites may also bound the drop relative to the parent (both must hold).
+        max_relative_drop = options.get("max_relative_drop")
+
+        def build() -> GateResult:
             info = metrics.METRICS[metric]
             # Label-free metrics (entropy on OOD data) take the probabilities only.
             args = (lambda p: (p.probs, p.labels)) if info.inputs == "probs_labels" else (lambda p: (p.probs,))
@@ -79,14 +81,14 @@ class GateChecker:
                     as_degradation=True, metric_kwargs=kwargs or None,
                 )
                 ci = (boot.low, boot.high)
-        except (ValueError, RuntimeError) as exc:
-            return failed_closed(
-                name=gate, metric=label, threshold=threshold, threshold_name=threshold_key,
-                reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+            return decide(
+                name=gate, metric=label, value=value, threshold=threshold, threshold_name=threshold_key,
+                direction="max", mode=mode, ci=ci, parent=parent_value, pruned=pruned_value,
+                subject=subject, view=view,
             )
-        result = decide(
-            name=gate, metric=label, value=value, threshold=threshold, threshold_name=threshold_key,
-            direction="max", mode=mode, ci=ci, parent=parent_value, pruned=pruned_value,
+
+        result = fail_closed(
+            build, name=gate, metric=label, threshold=threshold, threshold_name=threshold_key,
             subject=subject, view=view,
         )
         return with_relative_drop(result, max_relative_drop)
@@ -107,17 +109,14 @@ class GateChecker:
     ) -> GateResult:
         """Gate on a value computed by ``compute`` (point mode); failures to compute fail closed."""
         threshold = self.config(gate)[threshold_key]
-        try:
-            value = float(compute())
-        except (ValueError, RuntimeError) as exc:
-            return failed_closed(
-                name=gate, metric=metric, threshold=threshold, threshold_name=threshold_key,
-                direction=direction, reason=f"cannot be computed ({exc}); the gate fails closed",
-                subject=subject, view=view,
-            )
-        return decide(
-            name=gate, metric=metric, value=value, threshold=threshold, threshold_name=threshold_key,
-            direction=direction, parent=parent, pruned=pruned, subject=subject, view=view, details=details,
+        return fail_closed(
+            lambda: decide(
+                name=gate, metric=metric, value=float(compute()), threshold=threshold,
+                threshold_name=threshold_key, direction=direction, parent=parent, pruned=pruned,
+                subject=subject, view=view, details=details,
+            ),
+            name=gate, metric=metric, threshold=threshold, threshold_name=threshold_key,
+            direction=direction, subject=subject, view=view,
         )
 
     # -- recording ----------------------------------------------------------------
@@ -133,11 +132,16 @@ class GateChecker:
         failed = [result for result in results if not result.passed]
         if not failed:
             return
+        # The first line is what pytest's short summary shows: it carries the first gate's message.
         lines = [f"[{r.subject}{'/' + r.view if r.view != 'nominal' else ''}] {r.message}" for r in failed]
         text = "\n".join(lines)
+        # ``from None``: a suite that checks a failed-closed result inside its ``except`` block
+        # must not print the caught error again as "During handling of the above exception".
         if all(r.name in self._expected_failures(r.subject) for r in failed):
-            pytest.xfail("known failure (expect_fail): " + text)
-        pytest.fail("prunecheck gate failed:\n" + text, pytrace=False)
+            raise pytest.xfail.Exception("known failure (expect_fail): " + text) from None
+        more = f" (and {len(failed) - 1} more below)" if len(failed) > 1 else ""
+        message = f"prunecheck gate failed: {lines[0]}{more}" + "".join("\n" + line for line in lines[1:])
+        raise pytest.fail.Exception(message, pytrace=False) from None
 
     def _expected_failures(self, subject: str) -> tuple[str, ...]:
         for spec in (*self.settings.pairs, *self.settings.families):

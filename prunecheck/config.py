@@ -11,14 +11,15 @@ validates the mapping. Every invalid value raises exactly one
 what was expected and what was found. Nothing is imported or loaded here: model
 factories are only checked for ``"package.module:callable"`` syntax.
 
-Gate thresholds are validated against ``prunecheck.gates.GATE_DEFAULTS`` and
-``GATE_CHOICES``, read when a configuration is parsed (suites may add to them).
+``[gates.<suite>]`` tables are validated against the typed options classes of
+``prunecheck.options`` (types, ranges, choices), read when a configuration is parsed.
 The full format is documented in ``docs/configuration.md``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import keyword
 import math
@@ -26,15 +27,17 @@ import os
 import re
 import reprlib
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from prunecheck import gates as _gates
-from prunecheck.errors import ConfigError
+from prunecheck import options as _options
+from prunecheck.errors import ConfigError, PrunecheckDeprecationWarning
+from prunecheck.options import SuiteOptions
 from prunecheck.settings import (
-    GATE_MODES,
+    CORRUPTION_BACKENDS,
     DatasetSpec,
     FamilyMember,
     FamilySpec,
@@ -57,7 +60,7 @@ PYPROJECT_FILENAME = "pyproject.toml"
 TOP_LEVEL_KEYS = ("run", "datasets", "models", "pairs", "families", "gates")
 RUN_KEYS = (
     "device", "batch_size", "cache_dir", "report_dir", "seed", "limit", "num_workers",
-    "bootstrap_resamples", "channels_last", "precision",
+    "bootstrap_resamples", "channels_last", "precision", "corruption_backend",
 )
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATASET_KEYS = (
@@ -101,7 +104,7 @@ KIND_GEOMETRY: dict[str, tuple[str, int | None, int | None]] = {
 
 # Names of datasets, models, pairs and families end up in pytest ids and report file names.
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
-_DEVICE_RE = re.compile(r"auto|cpu|cuda|cuda:\d+")
+_DEVICE_RE = re.compile(r"auto|cpu|cuda|cuda:\d+|mps")
 
 _repr = reprlib.Repr()
 _repr.maxstring = 60
@@ -397,7 +400,7 @@ def parse_settings(
 
     Pure: no file is read and nothing is imported. Relative paths are joined to
     ``base_dir`` (``~`` is expanded); defaults are filled in, including every
-    suite of ``prunecheck.gates.GATE_DEFAULTS`` under ``gates``.
+    suite of ``prunecheck.options.SUITES`` under ``gates``.
 
     Args:
         data: The top-level tables ``run``, ``datasets``, ``models``, ``pairs``,
@@ -441,7 +444,16 @@ def parse_settings(
             "expected at least one [[pairs]] or [[families]] entry, found none: "
             "the configuration would gate nothing",
         )
-    gates = _parse_gates(where, data.get("gates", {}))
+    gates, legacy_backend = _parse_gates(where, data.get("gates", {}))
+    if legacy_backend is not None:
+        run_table = data.get("run", {})
+        if "corruption_backend" in run_table and run_table["corruption_backend"] != legacy_backend:
+            raise where.error(
+                "gates.corruptions.backend",
+                f"expected the corruption backend once, under [run] corruption_backend "
+                f"({run_table['corruption_backend']!r}), found a different one here: {legacy_backend!r}",
+            )
+        run = dataclasses.replace(run, corruption_backend=legacy_backend)
     return Settings(
         source=source,
         run=run,
@@ -462,7 +474,7 @@ def _parse_run(where: _Where, raw: Any) -> RunSettings:
     if not isinstance(device, str) or not _DEVICE_RE.fullmatch(device):
         raise where.error(
             "run.device",
-            f"expected 'auto', 'cpu', 'cuda' or 'cuda:N' (N a device index), "
+            f"expected 'auto', 'cpu', 'cuda', 'cuda:N' (N a device index) or 'mps', "
             f"found {_describe(device)}",
         )
     values["device"] = device
@@ -484,6 +496,10 @@ def _parse_run(where: _Where, raw: Any) -> RunSettings:
     )
     values["precision"] = _str(
         where, "run.precision", table.get("precision", defaults.precision), PRECISIONS
+    )
+    values["corruption_backend"] = _str(
+        where, "run.corruption_backend",
+        table.get("corruption_backend", defaults.corruption_backend), CORRUPTION_BACKENDS,
     )
     if "limit" in table:
         values["limit"] = _int(where, "run.limit", table["limit"], 1)
@@ -792,7 +808,7 @@ def _parse_pairs(
 
 def _gate_names(where: _Where, key: str, raw: Any) -> tuple[str, ...]:
     """Names of gates known to fail for a pair or family (reported as xfail, with the message)."""
-    known = tuple(_gates.GATE_DEFAULTS)
+    known = tuple(_options.SUITES)
     return tuple(_str(where, f"{key}[{j}]", v, known) for j, v in enumerate(_array(where, key, raw)))
 
 
@@ -893,84 +909,52 @@ def _parse_families(
 # ----------------------------------------------------------------------------------------
 
 
-def _parse_gates(where: _Where, raw: Any) -> dict[str, dict[str, Any]]:
-    """Merge ``[gates.<suite>]`` tables over ``GATE_DEFAULTS`` (read now, not at import)."""
-    defaults: Mapping[str, Mapping[str, Any]] = _gates.GATE_DEFAULTS
-    choices: Mapping[tuple[str, str], tuple[str, ...]] = _gates.GATE_CHOICES
-    result = {suite: _plain(values) for suite, values in defaults.items()}
+def _parse_gates(where: _Where, raw: Any) -> tuple[dict[str, SuiteOptions], str | None]:
+    """Validate ``[gates.<suite>]`` tables against the typed schema of ``prunecheck.options``.
+
+    Returns every registered suite's options (defaults where not configured) and the
+    corruption backend if it was given at its former place, ``[gates.corruptions] backend``
+    (deprecated: it is an engine setting, ``[run] corruption_backend``).
+    """
+    suites = _options.SUITES  # read now, not at import: a suite may register its class later
+    result = {name: cls() for name, cls in suites.items()}
+    legacy_backend = None
     table = _table(where, "gates", raw)
-    suites = sorted(defaults)
+    names = sorted(suites)
     for suite, values in table.items():
         key = f"gates.{suite}"
-        if suite not in defaults:
+        if suite not in suites:
             raise where.error(
                 key,
-                f"unknown gate suite {suite!r}{_did_you_mean(suite, suites)}; "
-                f"expected one of {_one_of(suites)}",
+                f"unknown gate suite {suite!r}{_did_you_mean(suite, names)}; "
+                f"expected one of {_one_of(names)}",
             )
-        known = sorted(defaults[suite])
-        for name, value in _table(where, key, values).items():
-            if name not in defaults[suite]:
+        values = dict(_table(where, key, values))
+        if suite == "corruptions" and "backend" in values:
+            legacy_backend = _str(where, f"{key}.backend", values.pop("backend"), CORRUPTION_BACKENDS)
+            warnings.warn(
+                PrunecheckDeprecationWarning(
+                    f"{where.source}, key '{where.prefix}{key}.backend': deprecated location; the corruption "
+                    f"backend is an engine setting now: write corruption_backend = {legacy_backend!r} under [run]"
+                ),
+                stacklevel=2,
+            )
+        known = suites[suite]._names()
+        for name in values:
+            if name == "mode" and suite not in _options.MODE_SUITES:
+                raise where.error(
+                    f"{key}.mode",
+                    f"gate modes are not implemented for the {suite!r} gates, found {_describe(values[name])}; "
+                    f"'mode' is accepted in [gates.<suite>] for {_one_of(_options.MODE_SUITES)}",
+                )
+            if name not in known:
                 raise where.error(
                     f"{key}.{name}",
-                    f"unknown threshold {name!r} for suite {suite!r}{_did_you_mean(name, known)}; "
-                    f"expected one of {_one_of(known)}",
+                    f"unknown option {name!r} for suite {suite!r}{_did_you_mean(name, known)}; "
+                    f"expected one of {_one_of(sorted(known))}",
                 )
-            allowed = choices.get((suite, name))
-            if name == "mode" and allowed is None:
-                allowed = GATE_MODES
-            result[suite][name] = _like(
-                where, f"{key}.{name}", value, defaults[suite][name], allowed
-            )
-    return result
-
-
-def _like(where: _Where, key: str, value: Any, proto: Any, allowed: tuple[str, ...] | None) -> Any:
-    """Check ``value`` against the type of the default ``proto`` and return a copy.
-
-    bool needs bool; int needs int (not bool); float takes int or float (not bool,
-    not NaN); str takes str (restricted to ``allowed`` when given); arrays check
-    each element against the default's first element; tables recurse by key; a
-    ``None`` default accepts any value.
-    """
-    if proto is None:
-        return _plain(value)
-    if isinstance(proto, bool):
-        return _bool(where, key, value)
-    if isinstance(proto, int):
-        return _int(where, key, value)
-    if isinstance(proto, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise where.error(key, f"expected a number, found {_describe(value)}")
-        if math.isnan(value):
-            raise where.error(key, f"expected a number, found {_describe(value)}")
-        return float(value)
-    if isinstance(proto, str):
-        return _str(where, key, value, tuple(allowed) if allowed is not None else None)
-    if isinstance(proto, (list, tuple)):
-        items = _array(where, key, value)
-        element = _element_proto(proto)
-        checked = [_like(where, f"{key}[{i}]", v, element, allowed) for i, v in enumerate(items)]
-        return checked if isinstance(proto, list) else tuple(checked)
-    if isinstance(proto, Mapping):
-        table = _table(where, key, value)
-        merged = _plain(proto)
-        for sub, sub_value in table.items():
-            if proto and sub not in proto:
-                raise where.error(
-                    f"{key}.{sub}", f"unknown key {sub!r}; expected one of {_one_of(sorted(proto))}"
-                )
-            merged[sub] = _like(where, f"{key}.{sub}", sub_value, proto.get(sub), None)
-        return merged
-    return _plain(value)
-
-
-def _element_proto(proto: list[Any] | tuple[Any, ...]) -> Any:
-    """The element type an array default implies (a float if it mixes int and float)."""
-    if not proto:
-        return None
-    if any(isinstance(v, float) for v in proto) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in proto
-    ):
-        return 0.0
-    return proto[0]
+        try:
+            result[suite] = suites[suite].from_table(values)
+        except _options.OptionError as exc:
+            raise where.error(f"{key}.{exc.key}", str(exc)) from None
+    return result, legacy_backend

@@ -15,8 +15,12 @@ fraction of non-zero entries); every other op is counted unchanged. This is
 the work a sparse kernel that skips zero weights would do.
 
 Compressed size: the state dict is serialised with ``torch.save`` and deflated
-with zlib at level 9 (what zipping a checkpoint achieves): exact zeros left by
-pruning compress, dense float weights barely do.
+with zlib at level 6, the default of zip and gzip (what zipping a checkpoint
+achieves): exact zeros left by pruning compress, dense float weights barely do.
+Level 6 rather than 9: on a ResNet-18 state dict, 50 % magnitude-pruned, level 9
+took 8x the time of level 6 for a compression ratio only 0.8 % higher
+(``benchmarks/bench_zlib_levels.py``; docs/reports.md). The facts are cached by
+weight fingerprint (``prunecheck.workspace``), so a warm run compresses nothing.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from prunecheck.models import LoadedModel, prunable_weights
 
 __all__ = ["EfficiencyFacts", "efficiency_facts", "compression_ratio", "ZLIB_LEVEL"]
 
-#: Deflate level of the compressed-size measurement.
-ZLIB_LEVEL = 9
+#: Deflate level of the compressed-size measurement: zip's and gzip's default (see above).
+ZLIB_LEVEL = 6
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class EfficiencyFacts:
         flops: FLOPs of one forward pass on one input (multiply-add = 2 FLOPs).
         effective_flops: ``flops`` with each conv/linear op scaled by its weight's density.
         raw_bytes: Size of the ``torch.save``-serialised state dict.
-        zipped_bytes: Size of that after zlib deflate at level 9.
+        zipped_bytes: Size of that after zlib deflate at level :data:`ZLIB_LEVEL`.
     """
 
     parameters: int

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
+# Terminal control sequences (colour, bold) that libraries put into their messages,
+# e.g. torch.load's weights-only errors: they garble logs, JUnit XML and reports.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def plain_text(message: object) -> str:
+    """``str(message)`` without terminal colour codes."""
+    return _ANSI.sub("", str(message))
+
 
 class PrunecheckError(Exception):
-    """Base class of every error prunecheck raises on purpose."""
+    """Base class of every error prunecheck raises on purpose; its text is always plain."""
+
+    def __str__(self) -> str:
+        return plain_text(super().__str__())
 
 
 class ConfigError(PrunecheckError):
@@ -31,3 +45,11 @@ class CacheError(PrunecheckError):
 
 class GateError(PrunecheckError):
     """A gate whose metric cannot be computed (the gate fails closed)."""
+
+
+class PrunecheckDeprecationWarning(FutureWarning):
+    """A configuration key at a deprecated place; the message says where it belongs now.
+
+    A FutureWarning, Python's category for deprecations aimed at end users: shown by
+    default (``prunecheck validate`` too), not only under test runners.
+    """

@@ -1,95 +1,49 @@
 """Gates: a metric, a threshold and a mode, turned into a pass/fail ``GateResult``.
 
-Defaults for every suite's thresholds live in ``GATE_DEFAULTS``; the config
-validates user values against them (unknown keys and wrong types are errors).
+Every suite's options (thresholds, defaults, ranges) are declared in
+``prunecheck.options`` and validated when the configuration is loaded.
 Modes (SPEC 4): ``point`` compares the estimate; ``confident`` passes only if the
 whole 95% bootstrap interval of the degradation is within the threshold;
 ``lenient`` fails only if the whole interval is outside it. A gate whose metric
-is not finite fails closed.
+is not finite fails closed. Comparisons are inclusive (:func:`within`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
+
+from prunecheck.errors import PrunecheckError, plain_text
 
 Direction = Literal["max", "min"]  # "max": value must be <= threshold; "min": >= threshold
 
-GATE_DEFAULTS: dict[str, dict[str, Any]] = {
-    # SPEC 4.1: accuracy(parent) - accuracy(pruned) <= max_drop on nominal data.
-    # max_relative_drop: drop / accuracy(parent) <= it as well (0.01 = 1 % of the parent's
-    # accuracy); unset = not checked (docs/configuration.md).
-    "accuracy_margin": {"max_drop": 0.005, "max_relative_drop": None, "mode": "point"},
-    # Per-class accuracy drop (Hooker et al. 2019): the worst class with >= min_class_images
-    # images must lose at most max_class_drop; 0.10 sits > 3 standard errors above the noise of a
-    # 200-image class at 90 % accuracy (docs/metrics.md).
-    "class_accuracy": {"max_class_drop": 0.10, "min_class_images": 50, "mode": "point", "report_classes": 10},
-    # Pruning identified exemplars (Hooker et al. 2019): reported; gated only when
-    # max_pie_fraction is set (a fraction of the test images).
-    "pies": {"max_pie_fraction": None, "thumbnails": 16, "thumbnail_size": 64},
-    # SPEC 4.2 (seeds 000, 001, 003).
-    "uncertainty": {
-        "mode": "point",
-        "max_ause_increase": 0.01,
-        "max_ece_increase": 0.02,
-        "max_nll_increase": 0.1,
-        "ece_bins": 15,
-        "ause_steps": 50,
-        "ause_uncertainty": "msp",  # msp: 1 - max p; variance: predicted class variance over passes/members
-        # mc_dropout / ensemble: "prunecheck" (mean probs, ECE on max p) or "seed000" (softmax of mean
-        # logits, logit variance for AUSE, ECE on normalised variance; docs/uncertainty.md)
-        "protocol": "prunecheck",
-        "mc_passes": 5,
-        "ood_max_entropy_drop": 0.05,  # nats: pruned OOD entropy may fall at most this far below the parent's
-        "ood_max_disagreement_drop": 0.05,  # ensembles: the same for disagreement
-        "blur_radii": [0.0, 1.0, 2.0, 3.0, 5.0],
-        "min_blur_spearman": 0.8,
-    },
-    # SPEC 4.3 (seed 002).
-    "corruptions": {
-        "mode": "point",
-        "corruptions": ["benchmark"],  # names, or "benchmark" (15), "extra" (4), "all" (19)
-        "severities": [3],
-        "noise_levels": [0.0],  # L-inf uniform noise eps (normalised space) counted as extra corruptions; 0 = none
-        "max_drop": 0.005,
-        "max_relative_drop": None,  # as [gates.accuracy_margin]
-        "delta": 0.005,  # prune potential: largest ratio whose error is within delta of the parent's
-        "policy": "mean",  # mean | min over the configured corruptions
-        "max_excess_error_diff": 0.01,
-        # generated corruptions: "imagecorruptions" (reference) or "torch" (batched, CPU/GPU,
-        # for the corruptions it covers; the others still use the reference; docs/performance.md)
-        "backend": "imagecorruptions",
-    },
-    # SPEC 4.4 (seed 002, Sec. 4).
-    "functional": {
-        "mode": "point",
-        "eps": [0.0, 0.1, 0.2, 0.3],
-        "repetitions": 10,  # seed 002 used 100; see docs/similarity_and_instability.md for why 10
-        "max_images": 1000,
-        "min_agreement": 0.9,
-        "min_reference_margin": 0.0,  # pruned-vs-parent agreement minus reference-vs-parent, per eps
-        "backselect": False,
-        "backselect_images": 16,
-        "backselect_pixels_per_round": 64,
-        "backselect_keep_fraction": 0.1,
-    },
-    # SPEC 4.5 (seed 004).
-    "instability": {
-        "max_instability": 0.5,  # per pruning step (schedule / pre_finetune checkpoints)
-        # no step known: parent with the final zero mask in one shot, a different quantity
-        # ("one-shot mask damage"); it fails only when the mask alone leaves < 1/5 of the accuracy
-        "max_mask_damage": 0.8,
-    },
-}
+#: Errors that mean "this gate's metric cannot be computed" on every gate path: prunecheck's
+#: own (unreadable data, model or cache), the metrics' ValueError (NaN, empty, bad shapes),
+#: torch's RuntimeError and numeric ArithmeticError. The gate then fails closed with the
+#: reason; anything else is a bug and stays a traceback.
+COMPUTE_ERRORS: tuple[type[BaseException], ...] = (PrunecheckError, ValueError, RuntimeError, ArithmeticError)
 
-# Keys whose value must be one of a fixed set of strings.
-GATE_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("uncertainty", "ause_uncertainty"): ("msp", "variance"),
-    ("uncertainty", "protocol"): ("prunecheck", "seed000"),
-    ("corruptions", "policy"): ("mean", "min"),
-    ("corruptions", "backend"): ("imagecorruptions", "torch"),
-}
+#: One comparison rule for every gate: inclusive, with this absolute slack for float
+#: rounding. Accuracy-type values are ratios of counts (k/N, accumulated in float64), and
+#: differences of such ratios carry rounding errors of ~1e-16 (0.95 - 0.945 =
+#: 0.0050000000000000044); the slack is far below the resolution 1/N of any test set
+#: (2e-5 for ImageNet's 50,000 images), so a value exactly at its threshold passes and one
+#: a single image beyond fails. It equals the slack of ``metrics.prune_potential``.
+ROUNDING_TOLERANCE = 1e-12
+
+
+def within(value: float, threshold: float, direction: "Direction") -> bool:
+    """``value <= threshold`` ("max") or ``>=`` ("min"), inclusive up to float rounding."""
+    if direction == "max":
+        return value <= threshold + ROUNDING_TOLERANCE
+    return value >= threshold - ROUNDING_TOLERANCE
+
+
+def fmt(value: float) -> str:
+    """A value with 4 decimals, never ``-0.0000`` (identical models show ``0.0000``)."""
+    text = f"{value:.4f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 @dataclass
@@ -129,14 +83,14 @@ class GateResult:
         label = self.metric
         if self.mode != "point" and self.ci is not None:
             bound = self._deciding_bound()
-            label = f"{self.metric} ({self.mode}: 95% CI [{self.ci[0]:.4f}, {self.ci[1]:.4f}], estimate {self.value:.4f})"
+            label = f"{self.metric} ({self.mode}: 95% CI [{fmt(self.ci[0])}, {fmt(self.ci[1])}], estimate {fmt(self.value)})"
             shown = bound
-        text = f"{label} {shown:.4f} {op} {self.threshold_name} {self.threshold:g}"
+        text = f"{label} {fmt(shown)} {op} {self.threshold_name} {self.threshold:g}"
         parts = []
         if self.parent is not None:
-            parts.append(f"parent {self.parent:.4f}")
+            parts.append(f"parent {fmt(self.parent)}")
         if self.pruned is not None:
-            parts.append(f"pruned {self.pruned:.4f}")
+            parts.append(f"pruned {fmt(self.pruned)}")
         if parts:
             text += f" ({', '.join(parts)})"
         return text
@@ -198,7 +152,7 @@ def decide(
         result.reason = f"unknown gate mode {mode!r}; expected point, confident or lenient"
         return result
     compared = result.value if mode == "point" else result._deciding_bound()
-    result.passed = compared <= threshold if direction == "max" else compared >= threshold
+    result.passed = within(compared, result.threshold, direction)
     return result
 
 
@@ -261,3 +215,26 @@ def failed_closed(
         threshold_name=threshold_name, direction=direction, passed=False,
         subject=subject, view=view, reason=reason,
     )
+
+
+def cannot_compute(exc: BaseException) -> str:
+    """The fail-closed reason for an error raised while computing a metric."""
+    return f"cannot be computed ({plain_text(exc)}); the gate fails closed"
+
+
+def fail_closed(
+    build: Callable[[], GateResult], *, name: str, metric: str, threshold: float, threshold_name: str,
+    direction: Direction = "max", subject: str = "", view: str = "nominal",
+) -> GateResult:
+    """``build()``, or a failed result with the reason when it raises one of :data:`COMPUTE_ERRORS`.
+
+    The one fail-closed wrapper for gate paths: the same failure is a failed gate with
+    the same kind of reason in every suite, never a skip or a bare traceback.
+    """
+    try:
+        return build()
+    except COMPUTE_ERRORS as exc:
+        return failed_closed(
+            name=name, metric=metric, reason=cannot_compute(exc), threshold=threshold,
+            threshold_name=threshold_name, direction=direction, subject=subject, view=view,
+        )

@@ -107,6 +107,10 @@ def _plots(images: list[PlotImage] | None) -> str:
         return "<p>No recorded data to plot.</p>"
     figures = []
     for image in images:
+        if image.skipped:  # the plot could not be drawn: say which and why, in its place
+            figures.append(f'<p class="note skipped" id="plot-{html.escape(image.name)}">Plot skipped: '
+                           f'{html.escape(image.title)}: could not be drawn ({html.escape(image.skipped)})</p>')
+            continue
         data = base64.b64encode(image.png).decode("ascii")
         figures.append(f'<figure id="plot-{html.escape(image.name)}"><img alt="{html.escape(image.title)}" '
                        f'src="data:image/png;base64,{data}"><figcaption>{html.escape(image.title)}</figcaption></figure>')

@@ -36,12 +36,17 @@ STATUS_COLOURS = {"FAIL": BAD, "XFAIL": KNOWN, "PASS": "black"}
 
 @dataclass(frozen=True)
 class PlotImage:
-    """One rendered plot: a file-name-safe ``name``, a caption and the PNG bytes."""
+    """One plot: a file-name-safe ``name``, a caption and the PNG bytes.
+
+    A plot that could not be drawn has no bytes and says why in ``skipped``; the
+    reports show that note in its place, and the other plots and reports are unaffected.
+    """
 
     name: str
     section: str
     title: str
-    png: bytes
+    png: bytes = b""
+    skipped: str = ""  # why the plot could not be drawn ("" when it was)
 
 
 def matplotlib_available() -> bool:
@@ -73,7 +78,7 @@ def render_plots(doc: dict[str, Any]) -> list[PlotImage] | None:
         images.append(_png(f"prune_potential-{entry['subject']}", "prune_potential",
                            f"Prune-accuracy curves of family {entry['subject']}", prune_potential_figure, entry, gates))
     drift = [e for e in by_section.get("uncertainty", []) if e["payload"].get("kind", "drift") == "drift"
-             and "parent" in e["payload"]]
+             and ("parent" in e["payload"] or "pruned" in e["payload"])]
     for entry in sorted(drift, key=lambda e: (e["subject"], e["payload"].get("method", ""))):
         method = entry["payload"].get("method", "msp")
         images.append(_png(f"uncertainty-{entry['subject']}-{method}", "uncertainty",
@@ -91,13 +96,30 @@ def render_plots(doc: dict[str, Any]) -> list[PlotImage] | None:
 
 
 def _png(name: str, section: str, title: str, build: Callable[..., Any], *args) -> PlotImage:
+    """Draw one plot; any failure becomes a skipped plot with the reason, never a lost report."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    figure = build(*args)
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return PlotImage(name=re.sub(r"[^A-Za-z0-9_.-]+", "_", name), section=section, title=title, png=buffer.getvalue())
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    try:
+        figure = build(*args)
+        FigureCanvasAgg(figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90)
+    except Exception as exc:  # a plot is an illustration: its failure must not cost the reports
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return PlotImage(name=safe, section=section, title=title, skipped=reason)
+    return PlotImage(name=safe, section=section, title=title, png=buffer.getvalue())
+
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def _not_computed(ax, text: str) -> None:
+    """An empty panel saying what is missing (a gate that failed closed has no curve)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color=BAD, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def _figure(width: float, height: float):
@@ -191,7 +213,17 @@ def prune_potential_figure(entry: dict[str, Any], gates: list[dict[str, Any]]):
 
 
 # -- uncertainty (seed 000) ---------------------------------------------------------------
+def _usable(stats: Any) -> bool:
+    """Statistics of one model that can be drawn (a model with NaN outputs has none)."""
+    return isinstance(stats, dict) and "reliability" in stats and "sparsification" in stats and all(
+        math.isfinite(stats.get(key, math.nan)) for key in ("ece", "ause"))
+
+
 def _reliability(ax, stats: dict[str, Any], role: str, name: str, colour: str) -> None:
+    if not _usable(stats):
+        ax.set_title(f"{role} '{name}'", fontsize=10)
+        _not_computed(ax, "not computed\n(the gate failed closed)")
+        return
     rel = stats["reliability"]
     edges = rel["edges"]
     centres = [(a + b) / 2 for a, b in pairwise(edges)]
@@ -217,28 +249,32 @@ def uncertainty_figure(entry: dict[str, Any], gates: list[dict[str, Any]]):
     p = entry["payload"]
     figure = _figure(13.5, 4.2)
     ax_parent, ax_pruned, ax_sparse = figure.subplots(1, 3)
-    _reliability(ax_parent, p["parent"], "parent", p.get("parent_name", ""), PARENT)
-    _reliability(ax_pruned, p["pruned"], "pruned", p.get("pruned_name", ""), PRUNED)
-    for role, colour in (("parent", PARENT), ("pruned", PRUNED)):
+    _reliability(ax_parent, p.get("parent"), "parent", p.get("parent_name", ""), PARENT)
+    _reliability(ax_pruned, p.get("pruned"), "pruned", p.get("pruned_name", ""), PRUNED)
+    roles = [(role, colour) for role, colour in (("parent", PARENT), ("pruned", PRUNED)) if _usable(p.get(role))]
+    for role, colour in roles:
         s = p[role]["sparsification"]
         fractions = [100.0 * f for f in s["fractions"]]
         ax_sparse.plot(fractions, _pct(s["pred_errors"]), color=colour, lw=1.8,
                        label=f"{role}: by uncertainty (AUSE {p[role]['ause']:.4f})")
         ax_sparse.plot(fractions, _pct(s["oracle_errors"]), color=colour, lw=1.2, ls="--", label=f"{role}: oracle")
     # Past the point where every curve is 0 the plot is flat: cut the axis there (with a note).
-    last = max((100.0 * f for role in ("parent", "pruned") for key in ("pred_errors", "oracle_errors")
-                for f, e in zip(p[role]["sparsification"]["fractions"], p[role]["sparsification"][key]) if e > 0),
-               default=100.0)
+    last = max((100.0 * f for role, _ in roles for key in ("pred_errors", "oracle_errors")
+                for f, e in zip(p[role]["sparsification"]["fractions"], p[role]["sparsification"][key])
+                if e is not None and e > 0), default=100.0)
     cut = min(100.0, max(10.0, 1.3 * last + 2.0))
     ax_sparse.set_xlim(-0.5, cut)
-    if cut < 100.0:
-        end = 100.0 * max(p["parent"]["sparsification"]["fractions"])
+    if cut < 100.0 and roles:
+        end = 100.0 * max(p[roles[0][0]]["sparsification"]["fractions"])
         ax_sparse.text(0.98, 0.5, f"axis cut: every curve\nstays 0 up to {end:.0f}%", transform=ax_sparse.transAxes,
                        ha="right", va="center", fontsize=8, color="0.35")
     ax_sparse.set_xlabel("most uncertain samples removed (%)")
     ax_sparse.set_ylabel("error on the remaining samples (%)")
     ax_sparse.set_title(f"sparsification ({p.get('uncertainty', 'msp')} uncertainty)", fontsize=10)
-    ax_sparse.legend(fontsize=8)
+    if roles:
+        ax_sparse.legend(fontsize=8)
+    else:
+        _not_computed(ax_sparse, "no sparsification curve\n(the gates failed closed)")
     ax_sparse.grid(alpha=0.3)
     method = p.get("method", "msp")
     mine = [g for g in gates if g["name"] == "uncertainty" and g["subject"] == entry["subject"]
@@ -270,11 +306,13 @@ def functional_figure(entries: list[dict[str, Any]], gates: list[dict[str, Any]]
                             color=colour, marker=marker, ms=5, capsize=3, lw=1.5, label=f"{role} ({model})")
         if threshold is not None:
             top.axhline(threshold, color=BAD, ls="--", lw=1, label=f"min_agreement {threshold:g}")
-            below = [(q["eps"], q["pruned"]["mean_agreement"]) for q in points if q["pruned"]["mean_agreement"] < threshold]
+            below = [(q["eps"], q["pruned"]["mean_agreement"]) for q in points
+                     if q.get("pruned") and q["pruned"]["mean_agreement"] < threshold]
             if below:
                 top.scatter(*zip(*below), color=BAD, marker="x", s=80, zorder=4, label="pruned below threshold")
         worse = [(q["eps"], q["pruned"]["mean_agreement"]) for q in points
-                 if q.get("reference") and q["pruned"]["mean_agreement"] < q["reference"]["mean_agreement"]]
+                 if q.get("reference") and q.get("pruned")
+                 and q["pruned"]["mean_agreement"] < q["reference"]["mean_agreement"]]
         if worse:
             top.scatter(*zip(*worse), facecolors="none", edgecolors=BAD, s=160, lw=1.5, zorder=4,
                         label="pruned agrees less than reference")
@@ -306,12 +344,14 @@ def instability_figure(entries: list[dict[str, Any]], gates: list[dict[str, Any]
     for ax, entry in zip(axes, entries):
         p = entry["payload"]
         limit = p.get("max_instability")
-        values = [s["instability"] for s in p["steps"]]
+        # a step whose instability could not be computed has no bar, and says so
+        values = [s["instability"] if s.get("instability") is not None else math.nan for s in p["steps"]]
         labels = [f"{s['index']}\n{s['after']}" for s in p["steps"]]
         colours = [BAD if limit is not None and v > limit else PRUNED for v in values]
         bars = ax.bar(range(len(values)), values, color=colours, width=0.6)
         for bar, value in zip(bars, values):
-            ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, max(value, 0)), ha="center",
+            shown, height = (f"{value:.2f}", max(value, 0)) if math.isfinite(value) else ("n/a", 0.0)
+            ax.annotate(shown, (bar.get_x() + bar.get_width() / 2, height), ha="center",
                         va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
         if limit is not None:
             ax.axhline(limit, color=BAD, ls="--", lw=1, label=f"max_instability {limit:g}")
@@ -320,8 +360,8 @@ def instability_figure(entries: list[dict[str, Any]], gates: list[dict[str, Any]
         ax.set_xlim(-0.6, max(len(values), 2) - 0.4)
         ax.set_xlabel("pruning step (model before fine-tuning)")
         ax.set_ylabel("instability (acc drop / acc before)")
-        top = max([*values, limit or 0.0, 0.1])
-        ax.set_ylim(min(0.0, min(values, default=0.0) * 1.2), top * 1.2)
+        top = max([*_finite(values), limit or 0.0, 0.1])
+        ax.set_ylim(min(0.0, min(_finite(values), default=0.0) * 1.2), top * 1.2)
         mine = [g for g in gates if g["name"] == "instability" and g["subject"] == entry["subject"]]
         status = _worst_status(mine)
         ax.set_title(f"{entry['subject']} ({p.get('source', '')})" + ("" if status in (None, "PASS") else f": {status}"),

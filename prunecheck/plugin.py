@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from prunecheck.checks import TEST_PROPERTY, GateChecker
-from prunecheck.errors import ConfigError, PrunecheckError
+from prunecheck.errors import ConfigError, PrunecheckError, plain_text
 from prunecheck.report import RunRecord, render_terminal, write_reports
 from prunecheck.settings import GATE_MODES, Settings
 
@@ -47,7 +47,7 @@ def _int(text: str) -> int:
 def _device(text: str) -> str:
     if text in ("auto", "cpu", "cuda", "mps") or (text.startswith("cuda:") and text[5:].isdigit()):
         return text
-    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, found {text!r}")
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, found {text!r}")
 
 
 def _mode(text: str) -> str:
@@ -59,7 +59,7 @@ def _mode(text: str) -> str:
 # name -> (parser, help); option --prunecheck-<name>, ini prunecheck_<name>
 OPTIONS: dict[str, tuple[Callable[[str], Any], str, str]] = {
     "config": (str, "PATH", "prunecheck TOML file (default: prunecheck.toml, else [tool.prunecheck] in pyproject.toml, else the built-in demo)."),
-    "device": (_device, "DEVICE", "evaluation device: auto, cpu, cuda or cuda:N (overrides [run] device)."),
+    "device": (_device, "DEVICE", "evaluation device: auto, cpu, cuda, cuda:N or mps (overrides [run] device)."),
     "batch-size": (_positive_int, "N", "images per batch (overrides [run] batch_size)."),
     "cache-dir": (str, "DIR", "prediction cache directory (overrides [run] cache_dir)."),
     "report-dir": (str, "DIR", "where reports are written (overrides [run] report_dir)."),
@@ -114,10 +114,18 @@ def load_file_settings(config: pytest.Config, path: Path) -> Settings:
     """Settings from a config file plus command-line overrides; errors are usage errors."""
     from prunecheck.config import load_settings
 
+    import warnings
+
+    from prunecheck.errors import PrunecheckDeprecationWarning
+
     try:
-        settings = load_settings(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PrunecheckDeprecationWarning)
+            settings = load_settings(path)
     except ConfigError as exc:
         raise pytest.UsageError(f"prunecheck configuration error: {exc}") from None
+    for warning in caught:  # shown in pytest's warnings summary; -W error makes them errors
+        config.issue_config_time_warning(warning.message, stacklevel=2)
     # Factories such as "mymodels:ResNet" usually live next to the config file.
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
@@ -135,6 +143,30 @@ def load_demo_settings(config: pytest.Config) -> Settings:
     progress("no config file found: running the built-in demo (the demo zoo is built once and cached)")
     zoo = ensure_zoo(cache_dir / "demo-zoo", progress)
     return apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
+
+
+def check_device(config: pytest.Config) -> None:
+    """The device asked for (option, ini or ``[run] device``) exists here, else one usage error.
+
+    Checked once at startup, naming where the device was asked for, the device and what is
+    available; ``auto`` and ``cpu`` need no check (and no torch import).
+    """
+    from prunecheck.devices import device_problem
+
+    device = resolve_option(config, "device")
+    if device is not None:
+        where = ("--prunecheck-device" if config.getoption("prunecheck_device") is not None
+                 else f"{config.inipath or 'the ini file'}: ini option 'prunecheck_device'")
+    elif SETTINGS_KEY in config.stash:
+        settings = config.stash[SETTINGS_KEY]
+        device = settings.run.device
+        prefix = "tool.prunecheck." if Path(settings.source).name == "pyproject.toml" else ""
+        where = f"{settings.source}, key '{prefix}run.device'"
+    else:
+        return
+    problem = device_problem(device)
+    if problem is not None:
+        raise pytest.UsageError(f"prunecheck device error: {where} = {device!r}: {problem}")
 
 
 def get_settings(config: pytest.Config) -> Settings:
@@ -163,7 +195,9 @@ def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
     gates = settings.gates
     mode = resolve_option(config, "mode")
     if mode is not None:
-        gates = {suite: ({**values, "mode": mode} if "mode" in values else values) for suite, values in gates.items()}
+        # only suites that implement gate modes have a "mode" option (prunecheck.options.MODE_SUITES)
+        gates = {suite: (dataclasses.replace(values, mode=mode) if "mode" in values else values)
+                 for suite, values in gates.items()}
     return dataclasses.replace(settings, run=run, gates=gates)
 
 
@@ -266,6 +300,7 @@ def pytest_configure(config: pytest.Config) -> None:
     path = find_run_config(config)
     if path is not None:
         config.stash[SETTINGS_KEY] = load_file_settings(config, path)
+    check_device(config)
     for line in (
         "prunecheck_unconfigured: a suite test with no pair/family configured (deselected)",
         "prunecheck_pairs(predicate): run this suite test only for pairs where predicate(spec, settings) holds",
@@ -338,8 +373,8 @@ def _clean_errors():
     """Turn prunecheck's own errors (bad checkpoint, malformed data) into one-line failures."""
     try:
         return (yield)
-    except PrunecheckError as exc:
-        pytest.fail(f"prunecheck: {exc}", pytrace=False)
+    except PrunecheckError as exc:  # once, plain: no "During handling of the above exception" chain
+        raise pytest.fail.Exception(f"prunecheck: {plain_text(exc)}", pytrace=False) from None
 
 
 class ReportCollector:
@@ -375,8 +410,8 @@ class ReportCollector:
         self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "")
         try:
             self.paths = write_reports(self.doc, Path(settings.run.report_dir))
-        except OSError as exc:  # a report that cannot be written must not hide the gate results
-            self.write_error = f"reports could not be written to {settings.run.report_dir}: {exc}"
+        except (OSError, PrunecheckError) as exc:  # a report that cannot be written must not hide the gates
+            self.write_error = f"reports could not all be written to {settings.run.report_dir}: {plain_text(exc)}"
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             from prunecheck.report import append_step_summary
@@ -388,7 +423,10 @@ class ReportCollector:
             return
         terminalreporter.section("prunecheck gates")
         width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 100)
-        text = render_terminal(self.doc, width=width, verbose=self.config.get_verbosity() > 0)
+        try:
+            text = render_terminal(self.doc, width=width, verbose=self.config.get_verbosity() > 0)
+        except Exception as exc:  # the files are written already: point to them instead of crashing
+            text = f"the gate table could not be rendered ({type(exc).__name__}: {plain_text(exc)}); see the reports"
         for line in text.splitlines():
             terminalreporter.write_line(line)
         if self.paths:

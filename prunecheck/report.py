@@ -32,7 +32,7 @@ from tabulate import tabulate
 from prunecheck import __version__
 from prunecheck.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
 from prunecheck.atomic import atomic_file
-from prunecheck.errors import PrunecheckError
+from prunecheck.errors import PrunecheckError, plain_text
 from prunecheck.tables import ORDER as SECTION_ORDER
 from prunecheck.tables import render_sections
 
@@ -46,6 +46,10 @@ UNITS_NOTE = "values are fractions in [0, 1] (0.005 = 0.5 percentage points) unl
 
 class ReportFormatError(PrunecheckError, ValueError):
     """A report document that does not follow the schema (names the key path)."""
+
+
+class ReportWriteError(PrunecheckError):
+    """Some reports could not be written; the others were (the message says which and why)."""
 
 
 # -- the document's schema ------------------------------------------------------------
@@ -319,7 +323,7 @@ def _data_order(entry: dict[str, Any]) -> tuple:
 
 
 def _short_message(report) -> str:
-    text = getattr(report, "longreprtext", "") or str(getattr(report, "longrepr", ""))
+    text = plain_text(getattr(report, "longreprtext", "") or str(getattr(report, "longrepr", "")))
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
 
@@ -514,7 +518,11 @@ def write_rendered(doc: dict[str, Any], out_dir: Path, *, plots: bool = True) ->
     """Write prunecheck.md, prunecheck.html and plots/*.png rendered from ``doc``.
 
     Without matplotlib the plots are left out (the HTML says how to get them) and
-    nothing heavy is imported.
+    nothing heavy is imported. A plot that cannot be drawn is named on the page with
+    the reason; a writer that fails does not stop the others.
+
+    Raises:
+        ReportWriteError: after writing everything it could, naming what failed and why.
     """
     from prunecheck.html import render_html
     from prunecheck.plots import render_plots
@@ -522,22 +530,28 @@ def write_rendered(doc: dict[str, Any], out_dir: Path, *, plots: bool = True) ->
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = render_plots(doc) if plots else None
-    paths = []
-    md = out_dir / "prunecheck.md"
-    _atomic_write(md, render_markdown(doc))
-    paths.append(md)
-    page = out_dir / "prunecheck.html"
-    _atomic_write(page, render_html(doc, images))
-    paths.append(page)
+    paths: list[Path] = []
+    failures: list[str] = []
+    writers = (("prunecheck.md", lambda: render_markdown(doc)), ("prunecheck.html", lambda: render_html(doc, images)))
+    for name, render in writers:
+        try:
+            _atomic_write(out_dir / name, render())
+            paths.append(out_dir / name)
+        except Exception as exc:  # one broken writer must not cost the other reports
+            failures.append(f"{name}: {type(exc).__name__}: {plain_text(exc)}")
     plot_dir = out_dir / "plots"
     if plot_dir.is_dir():  # plots of an earlier run must not linger next to this one's
         for old in plot_dir.glob("*.png"):
             old.unlink()
-    if images:
+    drawn = [image for image in images or () if not image.skipped]
+    if drawn:
         plot_dir.mkdir(exist_ok=True)
-        for image in images:
+        for image in drawn:
             _atomic_write(plot_dir / f"{image.name}.png", image.png)
         paths.append(plot_dir)
+    if failures:
+        written = ", ".join(str(p) for p in paths) or "nothing else"
+        raise ReportWriteError(f"could not write {'; '.join(failures)} (written: {written})")
     return paths
 
 

@@ -30,7 +30,7 @@ from prunecheck.metrics.bootstrap import percentile_interval, resampled_counts
 from prunecheck.metrics.pruning import PRUNE_POTENTIAL_EPS
 from prunecheck.corruptions.names import check_severity, resolve_corruptions
 from prunecheck.errors import GateError
-from prunecheck.gates import GateResult, decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, GateResult, cannot_compute, decide, failed_closed
 from prunecheck.views import NOMINAL, View, corruption, noise
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only (workspace pulls in torch)
@@ -77,7 +77,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
         >>> [s.id for s in configured_shifts({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.0, 0.1]})]
         ['fog-3', 'noise0.1']
     """
-    raw = options.get("corruptions", ["benchmark"])
+    raw = options["corruptions"]
     names: tuple[str, ...] = ()
     if not (isinstance(raw, (list, tuple)) and len(raw) == 0):  # an empty list selects no corruption
         try:
@@ -85,7 +85,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
         except ValueError as exc:
             raise ValueError(f"corruptions: {exc}") from None
     severities: list[int] = []
-    for value in _as_list(options.get("severities", [3]), "severities"):
+    for value in _as_list(options["severities"], "severities"):
         try:
             severity = check_severity(value)
         except ValueError as exc:
@@ -95,7 +95,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
     if names and not severities:
         raise ValueError("severities: expected at least one severity in 1..5 for the configured corruptions, found []")
     levels: list[float] = []
-    for value in _as_list(options.get("noise_levels", [0.0]), "noise_levels"):
+    for value in _as_list(options["noise_levels"], "noise_levels"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"noise_levels: expected finite numbers >= 0 (L-inf eps), found {value!r}")
         if value > 0 and float(value) not in levels:
@@ -105,7 +105,7 @@ def configured_shifts(options: Mapping[str, Any]) -> tuple[Shift, ...]:
     if not shifts:
         raise ValueError(
             "expected at least one corruption or a noise level > 0, found corruptions = [] and "
-            f"noise_levels = {list(options.get('noise_levels', []))}; configure one, or do not run "
+            f"noise_levels = {list(options['noise_levels'])}; configure one, or do not run "
             "suites/test_corruptions.py"
         )
     return tuple(shifts)
@@ -412,10 +412,10 @@ def family_resamples(
     counts = resampled_counts(hits.reshape(v * m, n), n_resamples=n_resamples, seed=seed)
     counts = counts.reshape(-1, v, m)  # [R, V, 1 + K] correct counts
     # error_k - parent_error = (correct_parent - correct_k) / N, exact in integers
-    ok = (counts[:, :, :1] - counts[:, :, 1:]) / n <= options.get("delta", 0.005) + PRUNE_POTENTIAL_EPS
+    ok = (counts[:, :, :1] - counts[:, :, 1:]) / n <= options["delta"] + PRUNE_POTENTIAL_EPS
     ratios = np.asarray(curves.ratios, dtype=np.float64)
     potential = np.where(ok, ratios, 0.0).max(axis=2)[:, 1:]  # [R, shifted views]
-    policy = options.get("policy", "mean")
+    policy = options["policy"]
     if policy not in POLICIES:
         raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, found {policy!r}")
     errors = 1.0 - counts / n
@@ -427,7 +427,7 @@ def family_resamples(
 
 
 def _mode(options: Mapping[str, Any]) -> str:
-    mode = options.get("mode", "point")
+    mode = options["mode"]
     if mode not in ("point", "confident", "lenient"):
         raise ValueError(f"mode: expected one of point, confident, lenient, found {mode!r}")
     return mode
@@ -445,8 +445,8 @@ def prune_potential_result(
     deployed ratio must be safe even if the test set was lucky), ``lenient``
     with its upper end. The interval is in the metric label and ``details``.
     """
-    policy = options.get("policy", "mean")
-    delta = options.get("delta", 0.005)
+    policy = options["policy"]
+    delta = options["delta"]
     mode = _mode(options)
     deployed = _deployed(curves)
     ratio = curves.ratios[curves.member_index(deployed)]
@@ -497,7 +497,7 @@ def excess_error_result(
         name=GATE,
         metric=f"excess error difference ({deployed} - parent, mean over {len(curves.shift_views)} corruptions)",
         value=value,
-        threshold=options.get("max_excess_error_diff", 0.01),
+        threshold=options["max_excess_error_diff"],
         threshold_name="max_excess_error_diff",
         direction="max",
         mode=mode,
@@ -532,12 +532,12 @@ def family_gate(kind: str, family: Family, options: Mapping[str, Any]) -> GateRe
     try:
         curves = family_curves(family, configured_shifts(options))
         return build(curves, options, subject=family.name, n_resamples=run.bootstrap_resamples, seed=run.seed)
-    except (ValueError, RuntimeError) as exc:
-        threshold = options.get("max_excess_error_diff", 0.01) if kind == "excess_error" else float("nan")
+    except COMPUTE_ERRORS as exc:
+        threshold = options["max_excess_error_diff"] if kind == "excess_error" else float("nan")
         return failed_closed(
             name=GATE, metric=label, threshold=threshold,
             threshold_name="max_excess_error_diff" if kind == "excess_error" else "prune potential",
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=family.name, view="corruptions",
+            reason=cannot_compute(exc), subject=family.name, view="corruptions",
         )
 
 
@@ -552,7 +552,7 @@ def family_payload(family: Family, options: Mapping[str, Any]) -> dict[str, Any]
     try:
         return curves_payload(family_curves(family, configured_shifts(options)), options,
                               n_resamples=run.bootstrap_resamples, seed=run.seed)
-    except (ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         raise GateError(f"prune-accuracy curves of family {family.name!r} cannot be computed: {exc}") from None
 
 
@@ -570,8 +570,8 @@ def curves_payload(
     member also ``intervals`` {"policy_potential", "excess_difference"}: 95% paired
     bootstrap intervals (:func:`family_resamples`).
     """
-    delta = options.get("delta", 0.005)
-    policy = options.get("policy", "mean")
+    delta = options["delta"]
+    policy = options["policy"]
     potentials = prune_potentials(curves, delta)
     parent_excess, member_excess = excess_errors(curves)
     deployed_ratio = (

@@ -12,15 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from prunecheck.options import GATE_MODES, GateMode, SuiteOptions, default_gate_options
+
+__all__ = ["GATE_MODES", "GateMode", "CORRUPTION_BACKENDS"]  # and the dataclasses below
+
 ModelFormat = Literal["state_dict", "torchscript", "pickle"]
 DatasetKind = Literal["cifar10", "cifar100", "imagefolder", "imagenet-val", "demo"]
-GateMode = Literal["point", "confident", "lenient"]
-GATE_MODES: tuple[str, ...] = ("point", "confident", "lenient")
+CorruptionBackend = Literal["imagecorruptions", "torch"]
+CORRUPTION_BACKENDS: tuple[str, ...] = ("imagecorruptions", "torch")
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     batch_size: int = 256
     cache_dir: Path = Path(".prunecheck-cache")
     report_dir: Path = Path("reports")
@@ -30,6 +34,9 @@ class RunSettings:
     bootstrap_resamples: int = 1000
     channels_last: bool = False  # models and batches in channels-last memory format
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of forward passes
+    # generated corruptions: "imagecorruptions" (reference) or "torch" (batched, CPU/GPU, for
+    # the corruptions it covers; the others still use the reference; docs/performance.md)
+    corruption_backend: CorruptionBackend = "imagecorruptions"
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,6 @@ class Settings:
     models: dict[str, ModelSpec]
     pairs: tuple[PairSpec, ...]
     families: tuple[FamilySpec, ...] = ()
-    # gates[suite][key] -> value, already merged over prunecheck.gates.GATE_DEFAULTS
-    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # gates[suite] -> that suite's typed options (prunecheck.options), defaults filled in
+    gates: dict[str, SuiteOptions] = field(default_factory=default_gate_options)
     is_demo: bool = False

@@ -46,7 +46,7 @@ import torch
 
 from prunecheck import metrics
 from prunecheck.errors import GateError
-from prunecheck.gates import GateResult, decide, failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, GateResult, cannot_compute, decide, failed_closed
 
 if TYPE_CHECKING:
     from prunecheck.checks import GateChecker
@@ -119,7 +119,7 @@ def method_problem(method: str, parent: "LoadedModel", pruned: "LoadedModel", *,
 
 def mc_passes_for(method: str, options: dict[str, Any]) -> int:
     """Forward passes per model for ``method``: ``mc_passes`` for MC dropout, else 0 (deterministic)."""
-    return int(options.get("mc_passes", 5)) if method == "mc_dropout" else 0
+    return int(options["mc_passes"]) if method == "mc_dropout" else 0
 
 
 def method_predictions(pair: "Pair", method: str, options: dict[str, Any], view=None, *, dataset: str | None = None):
@@ -133,7 +133,7 @@ def method_predictions(pair: "Pair", method: str, options: dict[str, Any], view=
     workspace = pair.workspace
     problem = method_problem(
         method, workspace.model(pair.spec.parent), workspace.model(pair.spec.pruned),
-        mc_passes=options.get("mc_passes", 5),
+        mc_passes=options["mc_passes"],
     )
     if problem:
         raise GateError(f"pair '{pair.name}': {problem}")
@@ -150,7 +150,7 @@ def check_protocol(options: dict[str, Any]) -> str:
     Raises:
         GateError: not one of :data:`PROTOCOLS`.
     """
-    protocol = options.get("protocol", "prunecheck")
+    protocol = options["protocol"]
     if protocol not in PROTOCOLS:
         raise GateError(
             f"[gates.uncertainty] protocol: expected one of {', '.join(PROTOCOLS)}, found {protocol!r}"
@@ -213,7 +213,7 @@ def uncertainty_kind(method: str, ause_uncertainty: str, protocol: str = "prunec
 
 
 def _kind(method: str, options: dict[str, Any]) -> str:
-    return uncertainty_kind(method, options.get("ause_uncertainty", "msp"), options.get("protocol", "prunecheck"))
+    return uncertainty_kind(method, options["ause_uncertainty"], options["protocol"])
 
 
 def predicted_class_variance(member_probs: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -422,14 +422,14 @@ def _gated(
 ) -> GateResult:
     """A degradation gate with the suite's mode; a failing computation fails closed."""
     options = gate.config(SUITE)
-    mode = options.get("mode", "point")
+    mode = options["mode"]
     threshold = options[threshold_key]
     try:
         ci = interval() if (mode != "point" and interval is not None) else None
-    except (ValueError, RuntimeError, GateError) as exc:
+    except COMPUTE_ERRORS as exc:
         return failed_closed(
             name=SUITE, metric=metric, threshold=threshold, threshold_name=threshold_key,
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+            reason=cannot_compute(exc), subject=subject, view=view,
         )
     return decide(
         name=SUITE, metric=metric, value=value, threshold=threshold, threshold_name=threshold_key,
@@ -441,7 +441,7 @@ def _gated(
 def _closed(metric: str, threshold_key: str, gate: "GateChecker", exc: Exception, subject: str, view: str) -> GateResult:
     return failed_closed(
         name=SUITE, metric=metric, threshold=gate.config(SUITE)[threshold_key], threshold_name=threshold_key,
-        reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+        reason=cannot_compute(exc), subject=subject, view=view,
     )
 
 
@@ -455,7 +455,7 @@ def drift_gates(
     own per-sample uncertainty alongside its probabilities.
     """
     options = gate.config(SUITE)
-    n_bins, steps = int(options.get("ece_bins", 15)), int(options.get("ause_steps", 50))
+    n_bins, steps = options["ece_bins"], options["ause_steps"]
     kind = _kind(method, options)
     tag = f"[{method}]"
     protocol = check_protocol(options)
@@ -478,7 +478,7 @@ def drift_gates(
             u_parent, u_pruned = per_sample_uncertainty(parent, kind), per_sample_uncertainty(pruned, kind)
             a_parent = metrics.ause(parent.probs, parent.labels, uncertainty=u_parent, steps=steps)
             a_pruned = metrics.ause(pruned.probs, pruned.labels, uncertainty=u_pruned, steps=steps)
-        except (ValueError, RuntimeError, GateError) as exc:
+        except COMPUTE_ERRORS as exc:
             results.insert(0, _closed(label, "max_ause_increase", gate, exc, subject, parent.view.id))
         else:
             value = a_pruned - a_parent
@@ -500,7 +500,7 @@ def drift_gates(
         for role, p in (("parent", parent), ("pruned", pruned)):
             conf = calibration_inputs(p, method, options) if paper else None
             payload[role] = summary(p, kind=kind, n_bins=n_bins, steps=steps, confidence=conf)
-    except (ValueError, RuntimeError, GateError) as exc:
+    except (*COMPUTE_ERRORS, GateError) as exc:
         payload["error"] = str(exc)
     return results, payload
 
@@ -556,7 +556,7 @@ def ood_gates(
                 metrics.validate_probs(p.probs)
             v_parent, v_pruned = per_sample(parent), per_sample(pruned)
             m_parent, m_pruned = float(v_parent.mean()), float(v_pruned.mean())
-        except (ValueError, RuntimeError, GateError) as exc:
+        except COMPUTE_ERRORS as exc:
             results.append(_closed(label, key, gate, exc, subject, view))
             continue
         drop = m_parent - m_pruned  # higher is better on OOD data: a drop is a degradation
@@ -608,10 +608,10 @@ def blur_gate(
         u_parent = [float(per_sample_uncertainty(p, kind).mean()) for p in parents]
         u_pruned = [float(per_sample_uncertainty(p, kind).mean()) for p in pruneds]
         rho_parent, rho_pruned = spearman(radii, u_parent), spearman(radii, u_pruned)
-    except (ValueError, RuntimeError, GateError) as exc:
+    except COMPUTE_ERRORS as exc:
         return failed_closed(
             name=SUITE, metric=label, threshold=threshold, threshold_name=key, direction="min",
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=subject, view=view,
+            reason=cannot_compute(exc), subject=subject, view=view,
         ), {"kind": "blur", "method": method, "error": str(exc)}
     constant = []
     if all(math.isfinite(v) for v in (*u_parent, *u_pruned)):  # otherwise decide() fails closed
@@ -671,7 +671,7 @@ def run_drift(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult
     options = gate.config(SUITE)
     try:
         parent, pruned = method_predictions(pair, method, options)
-    except GateError as exc:
+    except COMPUTE_ERRORS as exc:
         return _all_closed(gate, pair.name, method, _DRIFT_KEYS, str(exc), "nominal")
     results, payload = drift_gates(gate, pair.name, method, parent, pruned)
     gate.record(SUITE, pair.name, payload)
@@ -689,7 +689,7 @@ def run_ood(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
         return _all_closed(gate, pair.name, method, keys, "the pair has no ood_dataset", "ood")
     try:
         parent, pruned = method_predictions(pair, method, options, dataset=dataset)
-    except GateError as exc:
+    except COMPUTE_ERRORS as exc:
         return _all_closed(gate, pair.name, method, keys, str(exc), f"ood:{dataset}")
     results, payload = ood_gates(gate, pair.name, method, parent, pruned)
     gate.record(SUITE, pair.name, payload)
@@ -699,7 +699,7 @@ def run_ood(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
 def run_blur(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
     """The ``test_uncertainty_blur`` node: one prediction per blur radius for both models."""
     options = gate.config(SUITE)
-    radii = [float(r) for r in options.get("blur_radii", [0.0, 1.0, 2.0, 3.0, 5.0])]
+    radii = [float(r) for r in options["blur_radii"]]
     keys = [("blur uncertainty Spearman", "min_blur_spearman")]
     if len(radii) < 2 or len(set(radii)) != len(radii) or any(r < 0 or not math.isfinite(r) for r in radii):
         reason = f"[gates.uncertainty] blur_radii: expected at least 2 distinct radii >= 0, found {radii}"
@@ -710,7 +710,7 @@ def run_blur(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]
             parent, pruned = method_predictions(pair, method, options, view)
             parents.append(parent)
             pruneds.append(pruned)
-    except GateError as exc:
+    except COMPUTE_ERRORS as exc:
         return _all_closed(gate, pair.name, method, keys, str(exc), "blur", direction="min")
     result, payload = blur_gate(gate, pair.name, method, radii, parents, pruneds)
     gate.record(SUITE, pair.name, payload)

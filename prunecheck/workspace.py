@@ -11,12 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
-from prunecheck.cache import ArrayCache
+from prunecheck.cache import ArrayCache, cache_key
 from prunecheck.data.base import ImageDataset, Subset
 from prunecheck.data.registry import load_dataset
 from prunecheck.efficiency import EfficiencyFacts, efficiency_facts
 from prunecheck.engine import PredictionEngine, Predictions, Progress
-from prunecheck.errors import ConfigError
+from prunecheck.errors import ConfigError, PrunecheckError
 from prunecheck.models import LoadedModel, load_model
 from prunecheck.settings import FamilySpec, PairSpec, Settings
 from prunecheck.views import NOMINAL, View
@@ -41,6 +41,21 @@ class Workspace:
         self._datasets: dict[tuple[str, View], ImageDataset] = {}
         self._models: dict[str, LoadedModel] = {}
         self._facts: dict[tuple[str, tuple[int, ...]], EfficiencyFacts] = {}
+        self._facts_cache = ArrayCache(run.cache_dir / "efficiency")
+        # what could not be loaded: its full reason is reported once, at the first test that
+        # needed it; later tests get a one-line pointer instead of the same error again
+        self._failed: dict[tuple[str, str], type[PrunecheckError]] = {}
+
+    def _load_once(self, kind: str, name: str, load):
+        if (kind, name) in self._failed:
+            raise self._failed[(kind, name)](
+                f"{kind} '{name}' could not be loaded; the reason is reported once, at the first test that used it"
+            )
+        try:
+            return load()
+        except PrunecheckError as exc:
+            self._failed[(kind, name)] = type(exc)
+            raise
 
     # -- datasets -----------------------------------------------------------------
     def dataset(self, name: str, view: View = NOMINAL) -> ImageDataset:
@@ -48,7 +63,7 @@ class Workspace:
         pixel_view = view if view.changes_pixels else NOMINAL
         key = (name, pixel_view)
         if key not in self._datasets:
-            self._datasets[key] = self._load_dataset(name, pixel_view)
+            self._datasets[key] = self._load_once("dataset", name, lambda: self._load_dataset(name, pixel_view))
         return self._datasets[key]
 
     def _load_dataset(self, name: str, view: View) -> ImageDataset:
@@ -84,8 +99,8 @@ class Workspace:
 
     @property
     def corruption_backend(self) -> str:
-        """``[gates.corruptions] backend``: "imagecorruptions" (default) or "torch"."""
-        return str(self.settings.gates.get("corruptions", {}).get("backend", "imagecorruptions"))
+        """``[run] corruption_backend``: "imagecorruptions" (default) or "torch"."""
+        return self.settings.run.corruption_backend
 
     @staticmethod
     def _released(spec, view: View) -> ImageDataset:
@@ -107,7 +122,7 @@ class Workspace:
     def model(self, name: str) -> LoadedModel:
         if name not in self._models:
             spec = self._spec("models", self.settings.models, name)
-            self._models[name] = load_model(spec, self.settings.models)
+            self._models[name] = self._load_once("model", name, lambda: load_model(spec, self.settings.models))
         return self._models[name]
 
     def facts(self, model_name: str, dataset_name: str) -> EfficiencyFacts:
@@ -115,8 +130,29 @@ class Workspace:
         shape = model.spec.input_shape or tuple(self.dataset(dataset_name).image_shape)
         key = (model_name, tuple(shape))
         if key not in self._facts:
-            self._facts[key] = efficiency_facts(model, tuple(shape))  # ensembles: summed over members
+            self._facts[key] = self._cached_facts(model, tuple(shape))
         return self._facts[key]
+
+    def _cached_facts(self, model: LoadedModel, shape: tuple[int, ...]) -> EfficiencyFacts:
+        """Efficiency facts from the cache, keyed like predictions by the weight fingerprint.
+
+        Compressing a large state dict costs seconds per model; a warm run reads the
+        figures back instead. A damaged or outdated entry is recomputed.
+        """
+        import numpy as np
+        import torch
+
+        from prunecheck.efficiency import ZLIB_LEVEL
+
+        names = tuple(f.name for f in dataclasses.fields(EfficiencyFacts))
+        # torch's version: torch.save's format (raw and zipped bytes) and the FLOP counter's formulas
+        key = cache_key("efficiency-facts-v1", model.fingerprint, shape, ZLIB_LEVEL, torch.__version__, names)
+        stored = self._facts_cache.get(key)
+        if stored is not None and set(stored) == set(names):
+            return EfficiencyFacts(**{name: stored[name].item() for name in names})
+        facts = efficiency_facts(model, shape)  # ensembles: summed over members
+        self._facts_cache.put(key, {name: np.asarray(getattr(facts, name)) for name in names})
+        return facts
 
     # -- predictions --------------------------------------------------------------
     def predict(

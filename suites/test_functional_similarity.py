@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, cannot_compute, failed_closed
 from prunecheck.plugin import get_settings
 
 SUITE = "functional"
@@ -63,30 +63,28 @@ def _result(pair, options, *points, metric, threshold_name, eps, details, pruned
     run = pair.workspace.settings.run
     try:
         return similarity_result(
-            *points, mode=options.get("mode", "point"), threshold=float(options.get(threshold_name, 0.0)),
+            *points, mode=options["mode"], threshold=float(options[threshold_name]),
             threshold_name=threshold_name, metric=metric, n_resamples=run.bootstrap_resamples, seed=run.seed,
             subject=pair.name, view=f"noise{eps:g}", details=details, pruned=pruned)
-    except ValueError as exc:
-        return _failed(pair, eps, metric, threshold_name, float(options.get(threshold_name, 0.0)), exc)
+    except COMPUTE_ERRORS as exc:
+        return _failed(pair, eps, metric, threshold_name, float(options[threshold_name]), exc)
 
 
 def _failed(pair, eps, metric, threshold_name, threshold, exc):
     return failed_closed(
         name=GATE, metric=metric, threshold=threshold, threshold_name=threshold_name, direction="min",
-        reason=f"cannot be computed ({exc}); the gate fails closed", subject=pair.name, view=f"noise{eps:g}",
+        reason=cannot_compute(exc), subject=pair.name, view=f"noise{eps:g}",
     )
 
 
 # -- tests -----------------------------------------------------------------------------------
 def test_agreement_with_parent(pair, gate, eps):
-    from prunecheck.errors import PrunecheckError
-
     options = gate.config(SUITE)
     names = [pair.spec.pruned] + ([pair.spec.reference] if pair.spec.reference else [])
     metric = "agreement with parent"
     try:
         points, n_images = _similarity(pair, options, eps, names)
-    except (PrunecheckError, ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         gate.check(_failed(pair, eps, metric, "min_agreement", options["min_agreement"], exc))
         return
     pruned = points[0]
@@ -107,13 +105,11 @@ def test_agreement_with_parent(pair, gate, eps):
 
 @pytest.mark.prunecheck_pairs(lambda spec, settings: spec.reference is not None)
 def test_closer_than_reference(pair, gate, eps):
-    from prunecheck.errors import PrunecheckError
-
     options = gate.config(SUITE)
-    margin_needed = float(options.get("min_reference_margin", 0.0))
+    margin_needed = options["min_reference_margin"]
     try:
         (pruned, reference), _ = _similarity(pair, options, eps, [pair.spec.pruned, pair.spec.reference])
-    except (PrunecheckError, ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         gate.check(_failed(pair, eps, "agreement with parent, pruned minus reference",
                            "min_reference_margin", margin_needed, exc))
         return
@@ -138,6 +134,6 @@ def test_informative_features(pair, gate):
         pair.spec,
         images=options["backselect_images"],
         pixels_per_round=options["backselect_pixels_per_round"],
-        keep_fraction=options.get("backselect_keep_fraction", 0.1),
+        keep_fraction=options["backselect_keep_fraction"],
     )
     gate.record(SUITE, pair.name, payload)

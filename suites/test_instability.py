@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import failed_closed
+from prunecheck.gates import COMPUTE_ERRORS, cannot_compute, failed_closed
 
 GATE = "instability"
 
@@ -37,17 +37,16 @@ def _has_steps(spec, settings) -> bool:
 
 @pytest.mark.prunecheck_pairs.with_args(_has_steps)
 def test_pruning_instability(pair, gate):
-    from prunecheck.errors import PrunecheckError
     from prunecheck.stability import evaluate_steps, failure_threshold, step_results
 
     options = gate.config(GATE)
     try:
         outcomes = evaluate_steps(pair.workspace, pair.spec, pair.workspace.settings.pairs)
-    except (PrunecheckError, ValueError, RuntimeError) as exc:
+    except COMPUTE_ERRORS as exc:
         metric, key, threshold = failure_threshold(pair.spec, options)
         gate.check(failed_closed(
             name=GATE, metric=metric, threshold=threshold, threshold_name=key,
-            reason=f"cannot be computed ({exc}); the gate fails closed", subject=pair.name,
+            reason=cannot_compute(exc), subject=pair.name,
         ))
         return
     gate.record(GATE, pair.name, {

@@ -7,15 +7,19 @@ key path, what was expected and what was found.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from prunecheck import gates
+from prunecheck import options
 from prunecheck.config import find_config, load_settings, parse_settings
 from prunecheck.errors import ConfigError
+from prunecheck.options import GateMode, SuiteOptions, option
 from prunecheck.settings import DatasetSpec, FamilyMember, ModelSpec, PairSpec, RunSettings
 
 FULL = """\
@@ -231,9 +235,7 @@ def test_defaults_filled(tmp_path: Path) -> None:
     assert s.pairs[0].name == "q" and s.pairs[0].methods == ("msp",)
     assert s.pairs[0].mask_mode == "unstructured" and s.pairs[0].schedule == ()
     assert s.families == ()
-    from prunecheck.gates import GATE_DEFAULTS
-
-    assert s.gates == GATE_DEFAULTS  # every suite present, nothing changed
+    assert s.gates == {suite: cls() for suite, cls in options.SUITES.items()}  # all defaults
     assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "max_relative_drop": None, "mode": "point"}  # SPEC 4.1
     assert s.pairs[0].expect_fail == ()
 
@@ -276,32 +278,37 @@ def test_parse_settings_accepts_python_values() -> None:
 def test_gates_contain_every_suite_and_are_read_at_call_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(gates.GATE_DEFAULTS, "later_suite", {"levels": [0.0, 0.1], "repeats": 3})
+    @dataclass(frozen=True, eq=False)
+    class LaterOptions(SuiteOptions):
+        levels: tuple[float, ...] = option((0.0, 0.1))
+        repeats: int = option(3, at_least=1)
+
+    monkeypatch.setitem(options.SUITES, "later_suite", LaterOptions)
     s = load_settings(write(tmp_path, MINIMAL))
-    assert s.gates["later_suite"] == {"levels": [0.0, 0.1], "repeats": 3}
-    # Settings hold copies: changing them leaves the defaults alone.
-    s.gates["later_suite"]["levels"].append(9.0)
-    assert gates.GATE_DEFAULTS["later_suite"]["levels"] == [0.0, 0.1]
+    assert s.gates["later_suite"] == {"levels": (0.0, 0.1), "repeats": 3}
+    assert s.gates["later_suite"].repeats == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.gates["later_suite"].repeats = 4  # type: ignore[misc]
 
 
-GATE_SUITE = {
-    "flag": True,
-    "count": 5,
-    "ratio": 0.5,
-    "mode": "point",
-    "policy": "mean",
-    "levels": [0.0, 0.1, 0.2],
-    "severities": [3],
-    "corruptions": ["fog", "snow"],
-    "optional": None,
-}
+@dataclass(frozen=True, eq=False)
+class ExtraOptions(SuiteOptions):
+    """A suite declaring one option of every kind the schema supports."""
+
+    mode: GateMode = option("point")
+    flag: bool = option(True)
+    count: int = option(5)
+    ratio: float = option(0.5)
+    policy: Literal["mean", "min"] = option("mean")
+    levels: tuple[float, ...] = option((0.0, 0.1, 0.2))
+    severities: tuple[int, ...] = option((3,))
+    corruptions: tuple[str, ...] = option(("fog", "snow"), choices=("fog", "snow", "frost"))
 
 
 @pytest.fixture
 def extra_suite(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(gates.GATE_DEFAULTS, "extra", dict(GATE_SUITE))
-    monkeypatch.setitem(gates.GATE_CHOICES, ("extra", "policy"), ("mean", "min"))
-    monkeypatch.setitem(gates.GATE_CHOICES, ("extra", "corruptions"), ("fog", "snow", "frost"))
+    monkeypatch.setitem(options.SUITES, "extra", ExtraOptions)
+    monkeypatch.setattr(options, "MODE_SUITES", (*options.MODE_SUITES, "extra"))
 
 
 def test_gate_values_merge_and_convert(tmp_path: Path, extra_suite: None) -> None:
@@ -315,15 +322,14 @@ policy = "min"
 levels = [0, 0.25]
 severities = [1, 5]
 corruptions = ["frost"]
-optional = "anything"
 """
     s = load_settings(write(tmp_path, text))
     got = s.gates["extra"]
     assert got == {
         "flag": False, "count": 9, "ratio": 1.0, "mode": "lenient", "policy": "min",
-        "levels": [0.0, 0.25], "severities": [1, 5], "corruptions": ["frost"], "optional": "anything",
+        "levels": (0.0, 0.25), "severities": (1, 5), "corruptions": ("frost",),
     }
-    assert type(got["ratio"]) is float and all(type(x) is float for x in got["levels"])
+    assert type(got["ratio"]) is float and all(type(x) is float for x in got.levels)
     assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "max_relative_drop": None, "mode": "point"}
 
 
@@ -376,10 +382,30 @@ toml_scalars = st.one_of(
 )
 
 
+@dataclass(frozen=True, eq=False)
+class BoolOptions(SuiteOptions):
+    key: bool = option(True)
+
+
+@dataclass(frozen=True, eq=False)
+class IntOptions(SuiteOptions):
+    key: int = option(3)
+
+
+@dataclass(frozen=True, eq=False)
+class FloatOptions(SuiteOptions):
+    key: float = option(0.5)
+
+
+@dataclass(frozen=True, eq=False)
+class StrOptions(SuiteOptions):
+    key: str = option("text")
+
+
 @hsettings(max_examples=150, deadline=None)
-@given(proto=st.sampled_from([True, 3, 0.5, "text"]), value=toml_scalars)
-def test_gate_scalar_rules_property(proto: object, value: object) -> None:
-    defaults = {"suite": {"key": proto}}
+@given(cls=st.sampled_from([BoolOptions, IntOptions, FloatOptions, StrOptions]), value=toml_scalars)
+def test_gate_scalar_rules_property(cls: type[SuiteOptions], value: object) -> None:
+    proto = cls().key  # type: ignore[attr-defined]
     data = {
         "datasets": {"d": {"kind": "demo"}},
         "models": {"p": {"factory": "m:f", "weights": "p"}, "q": {"factory": "m:f", "weights": "q"}},
@@ -387,7 +413,7 @@ def test_gate_scalar_rules_property(proto: object, value: object) -> None:
         "gates": {"suite": {"key": value}},
     }
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gates, "GATE_DEFAULTS", defaults)
+        mp.setitem(options.SUITES, "suite", cls)
         if _accepts(proto, value):
             got = parse_settings(data, source="s.toml", base_dir=Path("/"))
             expected = float(value) if isinstance(proto, float) else value  # type: ignore[arg-type]
@@ -469,7 +495,7 @@ ERROR_CASES = [
     ("family-no-name", 'name = "resnet-family"\n', "", "families[0].name", ["missing required key", "family name"]),
     ("family-name-clash", 'name = "resnet-family"', 'name = "wt80"', "families[0].name", ["not used by another pair or family", "pairs[0]"]),
     ("gates-unknown-suite", "[gates.accuracy_margin]", "[gates.accuracy]", "gates.accuracy", ["unknown gate suite 'accuracy'", "'accuracy_margin'"]),
-    ("gates-unknown-key", "max_drop = 0.01", "max_dorp = 0.01", "gates.accuracy_margin.max_dorp", ["unknown threshold 'max_dorp'", "did you mean 'max_drop'", "'max_drop', 'max_relative_drop', 'mode'"]),
+    ("gates-unknown-key", "max_drop = 0.01", "max_dorp = 0.01", "gates.accuracy_margin.max_dorp", ["unknown option 'max_dorp'", "did you mean 'max_drop'", "'max_drop', 'max_relative_drop', 'mode'"]),
     ("gates-type", "max_drop = 0.01", 'max_drop = "0.01"', "gates.accuracy_margin.max_drop", ["number", "string '0.01'"]),
     ("gates-bool", "max_drop = 0.01", "max_drop = true", "gates.accuracy_margin.max_drop", ["number", "boolean true"]),
     ("gates-mode", 'mode = "confident"', 'mode = "strict"', "gates.accuracy_margin.mode", ["'point', 'confident', 'lenient'", "string 'strict'"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -375,19 +376,19 @@ def test_demo_settings_cross_references(toy_zoo, tmp_path):
     assert family.deployed == "wt80" and [m.model for m in family.members] == ["wt50", "wt80"]
     assert all(m.model in s.models for m in family.members) and family.parent in s.models
     assert [m.ratio for m in family.members] == [0.5, 0.8]
-    # gates are a copy: editing them must not change the defaults
-    from prunecheck.gates import GATE_DEFAULTS
+    from prunecheck.options import default_gate_options
 
     # SPEC defaults everywhere but the corruption views, which the demo sizes for 32x32 images
+    defaults = default_gate_options()
     assert {k: v for k, v in s.gates.items() if k != "corruptions"} == {
-        k: v for k, v in GATE_DEFAULTS.items() if k != "corruptions"
+        k: v for k, v in defaults.items() if k != "corruptions"
     }
-    assert s.gates["corruptions"]["severities"] == [1] and s.gates["corruptions"]["max_drop"] == 0.005
+    assert s.gates["corruptions"].severities == (1,) and s.gates["corruptions"].max_drop == 0.005
     # known failures are declared for the deployed pair only, never for the control pair
     assert by_name["wt50"].expect_fail == () and "corruptions" in by_name["wt80"].expect_fail
     assert by_name["wt80"].schedule_finetuned == ("wt50", "wt80")
-    s.gates["accuracy_margin"]["max_drop"] = 1.0
-    assert GATE_DEFAULTS["accuracy_margin"]["max_drop"] == 0.005
+    with pytest.raises(dataclasses.FrozenInstanceError):  # options are frozen: no run can edit them
+        s.gates["accuracy_margin"].max_drop = 1.0
 
 
 def test_demo_settings_models_load_and_predict(toy_zoo, tmp_path):

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from prunecheck.engine import Predictions
-from prunecheck.gates import GATE_DEFAULTS, GateResult, decide, optional_fraction, with_relative_drop
+from prunecheck.options import ClassAccuracyOptions
+from prunecheck.gates import GateResult, decide, optional_fraction, with_relative_drop
 from prunecheck.perclass import class_accuracy_gate, png_thumbnail
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 from prunecheck.views import NOMINAL
@@ -36,7 +37,7 @@ def predictions(model: str, predicted: list[int], labels: list[int], num_classes
 
 
 def options(**changes):
-    return {**GATE_DEFAULTS["class_accuracy"], **changes}
+    return {**ClassAccuracyOptions(), **changes}
 
 
 # ---------------------------------------------------------------- class_accuracy_gate
@@ -191,11 +192,11 @@ def test_pie_fraction_gate_and_relative_margin(pytester):
     result.stdout.fnmatch_lines(["*[[]collapse[]] PIE fraction (60 of 600 images) 0.1000 > max_pie_fraction 0.05*"])
 
 
-def test_bad_optional_threshold_fails_closed_naming_the_key(pytester):
+def test_bad_optional_threshold_is_a_configuration_error_naming_the_key(pytester):
     write_project(pytester.path, gates='[gates.accuracy_margin]\nmax_relative_drop = "one percent"\n')
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=2)  # the margin (bad value) and the class gate (class 9)
-    result.stdout.fnmatch_lines(["*gates.accuracy_margin.max_relative_drop: expected a fraction in [[]0, 1[]]*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # refused at load, before any test runs
+    assert "key 'gates.accuracy_margin.max_relative_drop': expected a number, found string 'one percent'" in result.stderr.str()
 
 
 def test_per_class_gate_and_pies_add_no_forward_pass(tmp_path):
@@ -247,9 +248,8 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     assert again == payload
 
 
-def test_bad_pie_option_fails_closed_and_the_report_says_why(pytester):
-    root = write_project(pytester.path, gates="[gates.pies]\nthumbnails = -1\n")
+def test_bad_pie_option_is_a_configuration_error_naming_the_key(pytester):
+    write_project(pytester.path, gates="[gates.pies]\nthumbnails = -1\n")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider", "-k", "exemplars")
-    result.assert_outcomes(failed=1, deselected=3)
-    result.stdout.fnmatch_lines(["*gates.pies.thumbnails: expected an integer >= 0, found -1*"])
-    assert "| collapse | | | not computed |" in " ".join((root / "reports" / "prunecheck.md").read_text().split())
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "key 'gates.pies.thumbnails': expected an integer >= 0, found integer -1" in result.stderr.str()

@@ -156,3 +156,50 @@ def test_markdown_to_html_converts_the_tables_subset():
         "<h3>Title</h3>\n<table>\n<tr><th>a</th><th>b</th></tr>\n<tr><td>1</td><td><strong>no</strong></td></tr>\n"
         "<tr><td>x&lt;y</td><td><code>c</code></td></tr>\n</table>\n<p>A note with <strong>bold</strong>.<br>\n"
         "second line</p>")
+
+
+# -- fail closed: gates without values, and plots that cannot be drawn ---------------------
+def test_plots_cope_with_failed_closed_gates():
+    """Missing model statistics, NaN values and empty series draw (with a note), never raise."""
+    drift = drift_entry()
+    del drift["payload"]["pruned"]  # the pruned model's statistics could not be computed
+    nan_drift = drift_entry()
+    nan_drift["payload"]["pruned"]["ece"] = float("nan")
+    unstable = instability_entry()
+    unstable["payload"]["steps"][1]["instability"] = float("nan")
+    noise = noise_entries()
+    noise[1]["payload"]["pruned"] = None
+    family = prune_entry()
+    family["payload"]["accuracy"][1] = [float("nan")] * 3
+    family["payload"]["potentials"] = {}
+    family["payload"]["policy_potential"] = float("nan")
+    report = {"data": [family, drift, nan_drift, *noise, unstable], "gates": []}
+    images = plots.render_plots(report)
+    assert [i.skipped for i in images] == [""] * len(images), [i.skipped for i in images]
+    assert all(i.png.startswith(b"\x89PNG") for i in images)
+    figure = plots.uncertainty_figure(drift, [])
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert any("not computed" in t for t in texts)
+
+
+def test_a_plot_that_fails_is_skipped_with_its_reason_and_the_page_says_so():
+    broken = prune_entry()
+    del broken["payload"]["views"]  # a payload no plot can be drawn from
+    report = {"data": [broken, drift_entry()], "gates": []}
+    images = plots.render_plots(report)
+    assert [i.name for i in images] == ["prune_potential-fam", "uncertainty-pr-msp"]
+    assert images[0].skipped == "KeyError: 'views'" and images[0].png == b""
+    assert images[1].skipped == "" and images[1].png.startswith(b"\x89PNG")
+    page = render_html({**doc_for_page(), "data": report["data"]}, images)
+    assert "Plot skipped: Prune-accuracy curves of family fam: could not be drawn (KeyError: &#x27;views&#x27;)" in page
+    assert page.count("<figure") == 1
+
+
+def doc_for_page():
+    return {
+        "config": "c.toml", "demo": False, "created": "now", "prunecheck_version": "0",
+        "session": {"exitstatus": 1, "interrupted": False, "reason": ""},
+        "summary": {"verdict": "FAILED", "gates": 0, "gates_passed": 0, "gates_failed": 0, "gates_xfailed": 0,
+                    "errors": 0, "tests": {}},
+        "gates": [], "data": [], "tests": [],
+    }

@@ -102,7 +102,7 @@ def test_bad_option_value_is_rejected_with_a_sentence(pytester):
     write_project(pytester, drop_classes=0)
     result = pytester.runpytest("suites", "--prunecheck-device", "tpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "expected auto, cpu, cuda or cuda:N, found 'tpu'" in result.stderr.str()
+    assert "expected auto, cpu, cuda, cuda:N or mps, found 'tpu'" in result.stderr.str()
 
 
 def test_bad_ini_value_names_its_source(pytester):
@@ -148,3 +148,88 @@ def test_suites_without_configured_families_are_deselected_not_skipped(pytester)
     (pytester.path / "suites" / "test_family.py").write_text("def test_needs_family(family):\n    pass\n")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, deselected=1, skipped=0)
+
+
+# -- the device is checked once, at startup ------------------------------------------------
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """This machine as one without CUDA or MPS, whatever it really has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize(("device", "words"), [
+    ("cuda", ["CUDA is not available", "available: cpu"]),
+    ("cuda:1", ["CUDA is not available", "available: cpu"]),
+    ("mps", ["Apple MPS is not available here", "available: cpu"]),
+])
+def test_unavailable_device_option_is_one_usage_error(pytester, no_gpu, device, words):
+    write_project(pytester, drop_classes=0)
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--prunecheck-device", device)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert f"--prunecheck-device = '{device}'" in err
+    for word in words:
+        assert word in err
+    assert "Traceback" not in err and err.count("prunecheck device error") == 1
+    result.stdout.no_fnmatch_line("*collected*")  # nothing ran
+
+
+def test_cuda_index_out_of_range_names_the_config_key(pytester, two_gpus):
+    root = write_project(pytester, drop_classes=0)
+    toml = root / "prunecheck.toml"
+    toml.write_text(toml.read_text().replace('device = "cpu"', 'device = "cuda:5"'))
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert f"{toml}, key 'run.device' = 'cuda:5'" in err
+    assert "there is no CUDA device 5: this machine has 2 (cuda:0 to cuda:1); available: cpu, cuda:0, cuda:1" in err
+
+
+def test_cpu_and_auto_need_no_check(pytester, no_gpu):
+    write_project(pytester, drop_classes=0)
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--prunecheck-device", "auto")
+    result.assert_outcomes(passed=2)
+
+
+def test_short_summary_line_carries_the_gate_message_as_the_readme_shows(pytester, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # pytest cuts summary lines to the terminal width
+    write_project(pytester, drop_classes=1)
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "-rf")
+    line = ("FAILED suites/test_accuracy_margin.py::test_accuracy_margin[colour-pair] - Failed: prunecheck gate "
+            "failed: [colour-pair] accuracy drop 0.1000 > max_drop 0.005 (parent 1.0000, pruned 0.9000)")
+    assert line in result.stdout.lines
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shape = "FAILED suites/test_accuracy_margin.py::test_accuracy_margin[{}] - Failed: prunecheck gate failed: [{}] "
+    assert shape.format("resnet-wt80", "resnet-wt80") + "accuracy drop 0.0132 > max_drop 0.005" in readme
+
+
+def test_a_model_that_does_not_load_is_explained_once(pytester):
+    root = write_project(pytester, drop_classes=0)
+    (root / "pruned.pt").write_bytes(b"not a checkpoint")
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    errors_section = out.split("= prunecheck gates =")[0]
+    reason = "prunecheck: model 'pruned': "
+    assert errors_section.count(reason) == 1  # the full reason, at the first test that needed the model
+    assert errors_section.count("could not be loaded; the reason is reported once") == 1
+    assert "During handling" not in out and "Traceback" not in out and "\x1b[" not in out
+
+
+def test_backend_at_its_old_place_is_a_deprecation_warning_in_the_summary(pytester):
+    write_project(pytester, drop_classes=0, extra='[gates.corruptions]\nbackend = "imagecorruptions"')
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*PrunecheckDeprecationWarning*key 'gates.corruptions.backend': deprecated location*"
+        "corruption_backend = 'imagecorruptions' under [[]run[]]*",
+    ])

@@ -249,3 +249,32 @@ def test_reports_without_matplotlib_are_cheap_and_say_how_to_get_plots(tmp_path,
     assert not (tmp_path / "plots" / "stale.png").exists()
     assert elapsed < 1.0
     rp.validate_report(json.loads((tmp_path / "prunecheck.json").read_text()))
+
+
+def test_a_failing_writer_does_not_cost_the_other_reports(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("cannot render this")
+
+    monkeypatch.setattr(rp, "render_markdown", broken)
+    doc = sample_record().to_json()
+    with pytest.raises(rp.ReportWriteError) as info:
+        rp.write_reports(doc, tmp_path)
+    assert "prunecheck.md: ValueError: cannot render this" in str(info.value)
+    assert (tmp_path / "prunecheck.json").is_file() and (tmp_path / "prunecheck.html").is_file()
+    assert not (tmp_path / "prunecheck.md").exists()
+
+
+def test_reports_show_no_negative_zero_and_no_colour_codes():
+    record = rp.RunRecord()
+    # an identical pair: the difference of equal float sums can come out as a tiny negative
+    gate = decide(name="accuracy_margin", metric="accuracy drop", value=-1e-17, threshold=0.005,
+                  threshold_name="max_drop", parent=0.95, pruned=0.95, subject="same")
+    assert gate.passed and "-0.0000" not in gate.message
+    record.add_report(fake_report("t::same", gates=[gate]))
+    record.add_report(fake_report("t::err", when="setup", outcome="failed",
+                                  message="prunecheck: \x1b[1mWeights only load failed\x1b[0m"))
+    doc = record.to_json()
+    for text in (rp.render_markdown(doc), rp.render_terminal(doc, width=120, verbose=True)):
+        assert "-0.0000" not in text and "\x1b" not in text
+    messages = {t["nodeid"]: t["message"] for t in doc["tests"]}
+    assert messages["t::err"] == "prunecheck: Weights only load failed"

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prunecheck import robustness as R
+from prunecheck.options import CorruptionsOptions
 from prunecheck.settings import FamilyMember, FamilySpec, RunSettings
 from prunecheck.tables import corruptions as corruption_table
 from prunecheck.tables import prune_potential as potential_table
@@ -24,6 +25,11 @@ from prunecheck.views import corruption, noise
 from prunecheck.workspace import Family
 
 # -- configured shifts --------------------------------------------------------------------
+
+
+def _opts(table):
+    """Corruption options at their defaults, with ``table`` on top (partial tables in tests)."""
+    return {**CorruptionsOptions(), **table}
 
 
 def test_shifts_are_corruption_major_then_noise_levels():
@@ -194,7 +200,7 @@ def test_bad_curves_are_rejected(overrides, expected):
 
 def test_gate_results_for_the_hand_worked_family():
     curves = _curves()
-    options = {"delta": 0.005, "policy": "mean", "max_excess_error_diff": 0.01}
+    options = _opts({"delta": 0.005, "policy": "mean", "max_excess_error_diff": 0.01})
     potential = R.prune_potential_result(curves, options)
     assert not potential.passed and potential.value == 0.4 and potential.threshold == pytest.approx(0.25)
     assert "0.4000 > mean prune potential over 2 corruptions (delta 0.005) 0.25" in potential.message
@@ -215,8 +221,8 @@ def test_mean_and_min_policies_can_disagree():
                          "noise0.1": [0.8, 1.0, 0.9, 1.0, 0.9],
                          "noise0.2": [0.7, 1.0, 0.9, 0.9, 0.9],
                      }, deployed="mid")
-    assert R.prune_potential_result(curves, {"policy": "mean"}).passed
-    result = R.prune_potential_result(curves, {"policy": "min"})
+    assert R.prune_potential_result(curves, CorruptionsOptions(policy="mean")).passed
+    result = R.prune_potential_result(curves, CorruptionsOptions(policy="min"))
     assert not result.passed and result.threshold == 0.1
 
 
@@ -298,7 +304,7 @@ def test_family_gate_fails_closed_on_nan_predictions():
 
 def test_family_gate_without_deployed_member_fails_closed():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
-    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}
+    options = CorruptionsOptions.from_table({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
     result = R.family_gate("excess_error", _family(workspace, deployed=None), options)
     assert not result.passed and "expected a deployed member" in result.message
     assert result.threshold == 0.01
@@ -306,8 +312,8 @@ def test_family_gate_without_deployed_member_fails_closed():
 
 def test_family_gates_on_a_fake_workspace():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
-    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "delta": 0.005,
-               "policy": "mean", "max_excess_error_diff": 0.01}
+    options = _opts({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "delta": 0.005,
+               "policy": "mean", "max_excess_error_diff": 0.01})
     # b (0.3): potentials fog 0.3, noise 0.8 -> mean 0.55 -> pass.
     assert R.family_gate("prune_potential", _family(workspace), options).passed
     # excess: parent (0.2 + 0.3)/2 - 0.1 = 0.15; b (0.2 + 0.4)/2 - 0.1 = 0.2 -> diff 0.05 > 0.01
@@ -321,7 +327,7 @@ def test_family_gates_on_a_fake_workspace():
 
 def test_payload_and_tables():
     curves = _curves()
-    payload = R.curves_payload(curves, {"delta": 0.005, "policy": "min"})
+    payload = R.curves_payload(curves, _opts({"delta": 0.005, "policy": "min"}))
     assert payload["policy_potential"] == 0.1 and payload["deployed_ratio"] == 0.4
     assert payload["delta_band"] == pytest.approx([0.995, 0.995, 0.995])
     text = potential_table.render([{"subject": "fam", "payload": payload}])
@@ -386,39 +392,39 @@ def _naive_intervals(curves, delta, n_resamples, seed):
 
 def test_confident_prune_potential_uses_the_lower_bound_of_a_paired_bootstrap():
     curves = _hits_family(flips_deployed=1)  # 1/200 = delta: qualifies on the full test set
-    options = {"policy": "mean", "delta": 0.005}
-    assert R.prune_potential_result(curves, {**options, "mode": "point"}).passed
-    result = R.prune_potential_result(curves, {**options, "mode": "confident"}, n_resamples=300, seed=4)
+    options = _opts({"policy": "mean", "delta": 0.005})
+    assert R.prune_potential_result(curves, _opts({**options, "mode": "point"})).passed
+    result = R.prune_potential_result(curves, _opts({**options, "mode": "confident"}), n_resamples=300, seed=4)
     (p_low, p_high), (d_low, d_high) = _naive_intervals(curves, 0.005, 300, 4)
     assert result.details["potential_ci"] == pytest.approx([min(p_low, 0.9), max(p_high, 0.9)])
     assert result.threshold == pytest.approx(min(p_low, 0.9)) and result.threshold < 0.9 and not result.passed
     assert result.mode == "confident" and "95% CI" in result.metric and "lower 95% bound" in result.message
-    excess = R.excess_error_result(curves, {"mode": "lenient"}, n_resamples=300, seed=4)
+    excess = R.excess_error_result(curves, _opts({"mode": "lenient"}), n_resamples=300, seed=4)
     value = excess.value
     assert excess.ci == pytest.approx((min(d_low, value), max(d_high, value)))
 
 
 def test_lenient_prune_potential_passes_what_only_sampling_error_fails():
     curves = _hits_family(flips_deployed=2)  # 2/200 > delta on the full test set
-    options = {"policy": "mean", "delta": 0.005}
+    options = _opts({"policy": "mean", "delta": 0.005})
     assert not R.prune_potential_result(curves, options).passed
-    assert R.prune_potential_result(curves, {**options, "mode": "lenient"}, n_resamples=300).passed
+    assert R.prune_potential_result(curves, _opts({**options, "mode": "lenient"}), n_resamples=300).passed
     with pytest.raises(ValueError, match="per-image predictions"):  # curves from plain accuracies
-        R.prune_potential_result(_curves(), {"mode": "confident", "policy": "mean"})
+        R.prune_potential_result(_curves(), _opts({"mode": "confident", "policy": "mean"}))
 
 
 def test_family_gate_reads_mode_and_resamples_from_the_run():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
-    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "mode": "confident"}
+    options = _opts({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "mode": "confident"})
     result = R.family_gate("excess_error", _family(workspace), options)
     assert result.mode == "confident" and result.ci is not None and result.details["n_resamples"] == 200
 
 
 def test_payload_and_table_report_the_intervals_in_bootstrap_modes():
     curves = _hits_family(flips_deployed=1)
-    point = R.curves_payload(curves, {"policy": "mean", "delta": 0.005})
+    point = R.curves_payload(curves, _opts({"policy": "mean", "delta": 0.005}))
     assert point["mode"] == "point" and "intervals" not in point
-    payload = R.curves_payload(curves, {"policy": "mean", "delta": 0.005, "mode": "confident"}, n_resamples=300, seed=4)
+    payload = R.curves_payload(curves, _opts({"policy": "mean", "delta": 0.005, "mode": "confident"}), n_resamples=300, seed=4)
     low, high = payload["intervals"]["policy_potential"]
     assert low <= payload["policy_potential"] <= high and low < high
     text = potential_table.render([{"subject": "fam", "payload": payload}])

@@ -13,7 +13,7 @@ import pytest
 from prunecheck.cli import main as cli_main
 from prunecheck.config import load_settings
 from prunecheck.errors import PrunecheckError
-from prunecheck.gates import GATE_DEFAULTS
+from prunecheck.options import SUITES
 from prunecheck.scaffold import CONFIG_TEMPLATE, scaffold, suite_templates
 
 if sys.version_info >= (3, 11):
@@ -45,7 +45,7 @@ def test_scaffold_writes_a_config_that_loads_and_the_suites(tmp_path):
     raw = tomllib.loads(CONFIG_TEMPLATE)
     for suite, values in raw["gates"].items():
         for key, value in values.items():
-            assert value == GATE_DEFAULTS[suite][key], f"gates.{suite}.{key}"
+            assert value == SUITES[suite]().as_dict()[key], f"gates.{suite}.{key}"
     for name in suite_templates():
         assert (tmp_path / "proj" / "suites" / name).read_text() == (REPO / "suites" / name).read_text()
 

@@ -201,7 +201,7 @@ def test_mask_step_zeroes_the_parent_like_the_pruned_model(tmp_path):
 def test_one_shot_mask_damage_is_its_own_quantity_with_its_own_threshold(tmp_path):
     """0.7 of the accuracy lost by the one-shot mask: fails max_instability 0.5 if it were a step, passes
     max_mask_damage 0.8, and is never called instability (hand count: 7 of 10 classes' rows zeroed)."""
-    from prunecheck.gates import GATE_DEFAULTS
+    from prunecheck.options import InstabilityOptions
     from prunecheck.stability import step_results
     from prunecheck.tables import instability as table
 
@@ -212,7 +212,7 @@ def test_one_shot_mask_damage_is_its_own_quantity_with_its_own_threshold(tmp_pat
     spec = PairSpec("p", "parent", "pruned", "colours")
     outcomes = evaluate_steps(ws, spec)
     assert outcomes[0].instability == pytest.approx(0.7)
-    (result,) = step_results(outcomes, spec, GATE_DEFAULTS["instability"], name="instability")
+    (result,) = step_results(outcomes, spec, InstabilityOptions(), name="instability")
     assert result.passed and result.threshold_name == "max_mask_damage" and result.threshold == 0.8
     assert result.metric.startswith("one-shot mask damage") and "not per-step instability" in result.metric
     (strict,) = step_results(outcomes, spec, {"max_instability": 0.9, "max_mask_damage": 0.6}, name="instability")

@@ -151,26 +151,26 @@ def test_torch_dataset_is_cached_under_its_own_key(tmp_path):
 
 
 def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
-    from prunecheck.gates import GATE_CHOICES, GATE_DEFAULTS
-    from prunecheck.settings import DatasetSpec, RunSettings, Settings
+    from prunecheck.settings import CORRUPTION_BACKENDS, DatasetSpec, RunSettings, Settings
     from prunecheck.views import NOMINAL, corruption
     from prunecheck.workspace import Workspace
 
-    assert GATE_DEFAULTS["corruptions"]["backend"] == "imagecorruptions"
-    assert GATE_CHOICES[("corruptions", "backend")] == ("imagecorruptions", "torch")
+    assert RunSettings().corruption_backend == "imagecorruptions"
+    assert CORRUPTION_BACKENDS == ("imagecorruptions", "torch")
     base = _dataset()
 
-    def workspace(gates):
+    def workspace(backend=None):
+        run = RunSettings(device="cpu", cache_dir=tmp_path, **({"corruption_backend": backend} if backend else {}))
         settings = Settings(
-            source="test", run=RunSettings(device="cpu", cache_dir=tmp_path), models={}, pairs=(),
-            datasets={"toy": DatasetSpec(name="toy", kind="demo")}, gates=gates,
+            source="test", run=run, models={}, pairs=(),
+            datasets={"toy": DatasetSpec(name="toy", kind="demo")},
         )
         ws = Workspace(settings)
         ws._datasets[("toy", NOMINAL)] = base  # the nominal data, without a loader
         return ws
 
-    torch_ws = workspace({"corruptions": {"backend": "torch"}})
+    torch_ws = workspace("torch")
     assert isinstance(torch_ws.dataset("toy", corruption("contrast", 1)), tb.TorchCorruptedDataset)
     assert type(torch_ws.dataset("toy", corruption("fog", 1))) is CorruptedDataset  # not covered
-    default_ws = workspace({})
+    default_ws = workspace()
     assert type(default_ws.dataset("toy", corruption("contrast", 1))) is CorruptedDataset

@@ -21,7 +21,7 @@ from scipy import stats
 from prunecheck import metrics, uncertainty
 from prunecheck.checks import GateChecker
 from prunecheck.engine import Predictions
-from prunecheck.gates import GATE_DEFAULTS
+from prunecheck.options import UncertaintyOptions
 from prunecheck.models import ensemble_from_members, model_from_module
 from prunecheck.settings import ModelSpec, RunSettings, Settings
 from prunecheck.strategies import member_stacks
@@ -46,7 +46,7 @@ def preds(member_probs, labels, *, model="m", view=NOMINAL, average="probs") -> 
 
 
 def checker(**options) -> GateChecker:
-    gates = {"uncertainty": {**GATE_DEFAULTS["uncertainty"], **options}}
+    gates = {"uncertainty": UncertaintyOptions.from_table(options)}
     s = Settings(source="test", run=RunSettings(bootstrap_resamples=200), datasets={}, models={}, pairs=(), gates=gates)
     return GateChecker(s, SimpleNamespace(user_properties=[]))
 

@@ -6,13 +6,12 @@ and the full demo zoo give consistent settings.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 from prunecheck.demo.dataset import DEMO_MEAN, DEMO_STD, DEFAULT_SIZES
 from prunecheck.errors import PrunecheckError
-from prunecheck.gates import GATE_DEFAULTS
+from prunecheck.options import SuiteOptions, default_gate_options
 from prunecheck.settings import (
     DatasetSpec, FamilyMember, FamilySpec, ModelSpec, PairSpec, RunSettings, Settings,
 )
@@ -68,20 +67,20 @@ DEPLOYED_EXPECTED_FAILURES = ("corruptions", "uncertainty", "instability")
 ENSEMBLE_EXPECTED_FAILURES = ("corruptions", "uncertainty")
 
 
-def _demo_gates() -> dict[str, dict[str, Any]]:
+def _demo_gates() -> dict[str, SuiteOptions]:
     """SPEC defaults, with corruption settings sized for 32x32 demo images.
 
     imagecorruptions' severities were set for ImageNet: at severity 3 a 32x32 image
     is at chance for every model, which hides seed 002's point; severity 1 and a
     few L-inf noise levels keep the parent well above chance.
     """
-    gates = copy.deepcopy(GATE_DEFAULTS)
-    gates["corruptions"].update(
+    gates = default_gate_options()
+    gates["corruptions"] = type(gates["corruptions"]).from_table(dict(
         corruptions=["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
                      "glass_blur", "motion_blur", "fog", "contrast", "jpeg_compression"],
         severities=[1],
         noise_levels=[0.2, 0.4],
-    )
+    ))
     return gates
 
 
