@@ -80,7 +80,8 @@ def test_nan_model_fails_gates_and_every_report_is_written(pytester: pytest.Pyte
     # Every gate on the NaN model's outputs fails. (One-shot mask damage is the parent with the
     # pruned model's zero mask: the NaN bias has no zeros, so that gate rightly passes.)
     nan_gates = [g for g in gates if g["subject"] in ("nan-pair", "nan-family") and g["name"] != "instability"]
-    assert {g["name"] for g in nan_gates} == {"accuracy_margin", "uncertainty", "corruptions", "functional"}
+    assert {g["name"] for g in nan_gates} == {
+        "accuracy_margin", "class_accuracy", "pies", "uncertainty", "corruptions", "functional"}
     assert not any(g["passed"] for g in nan_gates)
     assert all(g["reason"] for g in nan_gates), [g["message"] for g in nan_gates if not g["reason"]]
 

@@ -440,5 +440,7 @@ def test_seed000_ece_gate_bootstraps_in_confident_mode_and_bad_protocol_fails_cl
     results, _ = uncertainty.drift_gates(checker(protocol="seed000", mode="confident"), "pair", "mc_dropout", p, p)
     ece_gate = [r for r in results if r.metric.startswith("ECE increase")][0]
     assert "normalised logit variance" in ece_gate.metric and ece_gate.value == 0.0 and ece_gate.ci == (0.0, 0.0)
-    with pytest.raises(uncertainty.GateError, match="protocol: expected one of prunecheck, seed000, found 'paper'"):
-        uncertainty.drift_gates(checker(protocol="paper"), "pair", "mc_dropout", p, p)
+    from prunecheck.options import OptionError, UncertaintyOptions
+
+    with pytest.raises(OptionError, match="expected one of 'prunecheck', 'seed000', found string 'paper'"):
+        UncertaintyOptions.from_table({"protocol": "paper"})  # refused when the config is loaded
