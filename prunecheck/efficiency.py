@@ -237,7 +237,8 @@ def _flops(
             kept_fraction = float(kept.sum()) / w.numel() if kept is not None else 1.0
             densities[key] = (float(torch.count_nonzero(w.detach())) / w.numel(), kept_fraction)
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    x = torch.zeros((1, *input_shape), device=device)
+    batch = getattr(module, "fixed_batch", None) or 1  # a program exported for a fixed batch runs on that many
+    x = torch.zeros((batch, *input_shape), device=device)
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
@@ -248,7 +249,7 @@ def _flops(
         for sub, training in modes:  # restore per module (e.g. MC dropout: only dropout in train)
             sub.training = training
     total = counter.get_total_flops()
-    return total, total - weighted.saved, total - weighted.saved_structural
+    return total // batch, (total - weighted.saved) / batch, (total - weighted.saved_structural) / batch
 
 
 def _sizes(module: nn.Module) -> tuple[int, int]:
@@ -262,7 +263,7 @@ def _sizes(module: nn.Module) -> tuple[int, int]:
 def _single_facts(module: nn.Module, input_shape: tuple[int, ...]) -> EfficiencyFacts:
     artifact = getattr(module, "artifact_facts", None)
     if callable(artifact):  # a deployed artifact (ONNX) counts from its own graph
-        return artifact(input_shape)
+        return EfficiencyFacts(**artifact(input_shape))
     params = [p.detach() for p in module.parameters()]
     weights = prunable_weights(module)
     prunable = sum(w.numel() for w in weights.values())

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-ModelFormat = Literal["state_dict", "torchscript", "pickle"]
+ModelFormat = Literal["state_dict", "torchscript", "pickle", "safetensors", "torch_pruning", "exported", "onnx"]
 DatasetKind = Literal["cifar10", "cifar100", "imagefolder", "imagenet-val", "demo"]
 GateMode = Literal["point", "confident", "lenient"]
 GATE_MODES: tuple[str, ...] = ("point", "confident", "lenient")
@@ -58,6 +58,8 @@ class ModelSpec:
     members: tuple[str, ...] = ()  # ensemble: names of other model entries
     ensemble_average: Literal["probs", "logits"] = "probs"
     input_shape: tuple[int, int, int] | None = None  # (3, H, W) for FLOPs; default from dataset
+    state_dict_key: str | None = None  # where the state dict sits in a checkpoint dict ("state_dict", "ema.model")
+    strip_prefix: str | None = None  # keep only keys with this prefix, removed ("model." for Lightning)
 
 
 @dataclass(frozen=True)

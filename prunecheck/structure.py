@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -481,8 +482,12 @@ def structural_keep(
     """
     if not weights:
         return StructuralKeep({}, traced=True, note="no prunable layers")
+    batch = 1
     try:
-        if isinstance(module, torch.fx.GraphModule):
+        graph_of = getattr(module, "analysis_graph", None)  # e.g. an exported program behind a wrapper
+        if callable(graph_of):
+            gm, batch = graph_of()
+        elif isinstance(module, torch.fx.GraphModule):
             gm = module
         else:
             gm = (trace or torch.fx.symbolic_trace)(module)
@@ -490,10 +495,11 @@ def structural_keep(
 
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
         training = [(m, m.training) for m in gm.modules()]
-        gm.eval()
+        for sub, _ in training:  # set directly: exported graphs refuse eval()
+            sub.training = False
         try:
             with torch.no_grad():
-                ShapeProp(gm).propagate(torch.zeros((1, *input_shape), device=device))
+                ShapeProp(gm).propagate(torch.zeros((batch, *input_shape), device=device))
         finally:
             for sub, mode in training:
                 sub.training = mode
