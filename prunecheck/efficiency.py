@@ -34,7 +34,10 @@ Pair figures (:func:`pair_ratios`) compare a pruned model with its parent:
 removable entries, and ``structural`` is ``1 - kept / parent`` where *kept* is the
 pruned model's prunable entries minus its removable ones: for a physically
 smaller model with no dead channels that is ``1 - params(pruned) / params(parent)``
-over the prunable layers; for a masked model it equals ``removable``.
+over the prunable layers; for a masked model it equals ``removable``. Families
+use ``1 - kept / parent`` where *kept* counts the pruned model's prunable
+entries that are neither zero nor removable: the structural ratio for
+structured pruning (masked or shrunk alike), the zero ratio for unstructured.
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ class EfficiencyFacts:
             ensemble: True only if every member was traced).
         artifact_bytes: Size of the model's file (weights / archive / ONNX
             file) as loaded; 0 for an in-memory model.
+        kept_nonzero: Non-zero prunable entries that are not removable (what
+            is left after removing dead channels and skipping zeros); ``None``
+            when not measured, read as ``prunable_nonzero``.
     """
 
     parameters: int
@@ -102,6 +108,7 @@ class EfficiencyFacts:
     structural_flops: float = 0.0
     structure_traced: bool = True
     artifact_bytes: int = 0
+    kept_nonzero: int | None = None
 
     @classmethod
     def sum(cls, parts: Sequence["EfficiencyFacts"]) -> "EfficiencyFacts":
@@ -109,16 +116,24 @@ class EfficiencyFacts:
         ``structure_traced`` only if every member was traced."""
         if not parts:
             raise ValueError("EfficiencyFacts.sum: expected at least one member's facts, found none")
-        derived = ("prune_ratio", "structure_traced")
+        derived = ("prune_ratio", "structure_traced", "kept_nonzero")
         counts = {f.name: sum(getattr(p, f.name) for p in parts) for f in fields(cls) if f.name not in derived}
         prunable = counts["prunable_parameters"]
         ratio = 1.0 - counts["prunable_nonzero"] / prunable if prunable else 0.0
-        return cls(prune_ratio=ratio, structure_traced=all(p.structure_traced for p in parts), **counts)
+        return cls(
+            prune_ratio=ratio, structure_traced=all(p.structure_traced for p in parts),
+            kept_nonzero=sum(p.kept for p in parts), **counts,
+        )
 
     @property
     def flops_reduction(self) -> float:
         """``1 - effective_flops / flops`` (0 when nothing is counted)."""
         return 1.0 - self.effective_flops / self.flops if self.flops else 0.0
+
+    @property
+    def kept(self) -> int:
+        """Prunable entries that are neither zero nor removable (``kept_nonzero``, else ``prunable_nonzero``)."""
+        return self.kept_nonzero if self.kept_nonzero is not None else self.prunable_nonzero
 
     @property
     def removable_ratio(self) -> float:
@@ -135,8 +150,11 @@ class PairRatios:
         removable: The pruned model's removable ratio (dead channels followed through the graph).
         structural: ``1 - (prunable - removable)(pruned) / prunable(parent)``.
         physically_smaller: The pruned model has fewer prunable entries than the parent.
-        prune_ratio: The ratio families use: ``structural`` when the pruned model
-            is physically smaller, else ``zeros``.
+        prune_ratio: The ratio families use: ``1 - kept(pruned) / prunable(parent)``,
+            the share of the parent's prunable entries that are gone, zero or
+            removable. It is ``structural`` for a physically smaller model
+            without zeros and for masked structured pruning, ``zeros`` for
+            unstructured pruning that leaves no channel dead, and never below either.
         flops_reduction_zeros: ``1 - effective_flops(pruned) / flops(parent)``.
         flops_reduction_structural: ``1 - structural_flops(pruned) / flops(parent)``.
     """
@@ -154,8 +172,8 @@ def pair_ratios(parent: EfficiencyFacts, pruned: EfficiencyFacts) -> PairRatios:
     """Prune ratios and FLOP reductions of ``pruned`` relative to ``parent``.
 
     Example: a parent with 1,000 prunable entries and a shrunk copy with 250
-    (and no dead channels) give ``structural = 0.75`` and ``zeros = 0.0``; the
-    family ratio is 0.75 since the copy is physically smaller.
+    (no zeros, no dead channels) give ``structural = 0.75``, ``zeros = 0.0`` and
+    a family ratio of 0.75.
 
     Raises:
         ValueError: The parent has no prunable parameters.
@@ -167,14 +185,15 @@ def pair_ratios(parent: EfficiencyFacts, pruned: EfficiencyFacts) -> PairRatios:
         )
     kept = pruned.prunable_parameters - pruned.removable_parameters
     smaller = pruned.prunable_parameters < parent.prunable_parameters
-    structural = 1.0 - kept / parent.prunable_parameters
+    total = parent.prunable_parameters
+    structural = (total - kept) / total  # ratios of counts: 300/1000 is exactly 0.3
     flops = parent.flops
     return PairRatios(
         zeros=pruned.prune_ratio,
         removable=pruned.removable_ratio,
         structural=structural,
         physically_smaller=smaller,
-        prune_ratio=structural if smaller else pruned.prune_ratio,
+        prune_ratio=(total - pruned.kept) / total,
         flops_reduction_zeros=1.0 - pruned.effective_flops / flops if flops else 0.0,
         flops_reduction_structural=1.0 - pruned.structural_flops / flops if flops else 0.0,
     )
@@ -282,6 +301,9 @@ def _single_facts(module: nn.Module, input_shape: tuple[int, ...]) -> Efficiency
         raw_bytes=raw,
         zipped_bytes=zipped,
         removable_parameters=structure.removable,
+        kept_nonzero=sum(
+            int(((w.detach().cpu() != 0) & structure.keep[name]).sum()) for name, w in weights.items()
+        ),
         structural_flops=structural,
         structure_traced=structure.traced,
     )

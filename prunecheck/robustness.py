@@ -260,8 +260,8 @@ def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurve
     """Predict the family on nominal data and on every shift; one ``predict_many`` call per view.
 
     Member ratios are the configured ``FamilyMember.ratio`` or, when absent, the
-    measured :func:`prunecheck.efficiency.pair_ratios` ``prune_ratio``: the
-    structural ratio for a physically smaller member, else its zero ratio. Results are memoised per
+    measured :func:`prunecheck.efficiency.pair_ratios` ``prune_ratio``: the share
+    of the parent's prunable weights the member removed, zeroed or left removable. Results are memoised per
     workspace, so the family tests of one session predict (or read the cache) once.
 
     Raises:

@@ -86,7 +86,7 @@ def test_masked_and_shrunk_twins_give_the_same_figures(masked_chain):
     physical = pair_ratios(parent_facts, efficiency_facts(shrunk, SHAPE))
     assert physical.physically_smaller and not masked.physically_smaller
     assert masked.structural == pytest.approx(physical.structural) == pytest.approx(155 / 384)
-    assert physical.prune_ratio == pytest.approx(155 / 384)
+    assert physical.prune_ratio == masked.prune_ratio == pytest.approx(155 / 384)  # what families use
     # FLOPs by hand (multiply-add = 2): parent conv1 2*64*4*27, conv2 2*64*6*36, fc 2*6*10.
     assert parent_facts.flops == 13824 + 27648 + 120
     shrunk_flops = 2 * 64 * 3 * 27 + 2 * 64 * 4 * 27 + 2 * 4 * 10
@@ -195,3 +195,20 @@ def test_untraceable_model_falls_back_to_layer_by_layer():
     assert not result.traced and "not traceable" in result.note
     assert result.removable == 27  # only conv1's own zero row; the dependency is not followed
     assert efficiency_facts(model, SHAPE).structure_traced is False
+
+
+def test_family_ratio_is_the_zero_ratio_for_unstructured_pruning():
+    # Scattered zeros leave no channel dead: removable 0, the family ratio is the zero ratio.
+    parent = Chain().eval()
+    pruned = copy.deepcopy(parent)
+    zeros = 0
+    with torch.no_grad():
+        for w in prunable_weights(pruned).values():
+            o, i = torch.meshgrid(torch.arange(w.shape[0]), torch.arange(w.shape[1]), indexing="ij")
+            checker = (o + i) % 2 == 0  # a checkerboard over (filter, input slice): none all zero
+            w[checker] = 0
+            zeros += int(checker.sum()) * (w[0, 0].numel())
+    ratios = pair_ratios(efficiency_facts(parent, SHAPE), efficiency_facts(pruned, SHAPE))
+    assert ratios.removable == 0.0 and ratios.structural == 0.0
+    zeros /= 384
+    assert ratios.zeros == pytest.approx(zeros) and ratios.prune_ratio == pytest.approx(zeros)

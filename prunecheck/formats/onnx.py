@@ -189,6 +189,7 @@ class OnnxModule(nn.Module):
             structural_flops=float(int(round(flops))),  # no dead-channel analysis in ONNX graphs
             structure_traced=False,
             artifact_bytes=len(raw),
+            kept_nonzero=prunable_nonzero,
         )
 
 
