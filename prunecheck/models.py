@@ -662,10 +662,15 @@ def mask_transfer_problem(parent: LoadedModel, pruned: LoadedModel) -> str | Non
     theirs = {k: tuple(w.shape) for k, w in prunable_weights(modules[parent.name]).items()}
     ours = {k: tuple(w.shape) for k, w in prunable_weights(modules[pruned.name]).items()}
     for key, shape in ours.items():
-        if key not in theirs or theirs[key] != shape:
-            found = f"'{key}' has shape {shape}, parent " + (str(theirs[key]) if key in theirs else "has no such weight")
+        if key not in theirs:
             return (
-                f"'{pruned.name}' is structurally pruned ({found}): a zero mask cannot be carried across "
-                f"architectures; {hint}"
+                f"'{pruned.name}' has a prunable weight '{key}' that '{parent.name}' lacks (another architecture "
+                f"or format, here {pruned.spec.format!r} vs {parent.spec.format!r}): a zero mask cannot be carried "
+                f"across; {hint}"
+            )
+        if theirs[key] != shape:
+            return (
+                f"'{pruned.name}' is structurally pruned ('{key}' has shape {shape}, parent {theirs[key]}): "
+                f"a zero mask cannot be carried across architectures; {hint}"
             )
     return None

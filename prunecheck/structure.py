@@ -165,9 +165,22 @@ class _Norm:
     source: torch.fx.Node
 
 
+def _reduces_channels(node: torch.fx.Node) -> bool:
+    """True for a mean that reduces over the batch or channel dimension (or over everything)."""
+    shape = _shape(node.args[0]) if node.args else None
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    if shape is None or dims is None:
+        return True
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    return any(not isinstance(d, int) or d % len(shape) in (0, 1) for d in dims)
+
+
 def _classify(gm: torch.fx.GraphModule, node: torch.fx.Node) -> tuple[str, Any]:
     """(kind, payload) of a node: 'layer', 'norm', 'keep', 'add', 'cat', 'reshape' or 'other'."""
     first = node.args[0] if node.args else None
+    if str(node.target) in ("mean", "aten.mean.dim", "aten.mean.default") or node.target is torch.mean:
+        if _reduces_channels(node):
+            return "other", None
     if node.op == "call_module":
         module = gm.get_submodule(str(node.target))
         if isinstance(module, (*_CONV_MODULES, nn.Linear)) and isinstance(first, torch.fx.Node):

@@ -305,3 +305,58 @@ def test_structurally_pruned_pair_fails_instability_closed_with_the_hint(tmp_pat
     message = str(info.value)
     assert "\n" not in message and "pre_finetune = " in message and "expected shape" not in message
     assert mask_transfer_problem(parent, parent) is None
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _config(model: dict) -> dict:
+    return {
+        "datasets": {"d": {"kind": "demo"}},
+        "models": {"p": {"factory": "m:f", "weights": "p.pt"}, "q": model},
+        "pairs": [{"parent": "p", "pruned": "q", "dataset": "d"}],
+    }
+
+
+@pytest.mark.parametrize(
+    "model, spec_fields",
+    [
+        ({"factory": "m:f", "weights": "q.ckpt", "state_dict_key": "state_dict", "strip_prefix": "model."},
+         {"format": "state_dict", "state_dict_key": "state_dict", "strip_prefix": "model."}),
+        ({"factory": "m:f", "weights": "q.safetensors", "format": "safetensors", "strip_prefix": "net."},
+         {"format": "safetensors", "strip_prefix": "net.", "state_dict_key": None}),
+        ({"factory": "m:f", "weights": "q.pth", "format": "torch_pruning"}, {"format": "torch_pruning"}),
+        ({"weights": "q.pt2", "format": "exported"}, {"format": "exported", "factory": None}),
+        ({"weights": "q.onnx", "format": "onnx"}, {"format": "onnx", "factory": None}),
+    ],
+)
+def test_new_format_keys_parse(model, spec_fields):
+    from pathlib import Path
+
+    from prunecheck.config import parse_settings
+
+    spec = parse_settings(_config(model), source="p.toml", base_dir=Path("/proj")).models["q"]
+    assert {k: getattr(spec, k) for k in spec_fields} == spec_fields
+
+
+@pytest.mark.parametrize(
+    "model, key, message",
+    [
+        ({"weights": "q.onnx", "format": "onnx", "strip_prefix": "model."}, "models.q.strip_prefix",
+         "expected 'strip_prefix' only with format 'state_dict' or 'safetensors'"),
+        ({"factory": "m:f", "weights": "q.safetensors", "format": "safetensors", "state_dict_key": "sd"},
+         "models.q.state_dict_key", "only with format 'state_dict'"),
+        ({"weights": "q.pth", "format": "torch_pruning"}, "models.q.factory", "format 'torch_pruning' needs"),
+        ({"factory": "m:f", "weights": "q.onnx", "format": "onnx"}, "models.q.factory", "expected no 'factory'"),
+        ({"factory": "m:f", "weights": "q.pt", "strip_prefix": ""}, "models.q.strip_prefix", "non-empty string"),
+    ],
+)
+def test_new_format_keys_are_validated(model, key, message):
+    from pathlib import Path
+
+    from prunecheck.config import parse_settings
+    from prunecheck.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_settings(_config(model), source="p.toml", base_dir=Path("/proj"))
+    assert key in str(info.value) and message in str(info.value)

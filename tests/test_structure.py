@@ -212,3 +212,22 @@ def test_family_ratio_is_the_zero_ratio_for_unstructured_pruning():
     assert ratios.removable == 0.0 and ratios.structural == 0.0
     zeros /= 384
     assert ratios.zeros == pytest.approx(zeros) and ratios.prune_ratio == pytest.approx(zeros)
+
+
+def test_mean_over_channels_is_not_mistaken_for_pooling():
+    class ChannelMean(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 1, bias=False)
+            self.head = nn.Conv1d(8, 2, 1)  # reads [N, H=8, W]: "channels" here are rows, not conv filters
+
+        def forward(self, x):
+            return self.head(self.conv(x).mean(1)).flatten(1)
+
+    model = ChannelMean().eval()
+    with torch.no_grad():
+        model.conv.weight[0] = 0  # filter 0 is zero, yet row 0 of the channel mean is not
+        model.head.weight[:, 1] = 0  # row 1 of the image is ignored, which says nothing about filter 1
+    keep = structural_keep(model, prunable_weights(model), (3, 8, 8)).keep
+    assert int((~keep["conv.weight"]).sum()) == 3  # its own zero filter only (not filter 1 too)
+    assert int((~keep["head.weight"]).sum()) == 2  # its own zero column only (not column 0 too)
