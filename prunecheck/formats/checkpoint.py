@@ -29,7 +29,10 @@ __all__ = [
 #: Keys under which training scripts commonly nest the state dict in a checkpoint.
 CHECKPOINT_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model")
 
-_SCALAR = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar  # numpy 2 / 1
+try:  # numpy 2
+    from numpy._core.multiarray import scalar as _SCALAR
+except ImportError:  # numpy 1
+    from numpy.core.multiarray import scalar as _SCALAR
 _SCALAR_TYPES = (
     "?", "b", "B", "h", "H", "i", "I", "l", "L", "q", "Q", "e", "f", "d", "g", "F", "D",
 )
