@@ -22,6 +22,8 @@ from prunecheck.errors import ModelError
 from prunecheck.models import load_model, mask_transfer_problem, model_from_module, prunable_weights
 from prunecheck.settings import ModelSpec
 
+pytest_plugins = ["pytester"]
+
 ARCH = "pc_formats_arch"
 INPUT = (3, 8, 8)
 ARCH_SOURCE = textwrap.dedent(
@@ -360,3 +362,46 @@ def test_new_format_keys_are_validated(model, key, message):
     with pytest.raises(ConfigError) as info:
         parse_settings(_config(model), source="p.toml", base_dir=Path("/proj"))
     assert key in str(info.value) and message in str(info.value)
+
+
+# --------------------------------------------------------------------------- the instability suite
+
+
+def test_instability_suite_fails_closed_for_a_structurally_pruned_pair(pytester, net):
+    import copy
+    from pathlib import Path
+
+    import torch_pruning as tp
+
+    from prunecheck.testing import class_colour_images, write_planted_project
+
+    suite = Path(__file__).resolve().parents[1] / "suites" / "test_instability.py"
+    (pytester.path / f"{ARCH}.py").write_text(ARCH_SOURCE)
+    pytester.syspathinsert(pytester.path)
+    parent_state = copy.deepcopy(net.state_dict())
+    pruned, _ = _tp_prune(net)
+    torch.save(tp.state_dict(pruned), pytester.path / "pruned.pth")
+    config = textwrap.dedent(f"""
+        [models.parent]
+        factory = "{ARCH}:make"
+        weights = "parent.pt"
+
+        [models.small]
+        factory = "{ARCH}:make"
+        weights = "pruned.pth"
+        format = "torch_pruning"
+
+        [[pairs]]
+        name = "tp50"
+        parent = "parent"
+        pruned = "small"
+        dataset = "colours"
+    """)
+    write_planted_project(
+        pytester.path, config=config, datasets={"colours": class_colour_images(40)},
+        checkpoints={"parent": parent_state}, suites=(suite,),
+    )
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*'small' is structurally pruned*pre_finetune = *the gate fails closed*"])
+    result.stdout.no_fnmatch_line("*expected shape*")
