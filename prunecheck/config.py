@@ -70,9 +70,14 @@ DATASET_KEYS = (
 DATASET_KINDS = ("cifar10", "cifar100", "imagefolder", "imagenet-val", "demo")
 MODEL_KEYS = (
     "factory", "kwargs", "weights", "format", "trust", "members", "ensemble_average",
-    "input_shape",
+    "input_shape", "state_dict_key", "strip_prefix",
 )
-MODEL_FORMATS = ("state_dict", "torchscript", "pickle")
+MODEL_FORMATS = ("state_dict", "torchscript", "pickle", "safetensors", "torch_pruning", "exported", "onnx")
+#: Formats whose file holds only weights: the architecture comes from 'factory'.
+FACTORY_FORMATS = ("state_dict", "safetensors", "torch_pruning")
+#: Formats whose loader reads a state dict out of the file, so the key options apply.
+STATE_DICT_KEY_FORMATS = ("state_dict",)
+STRIP_PREFIX_FORMATS = ("state_dict", "safetensors")
 ENSEMBLE_AVERAGES = ("probs", "logits")
 PAIR_KEYS = (
     "name", "parent", "pruned", "dataset", "reference", "ood_dataset", "methods",
@@ -618,7 +623,7 @@ def _parse_model(where: _Where, key: str, name: str, table: Mapping[str, Any]) -
                 raise where.error(
                     f"{key}.members[{i}]", f"expected distinct members, found {member!r} twice"
                 )
-        for other in ("factory", "kwargs", "weights", "format", "trust"):
+        for other in ("factory", "kwargs", "weights", "format", "trust", "state_dict_key", "strip_prefix"):
             if other in table:
                 raise where.error(
                     f"{key}.{other}",
@@ -646,17 +651,17 @@ def _parse_model(where: _Where, key: str, name: str, table: Mapping[str, Any]) -
         factory = _check_factory(where, f"{key}.factory", table["factory"])
     kwargs = _plain(_table(where, f"{key}.kwargs", table.get("kwargs", {})))
     if "weights" not in table:
-        needs = "'factory' and 'weights'" if fmt == "state_dict" else "'weights'"
+        needs = "'factory' and 'weights'" if fmt in FACTORY_FORMATS else "'weights'"
         raise where.error(
             f"{key}.weights",
             f"missing required key; format {fmt!r} needs {needs} (or 'members' for an ensemble)",
         )
     weights = _path(where, f"{key}.weights", table["weights"])
-    if fmt == "state_dict":
+    if fmt in FACTORY_FORMATS:
         if factory is None:
             raise where.error(
                 f"{key}.factory",
-                "missing required key; format 'state_dict' needs a 'package.module:callable' "
+                f"missing required key; format {fmt!r} needs a 'package.module:callable' "
                 "that builds the architecture the weights are loaded into",
             )
     else:
@@ -680,9 +685,23 @@ def _parse_model(where: _Where, key: str, name: str, table: Mapping[str, Any]) -
             "arbitrary code from it. Only if you trust the file completely, opt in with "
             f"'trust = true' under [{key}]; otherwise save a state_dict or TorchScript instead",
         )
+    key_options: dict[str, str] = {}
+    for option, formats in (("state_dict_key", STATE_DICT_KEY_FORMATS), ("strip_prefix", STRIP_PREFIX_FORMATS)):
+        if option in table:
+            if fmt not in formats:
+                raise where.error(
+                    f"{key}.{option}",
+                    f"expected {option!r} only with format {' or '.join(repr(f) for f in formats)} "
+                    f"(a file holding a state dict), found it with format {fmt!r}",
+                )
+            value = table[option]
+            if not isinstance(value, str) or not value:
+                raise where.error(f"{key}.{option}", f"expected a non-empty string, found {_describe(value)}")
+            key_options[option] = value
     return ModelSpec(
         name=name, factory=factory, kwargs=kwargs, weights=weights,
         format=fmt, trust=trust, input_shape=input_shape,  # type: ignore[arg-type]
+        **key_options,
     )
 
 

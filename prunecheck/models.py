@@ -16,6 +16,18 @@ Formats (SPEC 8, reliability and security):
   a ``module.`` prefix (``DataParallel``) is removed, and
   ``torch.nn.utils.prune`` leftovers (``weight_orig`` + ``weight_mask``) are
   folded into ``weight = weight_orig * weight_mask``.
+  ``state_dict_key`` names where the state dict sits when it is elsewhere, and
+  ``strip_prefix`` keeps only the keys under a prefix (Lightning's ``model.``).
+  numpy scalars in the checkpoint are allowed through torch's safe-globals
+  allowlist, nothing wider (:mod:`prunecheck.formats.checkpoint`).
+- ``safetensors``: a ``.safetensors`` state dict, built onto ``spec.factory``.
+- ``torch_pruning``: a file written by Torch-Pruning's ``tp.state_dict``, rebuilt
+  onto the factory's architecture by Torch-Pruning's own loader
+  (:mod:`prunecheck.formats.torch_pruning`).
+- ``exported``: a ``torch.export`` program (``.pt2``), checked so that nothing
+  pickled or compiled in it runs (:mod:`prunecheck.formats.exported`).
+- ``onnx``: an ONNX file run by ONNX Runtime behind an ``nn.Module``
+  (:mod:`prunecheck.formats.onnx`).
 - ``torchscript``: ``torch.jit.load``.
 - ``pickle``: a whole pickled module, read with ``weights_only=False``. That
   runs arbitrary code from the file, so it needs ``trust = true`` in the spec,
@@ -40,7 +52,9 @@ import torch
 from torch import nn
 
 from prunecheck.errors import ModelError
+from prunecheck.formats.checkpoint import CHECKPOINT_KEYS, extract_state_dict, safe_load
 from prunecheck.settings import ModelSpec
+from prunecheck.structure import graph_weights
 
 __all__ = [
     "LoadedModel",
@@ -51,10 +65,8 @@ __all__ = [
     "zero_mask",
     "apply_mask",
     "prunable_weights",
+    "mask_transfer_problem",
 ]
-
-#: Keys under which training scripts commonly nest the state dict in a checkpoint.
-CHECKPOINT_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model")
 
 #: Class names of prunable layers, for TorchScript modules (which lose their Python class).
 _PRUNABLE_NAMES = frozenset(
@@ -71,6 +83,7 @@ _PRUNABLE_NAMES = frozenset(
 _DROPOUT_NAMES = frozenset(
     {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
 )
+_FORMATS = ("state_dict", "safetensors", "torch_pruning", "exported", "onnx", "torchscript", "pickle")
 _FINGERPRINT_VERSION = b"prunecheck-model-fingerprint-v1\0"
 _MAX_LISTED = 5
 
@@ -152,10 +165,29 @@ def load_model(spec: ModelSpec, catalogue: Mapping[str, ModelSpec] | None = None
         state = _read_state_dict(spec)
         module = _build(spec)
         _load_state_dict_into(spec, module, state)
+    elif spec.format == "safetensors":
+        from prunecheck.formats.checkpoint import read_safetensors
+
+        state = read_safetensors(spec.name, _require_weights(spec))
+        state = extract_state_dict(spec.name, spec.weights, state, strip_prefix=spec.strip_prefix)
+        module = _build(spec)
+        _load_state_dict_into(spec, module, state)
+    elif spec.format == "torch_pruning":
+        from prunecheck.formats.torch_pruning import load_tp_state_dict
+
+        path = _require_weights(spec)
+        module = load_tp_state_dict(spec.name, path, _build(spec))
+    elif spec.format == "exported":
+        from prunecheck.formats.exported import load_exported
+
+        module = load_exported(spec.name, _require_weights(spec))
+    elif spec.format == "onnx":
+        from prunecheck.formats.onnx import load_onnx
+
+        module = load_onnx(spec.name, _require_weights(spec))
     else:
         raise ModelError(
-            f"model '{spec.name}': expected format 'state_dict', 'torchscript' or 'pickle', "
-            f"found {spec.format!r}"
+            f"model '{spec.name}': expected format {', '.join(repr(f) for f in _FORMATS)}, found {spec.format!r}"
         )
     return model_from_module(spec.name, module, spec)
 
@@ -292,42 +324,23 @@ def _build(spec: ModelSpec) -> nn.Module:
     return module
 
 
-def _is_state_dict(obj: Any) -> bool:
-    return (
-        isinstance(obj, Mapping)
-        and len(obj) > 0
-        and all(isinstance(k, str) for k in obj)
-        and all(isinstance(v, torch.Tensor) or k.endswith("_extra_state") for k, v in obj.items())
-    )
-
-
 def _read_state_dict(spec: ModelSpec) -> dict[str, Any]:
     path = _require_weights(spec)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = safe_load(path)
     except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
         raise ModelError(
             f"model '{spec.name}': cannot read {path} as a state dict with torch.load(weights_only=True): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
-            "A whole pickled module needs format 'pickle' and trust = true; "
-            "a TorchScript archive needs format 'torchscript'"
+            "A Torch-Pruning file needs format 'torch_pruning'; a torch.export archive format 'exported'; "
+            "a TorchScript archive format 'torchscript'; a whole pickled module format 'pickle' and trust = true"
         ) from exc
-    return _extract_state_dict(spec.name, path, obj)
+    return _extract_state_dict(spec, path, obj)
 
 
-def _extract_state_dict(name: str, path: Path | str, obj: Any) -> dict[str, Any]:
-    if _is_state_dict(obj):
-        return dict(obj)
-    if isinstance(obj, Mapping):
-        for key in CHECKPOINT_KEYS:
-            if key in obj and _is_state_dict(obj[key]):
-                return dict(obj[key])
-        found = f"a dict with keys {sorted(map(str, obj))[:10]}"
-    else:
-        found = type(obj).__name__
-    raise ModelError(
-        f"model '{name}': expected {path} to hold a state dict (name -> tensor) or a checkpoint dict "
-        f"with one under {list(CHECKPOINT_KEYS)}, found {found}"
+def _extract_state_dict(spec: ModelSpec, path: Path | str, obj: Any) -> dict[str, Any]:
+    return extract_state_dict(
+        spec.name, path, obj, state_dict_key=spec.state_dict_key, strip_prefix=spec.strip_prefix
     )
 
 
@@ -375,12 +388,25 @@ def _load_state_dict_into(spec: ModelSpec, module: nn.Module, state: Mapping[str
                 parts.append(f"{label} {keys[:_MAX_LISTED]}{more}")
         raise ModelError(
             f"model '{spec.name}': weights {spec.weights} do not fit the architecture of factory "
-            f"{spec.factory!r}: " + "; ".join(parts)
+            f"{spec.factory!r}: " + "; ".join(parts) + _prefix_hint(unexpected, target)
         )
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"model '{spec.name}': loading {spec.weights} failed: {exc}") from exc
+
+
+def _prefix_hint(unexpected: Sequence[str], expected: Mapping[str, Any]) -> str:
+    """``; set strip_prefix = "model."`` when removing one leading name would make keys fit."""
+    counts: dict[str, int] = {}
+    for key in unexpected:
+        head, dot, rest = key.partition(".")
+        if dot and rest in expected:
+            counts[head + "."] = counts.get(head + ".", 0) + 1
+    if not counts:
+        return ""
+    prefix = max(counts, key=counts.get)
+    return f"; the keys under {prefix!r} fit: set strip_prefix = \"{prefix}\""
 
 
 def _load_torchscript(spec: ModelSpec) -> nn.Module:
@@ -406,7 +432,7 @@ def _load_pickle(spec: ModelSpec) -> nn.Module:
         return obj
     if spec.factory:  # a trusted pickle holding a (checkpoint) dict: build and load it
         module = _build(spec)
-        _load_state_dict_into(spec, module, _extract_state_dict(spec.name, path, obj))
+        _load_state_dict_into(spec, module, _extract_state_dict(spec, path, obj))
         return module
     raise ModelError(
         f"model '{spec.name}': expected {path} to hold a pickled torch.nn.Module, found {type(obj).__name__}"
@@ -536,12 +562,21 @@ def _is_prunable(module: nn.Module) -> bool:
 def prunable_weights(module: nn.Module) -> dict[str, torch.Tensor]:
     """The weight tensor of every ``Conv*d`` / ``ConvTranspose*d`` / ``Linear`` layer.
 
+    In an exported program (``torch.fx.GraphModule``) these are the weight
+    operands of its ``aten.conv*`` / ``aten.linear`` calls, named by attribute path.
+
     Returns:
         ``{"<layer path>.weight": weight}`` in module order (shared weights once).
     """
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for path, sub in module.named_modules():
+        if isinstance(sub, torch.fx.GraphModule):  # an exported program: weights are graph operands
+            for name, weight in graph_weights(sub).items():
+                if id(weight) not in seen:
+                    seen.add(id(weight))
+                    out[f"{path}.{name}" if path else name] = weight
+            continue
         if not _is_prunable(sub):
             continue
         weight = getattr(sub, "weight", None)
@@ -602,3 +637,40 @@ def apply_mask(module: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Module
             weight = weights[name]
             weight.mul_((keep != 0).to(device=weight.device, dtype=weight.dtype))
     return result
+
+
+def mask_transfer_problem(parent: LoadedModel, pruned: LoadedModel) -> str | None:
+    """Why ``pruned``'s zero mask cannot be applied to ``parent``, or ``None`` when it can.
+
+    A mask transfers only between the same prunable weights of the same shapes:
+    not from a structurally pruned (smaller) network, nor from a model whose
+    weights are not PyTorch tensors (an ONNX file). The answer is one line that
+    says what to configure instead: the pair's pre-fine-tune checkpoint(s).
+    """
+    hint = (
+        f"configure the pair's pre-fine-tune checkpoint: pre_finetune = \"<model entry of '{pruned.name}' "
+        "right after pruning, before fine-tuning>\" (or schedule = [...] for several pruning steps)"
+    )
+    modules = {m.name: m.module for m in (parent, pruned)}
+    for name, module in modules.items():
+        if module is None or not prunable_weights(module):
+            what = type(module).__name__ if module is not None else "an ensemble"
+            return (
+                f"'{name}' ({what}, format {parent.spec.format if name == parent.name else pruned.spec.format!r}) "
+                f"has no PyTorch Conv/Linear weights to read or apply a zero mask; {hint}"
+            )
+    theirs = {k: tuple(w.shape) for k, w in prunable_weights(modules[parent.name]).items()}
+    ours = {k: tuple(w.shape) for k, w in prunable_weights(modules[pruned.name]).items()}
+    for key, shape in ours.items():
+        if key not in theirs:
+            return (
+                f"'{pruned.name}' has a prunable weight '{key}' that '{parent.name}' lacks (another architecture "
+                f"or format, here {pruned.spec.format!r} vs {parent.spec.format!r}): a zero mask cannot be carried "
+                f"across; {hint}"
+            )
+        if theirs[key] != shape:
+            return (
+                f"'{pruned.name}' is structurally pruned ('{key}' has shape {shape}, parent {theirs[key]}): "
+                f"a zero mask cannot be carried across architectures; {hint}"
+            )
+    return None

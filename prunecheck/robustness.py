@@ -281,8 +281,8 @@ def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurve
     """Predict the family on nominal data and on every shift; one ``predict_many`` call per view.
 
     Member ratios are the configured ``FamilyMember.ratio`` or, when absent, the
-    fraction of zero prunable weights measured from the model
-    (``workspace.facts(model, dataset).prune_ratio``). Results are memoised per
+    measured :func:`prunecheck.efficiency.pair_ratios` ``prune_ratio``: the share
+    of the parent's prunable weights the member removed, zeroed or left removable. Results are memoised per
     workspace, so the family tests of one session predict (or read the cache) once.
 
     Raises:
@@ -293,9 +293,12 @@ def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurve
     memo = _MEMO.setdefault(workspace, {})
     if key in memo:
         return memo[key]
+    from prunecheck.efficiency import pair_ratios
+
     names = [m.model for m in spec.members]
+    parent_facts = workspace.facts(spec.parent, spec.dataset) if any(m.ratio is None for m in spec.members) else None
     ratios = [
-        m.ratio if m.ratio is not None else workspace.facts(m.model, spec.dataset).prune_ratio
+        m.ratio if m.ratio is not None else pair_ratios(parent_facts, workspace.facts(m.model, spec.dataset)).prune_ratio
         for m in spec.members
     ]
     parent_accuracy: dict[str, float] = {}

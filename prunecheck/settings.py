@@ -16,7 +16,7 @@ from prunecheck.options import GATE_MODES, GateMode, SuiteOptions, default_gate_
 
 __all__ = ["GATE_MODES", "GateMode", "CORRUPTION_BACKENDS"]  # and the dataclasses below
 
-ModelFormat = Literal["state_dict", "torchscript", "pickle"]
+ModelFormat = Literal["state_dict", "torchscript", "pickle", "safetensors", "torch_pruning", "exported", "onnx"]
 DatasetKind = Literal["cifar10", "cifar100", "imagefolder", "imagenet-val", "demo"]
 CorruptionBackend = Literal["imagecorruptions", "torch"]
 CORRUPTION_BACKENDS: tuple[str, ...] = ("imagecorruptions", "torch")
@@ -65,6 +65,8 @@ class ModelSpec:
     members: tuple[str, ...] = ()  # ensemble: names of other model entries
     ensemble_average: Literal["probs", "logits"] = "probs"
     input_shape: tuple[int, int, int] | None = None  # (3, H, W) for FLOPs; default from dataset
+    state_dict_key: str | None = None  # where the state dict sits in a checkpoint dict ("state_dict", "ema.model")
+    strip_prefix: str | None = None  # keep only keys with this prefix, removed ("model." for Lightning)
 
 
 @dataclass(frozen=True)

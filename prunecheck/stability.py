@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from prunecheck.errors import ModelError
-from prunecheck.models import LoadedModel, apply_mask, model_from_module, zero_mask
+from prunecheck.models import LoadedModel, apply_mask, mask_transfer_problem, model_from_module, zero_mask
 from prunecheck.settings import PairSpec
 
 __all__ = [
@@ -275,6 +275,9 @@ def masked_parent_model(parent: LoadedModel, pruned: LoadedModel, mode: str = "u
                 f"instability from the zero mask needs single models, found ensemble '{model.name}'; "
                 "give the pair a pre_finetune checkpoint instead"
             )
+    problem = mask_transfer_problem(parent, pruned)  # e.g. structurally pruned: fail closed with what to configure
+    if problem is not None:
+        raise ModelError(f"one-shot zero mask of '{pruned.name}' on '{parent.name}' impossible: {problem}")
     try:
         module = masked_parent(parent.module, pruned.module, mode)
     except ModelError as exc:

@@ -222,7 +222,7 @@ class Pair:
 
     def efficiency(self) -> dict:
         """Efficiency facts of both models and the compression ratio (SPEC 4.6)."""
-        from prunecheck.efficiency import compression_ratio
+        from prunecheck.efficiency import compression_ratio, pair_ratios
 
         parent = self.workspace.facts(self.spec.parent, self.spec.dataset)
         pruned = self.workspace.facts(self.spec.pruned, self.spec.dataset)
@@ -232,6 +232,7 @@ class Pair:
             "parent": dataclasses.asdict(parent),
             "pruned": dataclasses.asdict(pruned),
             "compression_ratio": compression_ratio(parent, pruned),
+            "ratios": dataclasses.asdict(pair_ratios(parent, pruned)),
         }
 
 

@@ -451,7 +451,7 @@ ERROR_CASES = [
     ("dataset-download", "download = true", 'download = "yes"', "datasets.cifar.download", ["boolean", "string 'yes'"]),
     ("dataset-options", 'root = "data/cifar"', 'root = "data/cifar"\noptions = 5', "datasets.cifar.options", ["table", "integer 5"]),
     ("dataset-bad-name", "[datasets.svhn]\n", '[datasets."sv hn"]\n', "datasets.sv hn", ["letters, digits", "string 'sv hn'"]),
-    ("model-format", 'format = "torchscript"', 'format = "onnx"', "models.wt80_pre.format", ["'state_dict', 'torchscript', 'pickle'", "string 'onnx'"]),
+    ("model-format", 'format = "torchscript"', 'format = "keras"', "models.wt80_pre.format", ["'state_dict', 'torchscript', 'pickle', 'safetensors'", "string 'keras'"]),
     ("factory-no-colon", '"mypkg.nets:resnet20"\nkwargs', '"mypkg.nets.resnet20"\nkwargs', "models.parent.factory", ["'package.module:callable'", "string 'mypkg.nets.resnet20'"]),
     ("factory-two-colons", '"mypkg.nets:resnet20"\nkwargs', '"a:b:c"\nkwargs', "models.parent.factory", ["exactly one ':'", "string 'a:b:c'"]),
     ("factory-not-identifier", '"mypkg.nets:resnet20"\nkwargs', '"my-pkg.nets:resnet20"\nkwargs', "models.parent.factory", ["dotted identifiers", "'my-pkg.nets:resnet20'"]),

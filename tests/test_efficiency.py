@@ -195,7 +195,7 @@ def test_facts_sum_recomputes_prune_ratio():
     a = EfficiencyFacts(10, 8, 8, 6, 0.25, 100, 75.0, 50, 40)
     b = EfficiencyFacts(30, 10, 24, 6, 0.75, 300, 100.0, 150, 60)
     total = EfficiencyFacts.sum([a, b])
-    assert total == EfficiencyFacts(40, 18, 32, 12, 1 - 12 / 32, 400, 175.0, 200, 100)
+    assert total == EfficiencyFacts(40, 18, 32, 12, 1 - 12 / 32, 400, 175.0, 200, 100, kept_nonzero=12)
     assert total.prune_ratio != (a.prune_ratio + b.prune_ratio) / 2  # weighted, not averaged
     with pytest.raises(ValueError, match="at least one"):
         EfficiencyFacts.sum([])

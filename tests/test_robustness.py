@@ -241,9 +241,12 @@ class FakePredictions:
         self.labels = labels
 
 
-class FakeFacts:
-    def __init__(self, ratio):
-        self.prune_ratio = ratio
+def fake_facts(ratio):
+    """Facts of a masked model with ``ratio`` of its 1000 prunable entries zero (the parent: 0)."""
+    from prunecheck.efficiency import EfficiencyFacts
+
+    nonzero = round(1000 * (1 - ratio))
+    return EfficiencyFacts(1000, nonzero, 1000, nonzero, ratio, 0, 0.0, 1, 1)
 
 
 class FakeWorkspace:
@@ -262,7 +265,7 @@ class FakeWorkspace:
         return [FakePredictions(n, self.table[n][label], nan=(n == self.nan_model)) for n in names]
 
     def facts(self, model, dataset):
-        return FakeFacts(self.zeros[model])
+        return fake_facts(self.zeros.get(model, 0.0))
 
 
 def _family(workspace, deployed="b"):

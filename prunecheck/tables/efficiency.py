@@ -7,20 +7,40 @@ from typing import Any
 from tabulate import tabulate
 
 TITLE = "Efficiency"
-HEADERS = ["pair", "model", "params", "non-zero", "prune ratio", "MFLOPs", "eff. MFLOPs", "zipped KiB", "compression"]
+HEADERS = [
+    "pair", "model", "params", "non-zero", "zeros ratio", "removable", "structural", "MFLOPs",
+    "eff. MFLOPs", "struct. MFLOPs", "zipped KiB", "file KiB", "compression",
+]
 
 
 def render(entries: list[dict[str, Any]]) -> str:
     rows = []
     for entry in entries:
         payload = entry["payload"]
+        ratios = payload.get("ratios")  # reports written before structural counting lack it
         for role in ("parent", "pruned"):
             f = payload[role]
+            structural = f"{ratios['structural']:.3f}" if ratios and role == "pruned" else ""
+            traced = "" if f.get("structure_traced", True) else " (layer-local)"
             rows.append([
                 entry["subject"], f"{role}: {payload[role + '_name']}", f["parameters"], f["nonzero_parameters"],
-                f"{f['prune_ratio']:.3f}", f"{f['flops'] / 1e6:.2f}", f"{f['effective_flops'] / 1e6:.2f}",
+                f"{f['prune_ratio']:.3f}",
+                f"{f['removable_parameters'] / f['prunable_parameters']:.3f}{traced}"
+                if f.get("prunable_parameters") and "removable_parameters" in f else "",
+                structural,
+                f"{f['flops'] / 1e6:.2f}", f"{f['effective_flops'] / 1e6:.2f}",
+                f"{f['structural_flops'] / 1e6:.2f}" if "structural_flops" in f else "",
                 f"{f['zipped_bytes'] / 1024:.1f}",
+                f"{f['artifact_bytes'] / 1024:.1f}" if f.get("artifact_bytes") else "",
                 f"{payload['compression_ratio']:.2f}x" if role == "pruned" else "",
             ])
-    note = "\n\nFLOPs count a multiply-add as 2; effective FLOPs scale each conv/linear layer by its weight density; compression = parent zipped size / pruned zipped size."
+    note = (
+        "\n\nzeros ratio = exact zeros / prunable (Conv/Linear) weight entries; removable = entries a structural "
+        "pruner could remove (dead output or input channel, followed through BN, residual sums and "
+        "concatenations); structural = 1 - (prunable - removable)(pruned) / prunable(parent), "
+        "= 1 - params(pruned)/params(parent) for a physically smaller model. FLOPs count a multiply-add as 2; "
+        "effective FLOPs scale each conv/linear layer by its weight density, structural FLOPs by its "
+        "non-removable fraction (the shrunk network's FLOPs); compression = parent zipped size / pruned zipped "
+        "size; file = the model file as loaded."
+    )
     return tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True) + note
