@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from prunecheck.corruptions.generate import CorruptedDataset, Progress
 from prunecheck.corruptions.names import check_severity
+from prunecheck.corruptions.profiles import check_profile, parameters
 from prunecheck.data.base import ImageDataset, digest
 
 #: Bump when the output of any torch corruption changes (part of every cache key).
@@ -44,18 +45,6 @@ DETERMINISTIC: tuple[str, ...] = (
     "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur",
 )
 TORCH_CORRUPTIONS: tuple[str, ...] = RANDOM + DETERMINISTIC
-
-# Severity parameters 1..5 (Hendrycks & Dietterich, as in imagecorruptions 1.1.2).
-_GAUSSIAN_NOISE = (0.08, 0.12, 0.18, 0.26, 0.38)
-_SHOT_NOISE = (60, 25, 12, 5, 3)
-_IMPULSE_NOISE = (0.03, 0.06, 0.09, 0.17, 0.27)
-_SPECKLE_NOISE = (0.15, 0.2, 0.35, 0.45, 0.6)
-_BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
-_CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
-_SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
-_PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)
-_GAUSSIAN_BLUR = (1.0, 2.0, 3.0, 4.0, 6.0)
-_DEFOCUS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
 
 #: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache).
 CPU_CHUNK = 128
@@ -139,28 +128,28 @@ def _normal_table(device: str) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=40)
-def _noise_factor_table(name: str, severity: int, device: str) -> torch.Tensor:
+def _noise_factor_table(name: str, severity: int, profile: str, device: str) -> torch.Tensor:
     """float32 [2^16]: the per-value noise term, so that one lookup replaces the arithmetic.
 
     gaussian_noise: 255 c z (added to x in 0..255); speckle_noise: 1 + c z (multiplies x).
     """
     z = _normal_table("cpu")
     if name == "gaussian_noise":
-        table = 255.0 * _GAUSSIAN_NOISE[severity - 1] * z
+        table = 255.0 * parameters(profile, name, severity) * z
     else:
-        table = 1.0 + _SPECKLE_NOISE[severity - 1] * z
+        table = 1.0 + parameters(profile, name, severity) * z
     return table.to(torch.float32).to(device)
 
 
 @functools.lru_cache(maxsize=40)
-def _shot_noise_table(severity: int, device: str) -> torch.Tensor:
+def _shot_noise_table(severity: int, profile: str, device: str) -> torch.Tensor:
     """uint8 [256 * 2^12]: quantiles of the reference's shot-noise output given the input value.
 
     The reference returns ``uint8(clip(Poisson(x / 255 * c) / c, 0, 1) * 255)``; for every
     input value x the output distribution over 0..255 is summed from the Poisson pmf and
     inverted at levels (j + 0.5) / 2^12.
     """
-    c = float(_SHOT_NOISE[severity - 1])
+    c = float(parameters(profile, "shot_noise", severity))
     lam = np.arange(256, dtype=np.float64) / 255.0 * c
     kmax = int(c + 12 * math.sqrt(c) + 40)
     k = np.arange(kmax + 1, dtype=np.float64)
@@ -183,23 +172,25 @@ def _shot_noise_table(severity: int, device: str) -> torch.Tensor:
 
 
 # -- noise ----------------------------------------------------------------------------------
-def _noise(images: torch.Tensor, indices: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
+def _noise(
+    images: torch.Tensor, indices: torch.Tensor, name: str, severity: int, seed: int, profile: str
+) -> torch.Tensor:
     n = images.shape[0]
     per_image = images[0].numel()
     device = str(images.device)
     if name == "shot_noise":
         u = uniform_bits(indices, per_image, name, severity, seed, _SHOT_LEVELS_BITS)
         u += images.reshape(n, -1).to(torch.int64) << _SHOT_LEVELS_BITS
-        return _shot_noise_table(severity, device).index_select(0, u.view(-1)).view_as(images)
+        return _shot_noise_table(severity, profile, device).index_select(0, u.view(-1)).view_as(images)
     u = uniform_bits(indices, per_image, name, severity, seed)
     if name == "impulse_noise":
         # flipped with probability amount, then salt or pepper with probability 1/2 each;
         # the reference's untouched values survive its x / 255 * 255 round trip exactly
         u = u.view_as(images)
-        threshold = int(round(_IMPULSE_NOISE[severity - 1] * 65536))
+        threshold = int(round(parameters(profile, name, severity) * 65536))
         salt_or_pepper = (u & 1).to(torch.uint8).mul_(255)
         return torch.where(u < threshold, salt_or_pepper, images)
-    term = _noise_factor_table(name, severity, device).index_select(0, u.view(-1)).view_as(images)
+    term = _noise_factor_table(name, severity, profile, device).index_select(0, u.view(-1)).view_as(images)
     if name == "gaussian_noise":  # x + 255 c z
         out = term.add_(images)
     else:  # speckle_noise: x + x c z = x (1 + c z)
@@ -213,18 +204,18 @@ def _to_uint8(x01: torch.Tensor) -> torch.Tensor:
     return x01.clamp_(0.0, 1.0).mul_(255.0).to(torch.uint8)
 
 
-def _brightness(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _brightness(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     # HSV value + c, clipped; for fixed hue and saturation RGB is proportional to V.
     x = images.to(torch.float32) / 255.0
     v = x.amax(dim=1, keepdim=True)
-    v_new = (v + _BRIGHTNESS[severity - 1]).clamp_(max=1.0)
+    v_new = (v + parameters(profile, "brightness", severity)).clamp_(max=1.0)
     scaled = x * (v_new / v.clamp(min=1e-12))
     return _to_uint8(torch.where(v > 0, scaled, v_new.expand_as(x)))
 
 
-def _saturate(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _saturate(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     # HSV saturation s -> clip(a s + b, 0, 1); channel = V (1 - S w) with w = (V - channel) / (V - min).
-    a, b = _SATURATE[severity - 1]
+    a, b = parameters(profile, "saturate", severity)
     x = images.to(torch.float32) / 255.0
     v = x.amax(dim=1, keepdim=True)
     delta = v - x.amin(dim=1, keepdim=True)
@@ -237,10 +228,10 @@ def _saturate(images: torch.Tensor, severity: int) -> torch.Tensor:
     return _to_uint8(v - v * s_new * w)
 
 
-def _contrast(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _contrast(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     x = images.to(torch.float32) / 255.0
     mean = x.mean(dim=(2, 3), keepdim=True)
-    return _to_uint8((x - mean).mul_(_CONTRAST[severity - 1]).add_(mean))
+    return _to_uint8((x - mean).mul_(parameters(profile, "contrast", severity)).add_(mean))
 
 
 # -- geometry and blur as small matrices -----------------------------------------------------
@@ -276,21 +267,24 @@ def _left_multiply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=64)
 def _pixelate_ops(
-    height: int, width: int, severity: int, device: str
+    height: int, width: int, severity: int, profile: str, device: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cached operands of ``_pixelate`` for one (size, severity, device).
+    """Cached operands of ``_pixelate`` for one (size, severity, profile, device).
 
     Returns:
         along_w: float32 [W, w] BOX weights of the horizontal pass (right factor).
         half_w: float32 [w] of 0.5 (the rounding offset, added by the GEMM).
         along_h: float32 [h, H] BOX weights of the vertical pass (left factor).
         nearest: int64 [H * W] flat index into the [h, w] small image of each output pixel
-            (NEAREST: source floor((i + 0.5) * small / size) per axis).
+            (imagenet: NEAREST, source floor((i + 0.5) * small / size) per axis; cifar: BOX,
+            whose upsampling weights are one 1 per output pixel, so also a copy).
     """
-    c = _PIXELATE[severity - 1]
+    c = parameters(profile, "pixelate", severity)
     small_h, small_w = int(height * c), int(width * c)
 
     def nearest(size: int, small: int) -> np.ndarray:
+        if profile == "cifar":
+            return _box_matrix(small, size).argmax(axis=1).astype(np.int64)
         return np.minimum(((np.arange(size) + 0.5) * (small / size)).astype(np.int64), small - 1)
 
     flat = nearest(height, small_h)[:, None] * small_w + nearest(width, small_w)[None, :]
@@ -300,13 +294,13 @@ def _pixelate_ops(
     return along_w, half_w, along_h, torch.from_numpy(flat.reshape(-1)).to(device)
 
 
-def _pixelate(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _pixelate(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     # PIL: BOX down to int(size * c) (horizontal pass, rounded half up to uint8, vertical
-    # pass, rounded), NEAREST back up. The two passes are GEMMs on the small image (the
+    # pass, rounded), NEAREST (cifar: BOX) back up. The two passes are GEMMs on the small image (the
     # horizontal one adds the 0.5 rounding offset itself); the upsampling only copies
     # values, so it is one uint8 gather through a cached index map.
     n, c, height, width = images.shape
-    along_w, half_w, along_h, nearest = _pixelate_ops(height, width, severity, str(images.device))
+    along_w, half_w, along_h, nearest = _pixelate_ops(height, width, severity, profile, str(images.device))
     rows = torch.addmm(half_w, images.to(torch.float32).view(-1, width), along_w).floor_()
     small = torch.matmul(along_h, rows.view(n, c, height, -1)).add_(0.5).floor_().to(torch.uint8)
     return torch.gather(small.view(n * c, -1), 1, nearest.expand(n * c, -1)).view(n, c, height, width)
@@ -325,8 +319,8 @@ def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
     return matrix
 
 
-def _gaussian_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
-    sigma = _GAUSSIAN_BLUR[severity - 1]
+def _gaussian_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
+    sigma = float(parameters(profile, "gaussian_blur", severity))
     _, _, height, width = images.shape
     dev = images.device
     gh = torch.from_numpy(_gaussian_matrix(height, sigma)).to(dev, torch.float32)
@@ -335,15 +329,15 @@ def _gaussian_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
     return _to_uint8(_left_multiply(gh, x @ gw.T))
 
 
-@functools.lru_cache(maxsize=8)
-def defocus_kernel(severity: int) -> np.ndarray:
+@functools.lru_cache(maxsize=16)
+def defocus_kernel(severity: int, profile: str = "imagenet") -> np.ndarray:
     """float32 [k, k]: the reference's anti-aliased disk for ``defocus_blur``.
 
     A binary disk of the severity's radius on a window of half-width max(8, radius),
     normalised to sum 1, then smoothed by a 3 x 3 (radius <= 8) or 5 x 5 Gaussian of
     the severity's sigma, with mirrored (reflect-101) borders inside the window.
     """
-    radius, alias_sigma = _DEFOCUS[severity - 1]
+    radius, alias_sigma = parameters(profile, "defocus_blur", severity)
     half = max(8, radius)
     ksize = 3 if radius <= 8 else 5
     grid = np.arange(-half, half + 1)
@@ -362,7 +356,7 @@ def defocus_kernel(severity: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _defocus_spectral_ops(
-    height: int, width: int, severity: int, device: str
+    height: int, width: int, severity: int, profile: str, device: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Cached operands of the spectral ``defocus_blur`` on H x W images, or None.
 
@@ -377,7 +371,7 @@ def _defocus_spectral_ops(
         or None where the dense transform costs more than the direct convolution
         (``2 (H + W) > k * k``) or the kernel is not even along each axis.
     """
-    kernel = defocus_kernel(severity).astype(np.float64)
+    kernel = defocus_kernel(severity, profile).astype(np.float64)
     ksize = kernel.shape[0]
     half = ksize // 2
     symmetric = np.array_equal(kernel, kernel[::-1, :]) and np.array_equal(kernel, kernel[:, ::-1])
@@ -397,14 +391,14 @@ def _defocus_spectral_ops(
     return tuple(torch.from_numpy(np.ascontiguousarray(m)).to(device, torch.float32) for m in ops)
 
 
-def _defocus_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _defocus_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     _, _, height, width = images.shape
-    spectral = _defocus_spectral_ops(height, width, severity, str(images.device))
+    spectral = _defocus_spectral_ops(height, width, severity, profile, str(images.device))
     if spectral is not None:  # small images: four GEMMs instead of a dense k x k convolution
         inv_h, inv_w_t, spectrum, v_h, v_w_t = spectral
         coeffs = torch.matmul(inv_h, images.to(torch.float32) @ inv_w_t).mul_(spectrum)
         return _to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
-    kernel = torch.from_numpy(defocus_kernel(severity)).to(images.device)
+    kernel = torch.from_numpy(defocus_kernel(severity, profile)).to(images.device)
     half = kernel.shape[0] // 2
     x = images.to(torch.float32) / 255.0
     padded = F.pad(x, (half, half, half, half), mode="reflect")  # reflect-101, as OpenCV's default
@@ -423,7 +417,12 @@ _DETERMINISTIC_FNS = {
 
 
 def corrupt_batch(
-    images: torch.Tensor, indices: torch.Tensor | np.ndarray, name: str, severity: int, seed: int
+    images: torch.Tensor,
+    indices: torch.Tensor | np.ndarray,
+    name: str,
+    severity: int,
+    seed: int,
+    profile: str = "imagenet",
 ) -> torch.Tensor:
     """One corruption on a batch of images, on the images' device.
 
@@ -433,10 +432,11 @@ def corrupt_batch(
         name: one of ``TORCH_CORRUPTIONS``.
         severity: 1..5.
         seed: run seed.
+        profile: "imagenet" or "cifar" (:mod:`prunecheck.corruptions.profiles`).
 
     Returns:
         uint8 [N, 3, H, W] on ``images.device``; row i depends only on
-        (images[i], indices[i], name, severity, seed).
+        (images[i], indices[i], name, severity, seed, profile).
 
     Raises:
         ValueError: for a name this backend does not cover, a bad severity, dtype or shape.
@@ -447,6 +447,7 @@ def corrupt_batch(
             "(the other corruptions use the imagecorruptions backend)"
         )
     severity = check_severity(severity)
+    check_profile(profile)
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(
             f"corrupt_batch: expected uint8 images [N, 3, H, W], found {images.dtype} {tuple(images.shape)}"
@@ -470,9 +471,9 @@ def corrupt_batch(
         for start in range(0, images.shape[0], step):
             chunk, keys = images[start : start + step], indices[start : start + step]
             if name in RANDOM:
-                parts.append(_noise(chunk, keys, name, severity, seed))
+                parts.append(_noise(chunk, keys, name, severity, seed, profile))
             else:
-                parts.append(_DETERMINISTIC_FNS[name](chunk, severity))
+                parts.append(_DETERMINISTIC_FNS[name](chunk, severity, profile))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
@@ -497,21 +498,26 @@ class TorchCorruptedDataset(CorruptedDataset):
         progress: Progress | None = None,
         *,
         device: str | torch.device = "cpu",
+        profile: str = "auto",
     ):
         if name not in TORCH_CORRUPTIONS:
             raise ValueError(
                 f"torch corruption backend: expected one of {', '.join(TORCH_CORRUPTIONS)}, found {name!r}"
             )
-        super().__init__(base, name, severity, seed, cache_dir, progress)
+        super().__init__(base, name, severity, seed, cache_dir, progress, profile)
         self.device = torch.device(device)
         self._fingerprint = digest(
-            base.fingerprint(), "corruption", name, self.severity, self.seed, "torch", TORCH_GENERATOR_VERSION
+            base.fingerprint(), "corruption", name, self.severity, self.seed, self.profile, "torch",
+            TORCH_GENERATOR_VERSION,
         )
-        stem = f"{self.path.name.split('-' + name)[0]}-{name}-s{self.severity}-seed{self.seed}-torch-{self._fingerprint}"
+        stem = (
+            f"{self.path.name.split('-' + name)[0]}-{name}-s{self.severity}-{self.profile}-seed{self.seed}"
+            f"-torch-{self._fingerprint}"
+        )
         self.path = self.cache_dir / f"{stem}.npy"
         self.sidecar = self.cache_dir / f"{stem}.json"
 
     def _corrupt_rows(self, rows: np.ndarray) -> np.ndarray:
         images = self.base.images(rows).to(self.device)
-        out = corrupt_batch(images, torch.from_numpy(rows), self.corruption, self.severity, self.seed)
+        out = corrupt_batch(images, torch.from_numpy(rows), self.corruption, self.severity, self.seed, self.profile)
         return out.cpu().numpy()
