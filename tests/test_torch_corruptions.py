@@ -35,32 +35,37 @@ def natural_like(n: int, seed: int = 0) -> np.ndarray:
     return images
 
 
-def reference(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
+def reference(images: np.ndarray, name: str, severity: int, seed: int = 0, profile: str = "imagenet") -> np.ndarray:
     nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
-    return corrupt_images(nhwc, np.arange(len(images)), name, severity, seed).transpose(0, 3, 1, 2)
+    return corrupt_images(nhwc, np.arange(len(images)), name, severity, seed, profile).transpose(0, 3, 1, 2)
 
 
-def torch_out(images: np.ndarray, name: str, severity: int, seed: int = 0, indices=None) -> np.ndarray:
+def torch_out(
+    images: np.ndarray, name: str, severity: int, seed: int = 0, indices=None, profile: str = "imagenet"
+) -> np.ndarray:
     indices = np.arange(len(images)) if indices is None else indices
-    return tb.corrupt_batch(torch.from_numpy(images), indices, name, severity, seed).numpy()
+    return tb.corrupt_batch(torch.from_numpy(images), indices, name, severity, seed, profile).numpy()
 
 
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
 @pytest.mark.parametrize("severity", [1, 3, 5])
 @pytest.mark.parametrize("name", tb.DETERMINISTIC)
-def test_deterministic_corruptions_match_the_reference(name, severity):
+def test_deterministic_corruptions_match_the_reference(name, severity, profile):
     images = natural_like(6)
-    diff = np.abs(reference(images, name, severity).astype(int) - torch_out(images, name, severity).astype(int))
-    assert diff.max() <= MAX_ABS_DIFF, f"{name} s{severity}: max abs difference {diff.max()}"
+    ref = reference(images, name, severity, profile=profile).astype(int)
+    diff = np.abs(ref - torch_out(images, name, severity, profile=profile).astype(int))
+    assert diff.max() <= MAX_ABS_DIFF, f"{name} s{severity} {profile}: max abs difference {diff.max()}"
     assert np.mean(diff > 0) < 0.1  # off-by-one at truncation boundaries only
 
 
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
 @pytest.mark.parametrize("severity", [1, 3, 5])
 @pytest.mark.parametrize("name", tb.RANDOM)
-def test_random_corruptions_match_the_reference_distribution(name, severity):
+def test_random_corruptions_match_the_reference_distribution(name, severity, profile):
     images = natural_like(12, seed=severity)
     clean = images.astype(np.int16)
-    ref = (reference(images, name, severity, seed=1).astype(np.int16) - clean).ravel()
-    ours = (torch_out(images, name, severity, seed=1).astype(np.int16) - clean).ravel()
+    ref = (reference(images, name, severity, seed=1, profile=profile).astype(np.int16) - clean).ravel()
+    ours = (torch_out(images, name, severity, seed=1, profile=profile).astype(np.int16) - clean).ravel()
     assert ks_2samp(ref, ours).pvalue > KS_MIN_P
     assert abs(ref.mean() - ours.mean()) < MEAN_TOL
     assert abs(ours.std() / ref.std() - 1) < STD_REL_TOL
@@ -143,7 +148,7 @@ def test_torch_dataset_is_cached_under_its_own_key(tmp_path):
     assert torch_view.path != reference_view.path
     first = torch_view.images(np.arange(20)).numpy()
     assert torch_view.path.is_file()
-    expected = torch_out(base.images(np.arange(20)).numpy(), "contrast", 2)
+    expected = torch_out(base.images(np.arange(20)).numpy(), "contrast", 2, profile="cifar")  # auto: 32 x 32
     assert np.array_equal(first, expected)
     again = tb.TorchCorruptedDataset(base, "contrast", 2, seed=0, cache_dir=tmp_path)
     again._generate = lambda: pytest.fail("a cached view must not be regenerated")
