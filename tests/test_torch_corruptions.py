@@ -179,3 +179,17 @@ def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
     assert type(torch_ws.dataset("toy", corruption("fog", 1))) is CorruptedDataset  # not covered
     default_ws = workspace({})
     assert type(default_ws.dataset("toy", corruption("contrast", 1))) is CorruptedDataset
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+@pytest.mark.parametrize("name", ["brightness", "saturate"])
+def test_hsv_corruptions_are_byte_identical_on_natural_images(name, profile):
+    """The HSV round trip mirrors scikit-image's float64 arithmetic: no value differs
+    (the former float32 RGB shortcut differed on ~12% of values at saturate severity 3)."""
+    from prunecheck.demo.dataset import generate_demo_images
+
+    demo, _ = generate_demo_images("test", 100)
+    for images in (natural_like(8), np.ascontiguousarray(demo)):
+        for severity in range(1, 6):
+            ours = torch_out(images, name, severity, profile=profile)
+            assert np.array_equal(ours, reference(images, name, severity, profile=profile)), (name, severity)

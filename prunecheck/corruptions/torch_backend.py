@@ -38,7 +38,7 @@ from prunecheck.corruptions.profiles import check_profile, parameters
 from prunecheck.data.base import ImageDataset, digest
 
 #: Bump when the output of any torch corruption changes (part of every cache key).
-TORCH_GENERATOR_VERSION = "2"
+TORCH_GENERATOR_VERSION = "3"
 
 RANDOM: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
 DETERMINISTIC: tuple[str, ...] = (
@@ -204,28 +204,50 @@ def _to_uint8(x01: torch.Tensor) -> torch.Tensor:
     return x01.clamp_(0.0, 1.0).mul_(255.0).to(torch.uint8)
 
 
+def _hsv_round_trip(images: torch.Tensor, channel: int, a: float, b: float) -> torch.Tensor:
+    """RGB -> HSV, ``channel`` (1 = S, 2 = V) -> clip(a * channel + b, 0, 1), HSV -> RGB, to uint8.
+
+    The same float64 operations, in the same order, as scikit-image's ``rgb2hsv`` /
+    ``hsv2rgb`` on ``x / 255`` (the reference), so the result is the reference's
+    almost everywhere (measured in docs/performance.md), unlike an RGB shortcut in float32.
+    """
+    x = images.to(torch.float64) / 255.0
+    r, g, bl = x[:, 0], x[:, 1], x[:, 2]
+    v = x.amax(dim=1)
+    delta = v - x.amin(dim=1)
+    flat = delta == 0.0
+    safe = torch.where(flat, torch.ones_like(delta), delta)
+    s = torch.where(flat, torch.zeros_like(v), delta / torch.where(flat, torch.ones_like(v), v))
+    # later branches win, as the reference's successive masked assignments
+    h = torch.where(bl == v, 4.0 + (r - g) / safe, torch.where(g == v, 2.0 + (bl - r) / safe, (g - bl) / safe))
+    h = h / 6.0
+    h = torch.where(h < 0, h + 1.0, h)  # numpy's h % 1.0 for h in (-1, 1)
+    h = torch.where(flat, torch.zeros_like(h), h)
+    if channel == 1:
+        s = (s * a + b).clamp_(0.0, 1.0)
+    else:
+        v = (v * a + b).clamp_(0.0, 1.0)
+    sector = torch.floor(h * 6)
+    f = h * 6 - sector
+    p = v * (1 - s)
+    q = v * (1 - f * s)
+    t = v * (1 - (1 - f) * s)
+    sector = torch.remainder(sector, 6)
+    is_ = [sector == k for k in range(6)]
+    # sector -> (R, G, B): 0 (v, t, p), 1 (q, v, p), 2 (p, v, t), 3 (p, q, v), 4 (t, p, v), 5 (v, p, q)
+    red = torch.where(is_[0] | is_[5], v, torch.where(is_[1], q, torch.where(is_[4], t, p)))
+    green = torch.where(is_[1] | is_[2], v, torch.where(is_[0], t, torch.where(is_[3], q, p)))
+    blue = torch.where(is_[3] | is_[4], v, torch.where(is_[2], t, torch.where(is_[5], q, p)))
+    return _to_uint8(torch.stack((red, green, blue), dim=1))
+
+
 def _brightness(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
-    # HSV value + c, clipped; for fixed hue and saturation RGB is proportional to V.
-    x = images.to(torch.float32) / 255.0
-    v = x.amax(dim=1, keepdim=True)
-    v_new = (v + parameters(profile, "brightness", severity)).clamp_(max=1.0)
-    scaled = x * (v_new / v.clamp(min=1e-12))
-    return _to_uint8(torch.where(v > 0, scaled, v_new.expand_as(x)))
+    return _hsv_round_trip(images, 2, 1.0, parameters(profile, "brightness", severity))
 
 
 def _saturate(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
-    # HSV saturation s -> clip(a s + b, 0, 1); channel = V (1 - S w) with w = (V - channel) / (V - min).
     a, b = parameters(profile, "saturate", severity)
-    x = images.to(torch.float32) / 255.0
-    v = x.amax(dim=1, keepdim=True)
-    delta = v - x.amin(dim=1, keepdim=True)
-    s = torch.where(v > 0, delta / v.clamp(min=1e-12), torch.zeros_like(v))
-    s_new = (s * a + b).clamp_(0.0, 1.0)
-    w = (v - x) / delta.clamp(min=1e-12)
-    # grey pixels have hue 0: (V, V(1 - S), V(1 - S))
-    grey_w = torch.tensor([0.0, 1.0, 1.0], device=x.device).view(1, 3, 1, 1).expand_as(x)
-    w = torch.where(delta > 0, w, grey_w)
-    return _to_uint8(v - v * s_new * w)
+    return _hsv_round_trip(images, 1, a, b)
 
 
 def _contrast(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
