@@ -60,7 +60,7 @@ def test_deterministic_corruptions_match_the_reference(name, severity, profile):
 
 @pytest.mark.parametrize("profile", ["imagenet", "cifar"])
 @pytest.mark.parametrize("severity", [1, 3, 5])
-@pytest.mark.parametrize("name", tb.RANDOM)
+@pytest.mark.parametrize("name", tb.NOISE)
 def test_random_corruptions_match_the_reference_distribution(name, severity, profile):
     images = natural_like(12, seed=severity)
     clean = images.astype(np.int16)
@@ -125,7 +125,7 @@ def test_large_indices_are_keys_too():
 @pytest.mark.parametrize(
     "images, name, message",
     [
-        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "fog", "found 'fog'"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "frost", "found 'frost'"),
         (torch.zeros(2, 3, 32, 32, dtype=torch.float32), "contrast", "expected uint8"),
         (torch.zeros(2, 3, 16, 16, dtype=torch.uint8), "contrast", "at least 32x32"),
     ],
@@ -176,7 +176,7 @@ def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
 
     torch_ws = workspace({"corruptions": {"backend": "torch"}})
     assert isinstance(torch_ws.dataset("toy", corruption("contrast", 1)), tb.TorchCorruptedDataset)
-    assert type(torch_ws.dataset("toy", corruption("fog", 1))) is CorruptedDataset  # not covered
+    assert type(torch_ws.dataset("toy", corruption("frost", 1))) is CorruptedDataset  # not covered
     default_ws = workspace({})
     assert type(default_ws.dataset("toy", corruption("contrast", 1))) is CorruptedDataset
 
@@ -193,3 +193,86 @@ def test_hsv_corruptions_are_byte_identical_on_natural_images(name, profile):
         for severity in range(1, 6):
             ours = torch_out(images, name, severity, profile=profile)
             assert np.array_equal(ours, reference(images, name, severity, profile=profile)), (name, severity)
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_motion_blur_at_a_given_angle_matches_the_reference(severity, profile):
+    """Given the angle, motion blur is deterministic: compare with imagecorruptions' own
+    kernel at the same angles (within one grey level), including angles that hit taps' edges."""
+    from prunecheck.corruptions import torch_spatial
+    from prunecheck.corruptions.compat import load_imagecorruptions
+    from prunecheck.corruptions.profiles import parameters
+
+    radius, sigma = parameters(profile, "motion_blur", severity)
+    images = natural_like(7, seed=severity)
+    degrees = np.array([-45.0, -30.5, -7.25, 0.0, 12.0, 33.3, 45.0])
+    ours = torch_spatial.motion_blur_at(torch.from_numpy(images), torch.from_numpy(degrees), radius, sigma).numpy()
+    blur = load_imagecorruptions().corruptions._motion_blur
+    for k, angle in enumerate(degrees):
+        ref = np.uint8(np.clip(blur(images[k].transpose(1, 2, 0), radius=radius, sigma=sigma, angle=angle), 0, 255))
+        diff = np.abs(ref.transpose(2, 0, 1).astype(int) - ours[k])
+        assert diff.max() <= MAX_ABS_DIFF, (angle, diff.max())
+
+
+def test_motion_blur_angles_are_uniform_on_plus_minus_45():
+    from scipy.stats import kstest
+
+    from prunecheck.corruptions.torch_random import uniform01
+
+    degrees = (uniform01(torch.arange(4000), 1, "motion_blur", 3, 0)[:, 0] * 90 - 45).numpy()
+    assert degrees.min() >= -45 and degrees.max() <= 45
+    assert kstest(degrees, "uniform", args=(-45, 90)).pvalue > 1e-3
+
+
+@pytest.fixture
+def numpy_draws(monkeypatch):
+    """Feed torch_spatial the reference's uniform draws: np.random.random_sample in call order."""
+    from prunecheck.corruptions import torch_spatial
+
+    def from_numpy(indices, per_image, *args):
+        return torch.from_numpy(np.random.random_sample((len(indices), per_image)))
+
+    monkeypatch.setattr(torch_spatial, "uniform01", from_numpy)
+    return torch_spatial
+
+
+@pytest.mark.parametrize("size, decay", [(32, 2.0), (64, 1.4), (256, 3.0)])
+def test_plasma_with_the_reference_draws_is_the_reference_plasma(numpy_draws, size, decay):
+    """Fog's only randomness is the plasma field: with the same uniform draws (one image, the
+    reference's draw order) the batched plasma equals compat.plasma_fractal."""
+    from prunecheck.corruptions import compat
+
+    np.random.seed(3)
+    expected = compat.plasma_fractal(size, decay)
+    np.random.seed(3)
+    found = numpy_draws.plasma_batch(torch.zeros(1, dtype=torch.int64), size, decay, 1, 0)[0].numpy()
+    assert np.allclose(found, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_fog_with_the_reference_draws_matches_the_reference(numpy_draws, severity, profile):
+    images = natural_like(4, seed=severity)
+    for k in range(len(images)):
+        np.random.seed(100 + k)
+        ref = compat_apply(images[k], "fog", severity, profile)
+        np.random.seed(100 + k)
+        ours = numpy_draws.fog(torch.from_numpy(images[k : k + 1]), torch.zeros(1), severity, 0, profile)[0].numpy()
+        assert np.abs(ref.astype(int) - ours).max() <= MAX_ABS_DIFF
+
+
+def test_fog_fields_differ_between_images_and_seeds():
+    from prunecheck.corruptions import torch_spatial
+
+    a = torch_spatial.plasma_batch(torch.arange(3), 32, 2.0, 3, 0)
+    b = torch_spatial.plasma_batch(torch.arange(3), 32, 2.0, 3, 1)
+    assert not torch.equal(a[0], a[1]) and not torch.equal(a[0], b[0])
+    assert torch.equal(a[1], torch_spatial.plasma_batch(torch.tensor([1]), 32, 2.0, 3, 0)[0])
+
+
+def compat_apply(image_chw: np.ndarray, name: str, severity: int, profile: str) -> np.ndarray:
+    from prunecheck.corruptions.compat import apply_corruption
+
+    out = apply_corruption(np.ascontiguousarray(image_chw.transpose(1, 2, 0)), name, severity, profile)
+    return out.transpose(2, 0, 1)

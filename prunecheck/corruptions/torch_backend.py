@@ -24,7 +24,6 @@ Public API:
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from pathlib import Path
 
@@ -33,90 +32,27 @@ import torch
 import torch.nn.functional as F
 
 from prunecheck.corruptions.generate import CorruptedDataset, Progress
+from prunecheck.corruptions import torch_spatial
 from prunecheck.corruptions.names import check_severity
 from prunecheck.corruptions.profiles import check_profile, parameters
+from prunecheck.corruptions.torch_random import UNIFORM_BITS as _UNIFORM_BITS
+from prunecheck.corruptions.torch_random import to_uint8, uniform_bits
 from prunecheck.data.base import ImageDataset, digest
 
 #: Bump when the output of any torch corruption changes (part of every cache key).
 TORCH_GENERATOR_VERSION = "3"
 
-RANDOM: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+NOISE: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog")
 DETERMINISTIC: tuple[str, ...] = (
-    "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur",
+    "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur", "zoom_blur",
 )
 TORCH_CORRUPTIONS: tuple[str, ...] = RANDOM + DETERMINISTIC
 
 #: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache).
 CPU_CHUNK = 128
-#: Levels of the discretised uniform draws: 16 bits per value.
-_UNIFORM_BITS = 16
 #: Quantile levels of the exact per-input output distribution (shot noise).
 _SHOT_LEVELS_BITS = 12
-
-
-# -- counter-based random bits --------------------------------------------------------------
-def _i32(value: int) -> int:
-    """An unsigned 32-bit constant as the signed int32 with the same bits."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-_M1, _M2, _GOLDEN = _i32(0x7FEB352D), _i32(0x846CA68B), _i32(0x9E3779B9)
-
-
-def _mix32_(h: torch.Tensor) -> torch.Tensor:
-    """In place: a 32-bit integer finaliser (xor-shift / multiply) on int32 tensors.
-
-    Multiplication wraps modulo 2^32; shifts are made logical with a mask.
-    """
-    h ^= (h >> 16) & 0xFFFF
-    h *= _M1
-    h ^= (h >> 15) & 0x1FFFF
-    h *= _M2
-    h ^= (h >> 16) & 0xFFFF
-    return h
-
-
-def _stream_key(name: str, severity: int, seed: int) -> int:
-    text = f"prunecheck-torch-corruption|{name}|{int(severity)}|{int(seed)}".encode()
-    return _i32(int.from_bytes(hashlib.sha256(text).digest()[:4], "little"))
-
-
-def uniform_bits(
-    indices: torch.Tensor, per_image: int, name: str, severity: int, seed: int, bits: int = _UNIFORM_BITS
-) -> torch.Tensor:
-    """Independent uniform integers in [0, 2**bits) per (image index, element).
-
-    Each 32-bit hash of (image key, counter) gives two values: its high and low
-    16 bits (``bits`` of each).
-
-    Args:
-        indices: int [N] dataset row indices (on the target device).
-        per_image: values per image (e.g. 3 * H * W).
-        name, severity, seed: the stream key.
-        bits: 1..16.
-
-    Returns:
-        int64 [N, per_image]; row i depends only on (indices[i], name, severity, seed).
-    """
-    if not 1 <= bits <= 16:
-        raise ValueError(f"uniform_bits: expected 1 <= bits <= 16, found {bits}")
-    key = _stream_key(name, severity, seed)
-    device = indices.device
-    idx = indices.to(torch.int64)
-    low = idx & 0xFFFFFFFF
-    low = torch.where(low >= 1 << 31, low - (1 << 32), low).to(torch.int32)
-    high = (idx >> 32).to(torch.int32)
-    base = _mix32_(low ^ key)
-    base ^= _mix32_(high + _GOLDEN)
-    base = _mix32_(base)
-    pairs = (per_image + 1) // 2
-    counter = torch.arange(pairs, dtype=torch.int32, device=device) * _GOLDEN
-    h = base.view(-1, 1) + counter.view(1, -1)
-    _mix32_(h)
-    shift = 16 - bits
-    out = torch.cat(((h >> (16 + shift)) & ((1 << bits) - 1), (h & 0xFFFF) >> shift), dim=1)
-    return out[:, :per_image].to(torch.int64)  # int64: the fast index type for index_select
 
 
 @functools.lru_cache(maxsize=8)
@@ -199,11 +135,6 @@ def _noise(
 
 
 # -- colour ---------------------------------------------------------------------------------
-def _to_uint8(x01: torch.Tensor) -> torch.Tensor:
-    """[0, 1] float -> uint8 by truncation, as the reference's ``np.uint8(clip(x) * 255)``."""
-    return x01.clamp_(0.0, 1.0).mul_(255.0).to(torch.uint8)
-
-
 def _hsv_round_trip(images: torch.Tensor, channel: int, a: float, b: float) -> torch.Tensor:
     """RGB -> HSV, ``channel`` (1 = S, 2 = V) -> clip(a * channel + b, 0, 1), HSV -> RGB, to uint8.
 
@@ -238,7 +169,7 @@ def _hsv_round_trip(images: torch.Tensor, channel: int, a: float, b: float) -> t
     red = torch.where(is_[0] | is_[5], v, torch.where(is_[1], q, torch.where(is_[4], t, p)))
     green = torch.where(is_[1] | is_[2], v, torch.where(is_[0], t, torch.where(is_[3], q, p)))
     blue = torch.where(is_[3] | is_[4], v, torch.where(is_[2], t, torch.where(is_[5], q, p)))
-    return _to_uint8(torch.stack((red, green, blue), dim=1))
+    return to_uint8(torch.stack((red, green, blue), dim=1))
 
 
 def _brightness(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
@@ -253,7 +184,7 @@ def _saturate(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor
 def _contrast(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     x = images.to(torch.float32) / 255.0
     mean = x.mean(dim=(2, 3), keepdim=True)
-    return _to_uint8((x - mean).mul_(parameters(profile, "contrast", severity)).add_(mean))
+    return to_uint8((x - mean).mul_(parameters(profile, "contrast", severity)).add_(mean))
 
 
 # -- geometry and blur as small matrices -----------------------------------------------------
@@ -348,7 +279,7 @@ def _gaussian_blur(images: torch.Tensor, severity: int, profile: str) -> torch.T
     gh = torch.from_numpy(_gaussian_matrix(height, sigma)).to(dev, torch.float32)
     gw = torch.from_numpy(_gaussian_matrix(width, sigma)).to(dev, torch.float32)
     x = images.to(torch.float32) / 255.0
-    return _to_uint8(_left_multiply(gh, x @ gw.T))
+    return to_uint8(_left_multiply(gh, x @ gw.T))
 
 
 @functools.lru_cache(maxsize=16)
@@ -419,16 +350,18 @@ def _defocus_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Te
     if spectral is not None:  # small images: four GEMMs instead of a dense k x k convolution
         inv_h, inv_w_t, spectrum, v_h, v_w_t = spectral
         coeffs = torch.matmul(inv_h, images.to(torch.float32) @ inv_w_t).mul_(spectrum)
-        return _to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
+        return to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
     kernel = torch.from_numpy(defocus_kernel(severity, profile)).to(images.device)
     half = kernel.shape[0] // 2
     x = images.to(torch.float32) / 255.0
     padded = F.pad(x, (half, half, half, half), mode="reflect")  # reflect-101, as OpenCV's default
     weight = kernel.view(1, 1, *kernel.shape).expand(x.shape[1], 1, *kernel.shape)
-    return _to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
+    return to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
 
 
+_RANDOM_FNS = {"motion_blur": torch_spatial.motion_blur, "fog": torch_spatial.fog}
 _DETERMINISTIC_FNS = {
+    "zoom_blur": torch_spatial.zoom_blur,
     "brightness": _brightness,
     "contrast": _contrast,
     "saturate": _saturate,
@@ -492,8 +425,10 @@ def corrupt_batch(
         parts = []
         for start in range(0, images.shape[0], step):
             chunk, keys = images[start : start + step], indices[start : start + step]
-            if name in RANDOM:
+            if name in NOISE:
                 parts.append(_noise(chunk, keys, name, severity, seed, profile))
+            elif name in _RANDOM_FNS:
+                parts.append(_RANDOM_FNS[name](chunk, keys, severity, seed, profile))
             else:
                 parts.append(_DETERMINISTIC_FNS[name](chunk, severity, profile))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
