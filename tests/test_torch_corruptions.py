@@ -276,3 +276,11 @@ def compat_apply(image_chw: np.ndarray, name: str, severity: int, profile: str) 
 
     out = apply_corruption(np.ascontiguousarray(image_chw.transpose(1, 2, 0)), name, severity, profile)
     return out.transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+def test_jpeg_compression_is_byte_identical(profile):
+    images = natural_like(6)
+    for severity in range(1, 6):
+        assert np.array_equal(torch_out(images, "jpeg_compression", severity, profile=profile),
+                              reference(images, "jpeg_compression", severity, profile=profile))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ NOISE: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "spec
 RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog")
 DETERMINISTIC: tuple[str, ...] = (
     "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur", "zoom_blur",
+    "jpeg_compression",
 )
 TORCH_CORRUPTIONS: tuple[str, ...] = RANDOM + DETERMINISTIC
 
@@ -359,9 +361,32 @@ def _defocus_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Te
     return to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
 
 
+def _jpeg_compression(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
+    # torchvision's libjpeg round trip with PIL's defaults (4:2:0, the IJG quality tables) writes the
+    # same bytes as PIL's save(quality=q) and decodes them to the same pixels (tested). It runs on
+    # the CPU: a GPU codec (nvjpeg) is not guaranteed to produce libjpeg's pixels. torchvision 0.29
+    # deprecates its image codecs; without them the same round trip goes through PIL per image.
+    quality = int(parameters(profile, "jpeg_compression", severity))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import decode_jpeg, encode_jpeg
+
+            decoded = decode_jpeg(encode_jpeg(list(images.cpu()), quality=quality))
+        return torch.stack(decoded).to(images.device)
+    except ImportError:  # pragma: no cover - torchvision without image codecs
+        from prunecheck.corruptions.cifar_c import jpeg_compression
+        from PIL import Image
+
+        out = [jpeg_compression(Image.fromarray(im.permute(1, 2, 0).numpy()), severity, profile=profile)
+               for im in images.cpu()]
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous().to(images.device)
+
+
 _RANDOM_FNS = {"motion_blur": torch_spatial.motion_blur, "fog": torch_spatial.fog}
 _DETERMINISTIC_FNS = {
     "zoom_blur": torch_spatial.zoom_blur,
+    "jpeg_compression": _jpeg_compression,
     "brightness": _brightness,
     "contrast": _contrast,
     "saturate": _saturate,
