@@ -284,3 +284,66 @@ def test_jpeg_compression_is_byte_identical(profile):
     for severity in range(1, 6):
         assert np.array_equal(torch_out(images, "jpeg_compression", severity, profile=profile),
                               reference(images, "jpeg_compression", severity, profile=profile))
+
+
+@pytest.fixture
+def numpy_glass_moves(monkeypatch):
+    """The reference's glass_blur draws: np.random.randint(-d, d, size=(visited, 2)) per pass."""
+    from prunecheck.corruptions import torch_warp
+
+    def from_numpy(indices, count, delta, *args):
+        return torch.from_numpy(np.random.randint(-delta, delta, size=(count, 2))).view(1, count, 2)
+
+    monkeypatch.setattr(torch_warp, "glass_moves", from_numpy)
+    return torch_warp
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("shape", [(32, 32), (35, 41)])
+def test_glass_blur_with_the_reference_draws_matches_the_reference(numpy_glass_moves, severity, profile, shape):
+    """Given the same (dx, dy) draws, the chain-resolved batch version equals the reference's
+    sequential loop (within one grey level: float rounding at the two truncations)."""
+    rs = np.random.RandomState(severity)
+    images = rs.randint(0, 256, (3, 3, *shape)).astype(np.uint8)
+    for k in range(len(images)):
+        np.random.seed(10 + k)
+        ref = compat_apply(images[k], "glass_blur", severity, profile)
+        np.random.seed(10 + k)
+        ours = numpy_glass_moves.glass_blur(torch.from_numpy(images[k : k + 1]), torch.zeros(1), severity, 0, profile)
+        diff = np.abs(ref.astype(int) - ours[0].numpy())
+        assert diff.max() <= MAX_ABS_DIFF and np.mean(diff > 0) < 0.01, (severity, diff.max(), np.mean(diff > 0))
+
+
+@pytest.fixture
+def numpy_warp_draws(monkeypatch):
+    from prunecheck.corruptions import torch_warp
+
+    def from_numpy(indices, per_image, *args):
+        return torch.from_numpy(np.random.random_sample((len(indices), per_image)))
+
+    monkeypatch.setattr(torch_warp, "uniform01", from_numpy)
+    return torch_warp
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_elastic_transform_with_the_reference_draws_matches_the_reference(numpy_warp_draws, severity, profile):
+    images = natural_like(4, seed=severity)
+    for k in range(len(images)):
+        np.random.seed(20 + k)
+        ref = compat_apply(images[k], "elastic_transform", severity, profile)
+        np.random.seed(20 + k)
+        ours = numpy_warp_draws.elastic_transform(torch.from_numpy(images[k : k + 1]), torch.zeros(1), severity, 0,
+                                                  profile)[0].numpy()
+        diff = np.abs(ref.astype(int) - ours)
+        assert diff.max() <= MAX_ABS_DIFF and np.mean(diff > 0) < 0.05, (severity, diff.max(), np.mean(diff > 0))
+
+
+@pytest.mark.parametrize("name", ["glass_blur", "elastic_transform"])
+def test_warps_depend_only_on_the_image_index(name):
+    images = natural_like(6)
+    batch = torch_out(images, name, 3, seed=2)
+    alone = torch_out(images[4:5], name, 3, seed=2, indices=np.array([4]))
+    assert np.array_equal(batch[4], alone[0])
+    assert not np.array_equal(torch_out(images, name, 3, seed=3), batch)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from prunecheck.corruptions.generate import CorruptedDataset, Progress
-from prunecheck.corruptions import torch_spatial
+from prunecheck.corruptions import torch_spatial, torch_warp
 from prunecheck.corruptions.names import check_severity
 from prunecheck.corruptions.profiles import check_profile, parameters
 from prunecheck.corruptions.torch_random import UNIFORM_BITS as _UNIFORM_BITS
@@ -44,7 +44,7 @@ from prunecheck.data.base import ImageDataset, digest
 TORCH_GENERATOR_VERSION = "3"
 
 NOISE: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
-RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog")
+RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog", "glass_blur", "elastic_transform")
 DETERMINISTIC: tuple[str, ...] = (
     "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur", "zoom_blur",
     "jpeg_compression",
@@ -261,25 +261,12 @@ def _pixelate(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor
     return torch.gather(small.view(n * c, -1), 1, nearest.expand(n * c, -1)).view(n, c, height, width)
 
 
-@functools.lru_cache(maxsize=64)
-def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
-    """float64 [size, size]: 1-D Gaussian filter (radius int(4 sigma + 0.5)) with edge replication."""
-    radius = int(4.0 * sigma + 0.5)
-    offsets = np.arange(-radius, radius + 1)
-    weights = np.exp(-0.5 * offsets.astype(np.float64) ** 2 / sigma**2)
-    weights /= weights.sum()
-    matrix = np.zeros((size, size), dtype=np.float64)
-    for i in range(size):
-        np.add.at(matrix[i], np.clip(i + offsets, 0, size - 1), weights)
-    return matrix
-
-
 def _gaussian_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     sigma = float(parameters(profile, "gaussian_blur", severity))
     _, _, height, width = images.shape
     dev = images.device
-    gh = torch.from_numpy(_gaussian_matrix(height, sigma)).to(dev, torch.float32)
-    gw = torch.from_numpy(_gaussian_matrix(width, sigma)).to(dev, torch.float32)
+    gh = torch.from_numpy(torch_warp.gaussian_matrix(height, sigma)).to(dev, torch.float32)
+    gw = torch.from_numpy(torch_warp.gaussian_matrix(width, sigma)).to(dev, torch.float32)
     x = images.to(torch.float32) / 255.0
     return to_uint8(_left_multiply(gh, x @ gw.T))
 
@@ -383,7 +370,12 @@ def _jpeg_compression(images: torch.Tensor, severity: int, profile: str) -> torc
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous().to(images.device)
 
 
-_RANDOM_FNS = {"motion_blur": torch_spatial.motion_blur, "fog": torch_spatial.fog}
+_RANDOM_FNS = {
+    "motion_blur": torch_spatial.motion_blur,
+    "fog": torch_spatial.fog,
+    "glass_blur": torch_warp.glass_blur,
+    "elastic_transform": torch_warp.elastic_transform,
+}
 _DETERMINISTIC_FNS = {
     "zoom_blur": torch_spatial.zoom_blur,
     "jpeg_compression": _jpeg_compression,
