@@ -324,3 +324,19 @@ def test_corruption_table_lists_the_source_of_each_view():
     ]
     text = table.render(entries)
     assert "- generated, cifar profile: fog-3, snow-3" in text
+
+
+def test_cifar_frost_uses_the_texture_scaled_by_0_2(image):
+    """make_cifar_c.frost: cv2.resize(texture, fx=0.2, fy=0.2), window at randint offsets."""
+    import cv2
+
+    np.random.seed(4)
+    found = compat.apply_corruption(image, "frost", 3, "cifar")
+    np.random.seed(4)
+    k = np.random.randint(5)
+    texture = cv2.imread(compat.frost_texture_path(k))
+    texture = cv2.resize(texture, (0, 0), fx=0.2, fy=0.2)
+    top, left = np.random.randint(0, texture.shape[0] - 32), np.random.randint(0, texture.shape[1] - 32)
+    window = texture[top:top + 32, left:left + 32][..., [2, 1, 0]]
+    plain = np.uint8(np.clip(0.9 * image + 0.4 * window, 0, 255))
+    assert np.array_equal(found, plain)

@@ -125,7 +125,7 @@ def test_large_indices_are_keys_too():
 @pytest.mark.parametrize(
     "images, name, message",
     [
-        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "frost", "found 'frost'"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "spatter", "found 'spatter'"),
         (torch.zeros(2, 3, 32, 32, dtype=torch.float32), "contrast", "expected uint8"),
         (torch.zeros(2, 3, 16, 16, dtype=torch.uint8), "contrast", "at least 32x32"),
     ],
@@ -176,7 +176,7 @@ def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
 
     torch_ws = workspace({"corruptions": {"backend": "torch"}})
     assert isinstance(torch_ws.dataset("toy", corruption("contrast", 1)), tb.TorchCorruptedDataset)
-    assert type(torch_ws.dataset("toy", corruption("frost", 1))) is CorruptedDataset  # not covered
+    assert type(torch_ws.dataset("toy", corruption("spatter", 1))) is CorruptedDataset  # not covered
     default_ws = workspace({})
     assert type(default_ws.dataset("toy", corruption("contrast", 1))) is CorruptedDataset
 
@@ -347,3 +347,59 @@ def test_warps_depend_only_on_the_image_index(name):
     alone = torch_out(images[4:5], name, 3, seed=2, indices=np.array([4]))
     assert np.array_equal(batch[4], alone[0])
     assert not np.array_equal(torch_out(images, name, 3, seed=3), batch)
+
+
+@pytest.fixture
+def numpy_weather_draws(monkeypatch):
+    """The reference's draws for frost (randint texture, top, left) and snow (normal field, angle)."""
+    from prunecheck.corruptions import torch_weather
+
+    def frost_choices(indices, sizes, height, width, *args):
+        k = np.random.randint(5)
+        top = np.random.randint(0, sizes[k][0] - height)
+        left = np.random.randint(0, sizes[k][1] - width)
+        return torch.tensor([[k, top, left]])
+
+    def snow_draws(indices, height, width, loc, scale, *args):
+        field = np.random.normal(size=(height, width), loc=loc, scale=scale)
+        return torch.from_numpy(field)[None], torch.tensor([np.random.uniform(-135, -45)], dtype=torch.float64)
+
+    monkeypatch.setattr(torch_weather, "frost_choices", frost_choices)
+    monkeypatch.setattr(torch_weather, "snow_draws", snow_draws)
+    return torch_weather
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+@pytest.mark.parametrize("severity", [1, 3, 5])
+@pytest.mark.parametrize("name", ["frost", "snow"])
+def test_weather_with_the_reference_draws_matches_the_reference(numpy_weather_draws, name, severity, profile):
+    images = natural_like(5, seed=severity)
+    for k in range(len(images)):
+        np.random.seed(30 + k)
+        ref = compat_apply(images[k], name, severity, profile)
+        np.random.seed(30 + k)
+        ours = getattr(numpy_weather_draws, name)(torch.from_numpy(images[k : k + 1]), torch.zeros(1), severity, 0,
+                                                  profile)[0].numpy()
+        diff = np.abs(ref.astype(int) - ours)
+        assert diff.max() <= MAX_ABS_DIFF and np.mean(diff > 0) < 0.05, (k, diff.max(), np.mean(diff > 0))
+
+
+@pytest.mark.parametrize("name", ["frost", "snow"])
+def test_weather_depends_only_on_the_image_index(name):
+    images = natural_like(6)
+    batch = torch_out(images, name, 3, seed=2)
+    alone = torch_out(images[4:5], name, 3, seed=2, indices=np.array([4]))
+    assert np.array_equal(batch[4], alone[0])
+    assert not np.array_equal(torch_out(images, name, 3, seed=3), batch)
+
+
+def test_frost_choices_cover_every_texture_and_window():
+    from prunecheck.corruptions import torch_weather
+
+    sizes = [(100, 120), (60, 80), (70, 70), (90, 50), (40, 200)]
+    choice = torch_weather.frost_choices(torch.arange(20000), sizes, 32, 32, 3, 0).numpy()
+    counts = np.bincount(choice[:, 0], minlength=5)
+    assert chisquare(counts).pvalue > 1e-3
+    for k, (h, w) in enumerate(sizes):
+        tops = choice[choice[:, 0] == k, 1]
+        assert tops.min() == 0 and tops.max() == h - 32 - 1  # randint(0, h - H): upper end excluded

@@ -400,13 +400,14 @@ def corruption_function(name: str, profile: str = "imagenet") -> CorruptionFn:
     if name not in ALL_CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; expected one of: " + ", ".join(ALL_CORRUPTIONS))
     check_profile(profile)
+    if profile == "cifar":
+        from prunecheck.corruptions import cifar_c
+
+        if name in cifar_c.FUNCTIONS:  # make_cifar_c's definitions first (frost differs)
+            return functools.partial(cifar_c.FUNCTIONS[name], profile=profile)
     if name in OWN_IMPLEMENTATIONS:
         return functools.partial(OWN_IMPLEMENTATIONS[name], profile=profile)
-    if profile == "imagenet":
-        return getattr(load_imagecorruptions(), name)
-    from prunecheck.corruptions import cifar_c
-
-    return functools.partial(cifar_c.FUNCTIONS[name], profile=profile)
+    return getattr(load_imagecorruptions(), name)
 
 
 def apply_corruption(image: np.ndarray, name: str, severity: int, profile: str = "imagenet") -> np.ndarray:

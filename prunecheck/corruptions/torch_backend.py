@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from prunecheck.corruptions.generate import CorruptedDataset, Progress
-from prunecheck.corruptions import torch_spatial, torch_warp
+from prunecheck.corruptions import torch_spatial, torch_warp, torch_weather
 from prunecheck.corruptions.names import check_severity
 from prunecheck.corruptions.profiles import check_profile, parameters
 from prunecheck.corruptions.torch_random import UNIFORM_BITS as _UNIFORM_BITS
@@ -44,7 +44,7 @@ from prunecheck.data.base import ImageDataset, digest
 TORCH_GENERATOR_VERSION = "3"
 
 NOISE: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
-RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog", "glass_blur", "elastic_transform")
+RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog", "glass_blur", "elastic_transform", "frost", "snow")
 DETERMINISTIC: tuple[str, ...] = (
     "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur", "zoom_blur",
     "jpeg_compression",
@@ -375,6 +375,8 @@ _RANDOM_FNS = {
     "fog": torch_spatial.fog,
     "glass_blur": torch_warp.glass_blur,
     "elastic_transform": torch_warp.elastic_transform,
+    "frost": torch_weather.frost,
+    "snow": torch_weather.snow,
 }
 _DETERMINISTIC_FNS = {
     "zoom_blur": torch_spatial.zoom_blur,

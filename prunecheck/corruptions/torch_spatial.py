@@ -31,18 +31,21 @@ _ZOOM_MAX_ELEMENTS = 1 << 24
 
 
 # -- zoom_blur --------------------------------------------------------------------------------
-def _zoom_taps(size: int, factor: float, centre_trim: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _zoom_taps(
+    size: int, factor: float, centre_trim: bool, keep_all: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per output pixel (0..size-1): the two source indices and the weight of the second.
 
     The central ``ceil(size / factor)`` pixels (offset ``(size - crop) // 2``) are zoomed to
     ``round(crop * factor)`` with scipy's mapping ``in = out (crop - 1) / (zoomed - 1)``;
-    the kept window starts at 0 (imagecorruptions) or at ``(zoomed - size) // 2`` (cifar).
+    the kept window starts at 0 (imagecorruptions) or at ``(zoomed - size) // 2`` (cifar);
+    ``keep_all`` keeps all ``zoomed`` output pixels (imagecorruptions' snow layer).
     """
     crop = int(np.ceil(size / float(factor)))
     top = (size - crop) // 2
     zoomed = int(round(crop * factor))
     start = (zoomed - size) // 2 if centre_trim else 0
-    out = np.arange(start, start + size, dtype=np.float64)
+    out = np.arange(start, start + size, dtype=np.float64) if not keep_all else np.arange(zoomed, dtype=np.float64)
     coord = out * (crop - 1) / (zoomed - 1) if zoomed > 1 else np.zeros_like(out)
     low = np.clip(np.floor(coord), 0, crop - 1)
     high = np.minimum(low + 1, crop - 1)
@@ -108,7 +111,13 @@ def motion_blur(
 
 
 def motion_blur_at(images: torch.Tensor, degrees: torch.Tensor, radius: float, sigma: float) -> torch.Tensor:
-    """imagecorruptions' motion blur of each image at its angle (float64 [N], degrees)."""
+    """imagecorruptions' motion blur of each image at its angle (float64 [N], degrees), to uint8."""
+    out = motion_sum(images.to(torch.float32), degrees, radius, sigma)
+    return out.clamp_(0.0, 255.0).to(torch.uint8)
+
+
+def motion_sum(images: torch.Tensor, degrees: torch.Tensor, radius: float, sigma: float) -> torch.Tensor:
+    """The motion-blur sum of float [N, C, H, W] (no clipping, no conversion)."""
     n, c, height, width = images.shape
     device = images.device
     taps, kernel = _motion_taps(radius, sigma)
@@ -121,8 +130,8 @@ def motion_blur_at(images: torch.Tensor, degrees: torch.Tensor, radius: float, s
     inside = torch.cumprod(inside.to(torch.int64), dim=1).bool()  # the reference stops at the first exit
     ys = torch.arange(height, device=device).view(1, -1, 1)
     xs = torch.arange(width, device=device).view(1, 1, -1)
-    flat = images.reshape(n, c, height * width).to(torch.float32)
-    weights = torch.from_numpy(kernel).to(device, torch.float32)
+    flat = images.reshape(n, c, height * width)
+    weights = torch.from_numpy(kernel).to(device, images.dtype)
     out = torch.zeros_like(flat)
     for tap in range(taps):
         active = inside[:, tap]
@@ -132,9 +141,9 @@ def motion_blur_at(images: torch.Tensor, degrees: torch.Tensor, radius: float, s
         src_y = (ys - dy[:, tap].view(-1, 1, 1)).clamp_(0, height - 1)
         src_x = (xs - dx[:, tap].view(-1, 1, 1)).clamp_(0, width - 1)
         index = (src_y * width + src_x).view(n, 1, -1).expand(n, c, -1)
-        scale = (weights[tap] * active.to(torch.float32)).view(n, 1, 1)
+        scale = (weights[tap] * active.to(images.dtype)).view(n, 1, 1)
         out.add_(torch.gather(flat, 2, index).mul_(scale))
-    return out.clamp_(0.0, 255.0).to(torch.uint8).view(n, c, height, width)
+    return out.view(n, c, height, width)
 
 
 # -- fog --------------------------------------------------------------------------------------
@@ -184,3 +193,14 @@ def fog(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int, p
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
     return to_uint8((x + strength * haze) * peak / (peak + strength))
 
+
+
+def zoom_plane(x: torch.Tensor, factor: float, centre_trim: bool) -> torch.Tensor:
+    """One order-1 zoom of float [N, H, W] about the centre: trimmed to H x W (``centre_trim``)
+    or, as imagecorruptions' ``clipped_zoom``, the whole zoomed crop."""
+    n, height, width = x.shape
+    r0, r1, rw = (torch.from_numpy(a).to(x.device) for a in _zoom_taps(height, factor, centre_trim, not centre_trim))
+    c0, c1, cw = (torch.from_numpy(a).to(x.device) for a in _zoom_taps(width, factor, centre_trim, not centre_trim))
+    rw, cw = rw.to(x.dtype), cw.to(x.dtype)
+    y = x.index_select(1, r0) * (1 - rw.view(-1, 1)) + x.index_select(1, r1) * rw.view(-1, 1)
+    return y.index_select(2, c0) * (1 - cw) + y.index_select(2, c1) * cw
