@@ -128,22 +128,22 @@ def motion_sum(images: torch.Tensor, degrees: torch.Tensor, radius: float, sigma
     dx = -torch.ceil(i.view(1, -1) * torch.cos(angle).view(-1, 1) - 0.5).to(torch.int64)
     inside = (dy.abs() < height) & (dx.abs() < width)
     inside = torch.cumprod(inside.to(torch.int64), dim=1).bool()  # the reference stops at the first exit
-    ys = torch.arange(height, device=device).view(1, -1, 1)
-    xs = torch.arange(width, device=device).view(1, 1, -1)
-    flat = images.reshape(n, c, height * width)
+    ys = torch.arange(height, device=device).view(1, -1)
+    xs = torch.arange(width, device=device).view(1, -1)
     weights = torch.from_numpy(kernel).to(device, images.dtype)
-    out = torch.zeros_like(flat)
+    out = torch.zeros_like(images)
     for tap in range(taps):
         active = inside[:, tap]
         if not bool(active.any()):
             break
-        # shifted[y, x] = image[clamp(y - dy), clamp(x - dx)] (edge rows / columns replicated)
-        src_y = (ys - dy[:, tap].view(-1, 1, 1)).clamp_(0, height - 1)
-        src_x = (xs - dx[:, tap].view(-1, 1, 1)).clamp_(0, width - 1)
-        index = (src_y * width + src_x).view(n, 1, -1).expand(n, c, -1)
-        scale = (weights[tap] * active.to(images.dtype)).view(n, 1, 1)
-        out.add_(torch.gather(flat, 2, index).mul_(scale))
-    return out.view(n, c, height, width)
+        # shifted[y, x] = image[clamp(y - dy), clamp(x - dx)] (edge rows / columns replicated):
+        # a row gather then a column gather, each with a per-image index vector
+        src_y = (ys - dy[:, tap].view(-1, 1)).clamp_(0, height - 1).view(n, 1, height, 1).expand(n, c, height, width)
+        src_x = (xs - dx[:, tap].view(-1, 1)).clamp_(0, width - 1).view(n, 1, 1, width).expand(n, c, height, width)
+        shifted = torch.gather(torch.gather(images, 2, src_y), 3, src_x)
+        scale = (weights[tap] * active.to(images.dtype)).view(n, 1, 1, 1)
+        out.add_(shifted.mul_(scale))
+    return out
 
 
 # -- fog --------------------------------------------------------------------------------------

@@ -54,12 +54,37 @@ def gaussian_matrix(size: int, sigma: float, truncate: float = 4.0, mode: str = 
     return matrix
 
 
-def _blur(x: torch.Tensor, sigma_h: float, sigma_w: float, truncate: float, mode: str) -> torch.Tensor:
+def _border_index(size: int, pad: int, mode: str, device: torch.device) -> torch.Tensor:
+    """Indices [size + 2 pad] into a length-``size`` axis extended by scipy's ``mode``."""
+    index = torch.arange(-pad, size + pad, device=device)
+    if mode == "nearest":
+        return index.clamp(0, size - 1)
+    index = torch.remainder(index, 2 * size)
+    return torch.where(index >= size, 2 * size - 1 - index, index)
+
+
+def _blur_axis(x: torch.Tensor, sigma: float, truncate: float, mode: str, dim: int) -> torch.Tensor:
+    """Gaussian along ``dim`` (-1 or -2) of float [N, C, H, W]: a dense matrix when the kernel
+    spans a good part of the axis, else a padded 1-D convolution (same sums, other order)."""
+    size = x.shape[dim]
+    radius = int(truncate * sigma + 0.5)
+    if 4 * (2 * radius + 1) >= size:
+        g = torch.from_numpy(gaussian_matrix(size, sigma, truncate, mode)).to(x.device, x.dtype)
+        return x @ g.T if dim == -1 else torch.matmul(g, x)
+    taps = torch.from_numpy(gaussian_matrix(4 * radius + 1, sigma, truncate, mode)[2 * radius]).to(x.device, x.dtype)
+    kernel = taps[radius : 3 * radius + 1].flip(0).view(1, 1, -1)  # conv1d correlates; the kernel is even
+    moved = x if dim == -1 else x.transpose(-1, -2)
+    lead = moved.shape[:-1]
+    padded = moved.index_select(-1, _border_index(size, radius, mode, x.device))
+    out = torch.nn.functional.conv1d(padded.reshape(-1, 1, size + 2 * radius), kernel).reshape(*lead, size)
+    return out if dim == -1 else out.transpose(-1, -2)
+
+
+def gaussian_filter(x: torch.Tensor, sigma_h: float, sigma_w: float, truncate: float, mode: str) -> torch.Tensor:
     """Separable Gaussian of float [..., H, W] (scipy's ``gaussian_filter`` on the two last axes)."""
-    height, width = x.shape[-2:]
-    gh = torch.from_numpy(gaussian_matrix(height, sigma_h, truncate, mode)).to(x.device, x.dtype)
-    gw = torch.from_numpy(gaussian_matrix(width, sigma_w, truncate, mode)).to(x.device, x.dtype)
-    return torch.matmul(gh, x @ gw.T)
+    shape = x.shape
+    x4 = x.reshape(-1, 1, *shape[-2:])
+    return _blur_axis(_blur_axis(x4, sigma_w, truncate, mode, -1), sigma_h, truncate, mode, -2).reshape(shape).contiguous()
 
 
 # -- glass_blur -------------------------------------------------------------------------------
@@ -82,7 +107,7 @@ def glass_blur(images: torch.Tensor, indices: torch.Tensor, severity: int, seed:
     n, c, height, width = images.shape
     size = height * width
     device = images.device
-    first = _blur(images.to(torch.float64) / 255.0, sigma, sigma, 4.0, "nearest").mul_(255.0)
+    first = gaussian_filter(images.to(torch.float64) / 255.0, sigma, sigma, 4.0, "nearest").mul_(255.0)
     first = first.to(torch.uint8).view(n, c, size)  # the reference's np.uint8(...) truncation
     visited = _visited(height, width, delta, str(device))
     is_visited = torch.zeros(size, dtype=torch.bool, device=device)
@@ -100,7 +125,7 @@ def glass_blur(images: torch.Tensor, indices: torch.Tensor, severity: int, seed:
             jump = torch.gather(jump, 1, jump)
         source = torch.gather(source, 1, torch.gather(target, 1, jump))
     shuffled = torch.gather(first, 2, source.view(n, 1, size).expand(n, c, size)).view(n, c, height, width)
-    return to_uint8(_blur(shuffled.to(torch.float64) / 255.0, sigma, sigma, 4.0, "nearest"))
+    return to_uint8(gaussian_filter(shuffled.to(torch.float64) / 255.0, sigma, sigma, 4.0, "nearest"))
 
 
 # -- elastic_transform ------------------------------------------------------------------------
@@ -125,7 +150,7 @@ def _bilinear(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, reflect) -> t
     flat = x.reshape(n, c, height * width)
 
     def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        index = (reflect(yy, height) * width + reflect(xx, width)).view(n, 1, -1).expand(n, c, -1)
+        index = (reflect(yy, height) * width + reflect(xx, width)).reshape(n, 1, -1).expand(n, c, -1)
         return torch.gather(flat, 2, index).view(n, c, height, width)
 
     wy, wx = wy.unsqueeze(1), wx.unsqueeze(1)
@@ -138,7 +163,7 @@ def _displacement(indices, shape, low, high, sigma_hw, alpha, part, severity, se
     """alpha * gaussian(U(low, high) [N, H, W], sigma, reflect, truncate 3), as float32 then float64."""
     height, width = shape
     u = uniform01(indices, height * width, f"elastic_transform|{part}", severity, seed).view(-1, height, width)
-    field = _blur(u * (high - low) + low, sigma_hw[0], sigma_hw[1], 3.0, "reflect") * alpha
+    field = gaussian_filter(u * (high - low) + low, sigma_hw[0], sigma_hw[1], 3.0, "reflect") * alpha
     return field.to(torch.float32).to(torch.float64)
 
 
