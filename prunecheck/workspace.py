@@ -92,9 +92,11 @@ class Workspace:
     def view_source(self, name: str, view: View) -> str:
         """Where the images of a corruption view of dataset ``name`` come from, for the report.
 
-        ``"generated, cifar profile"`` (plus ``", torch backend"``), or ``"released files in <root>"``;
-        ``""`` for views that are not corruptions.
+        ``"generated, cifar profile"`` (plus ``", torch backend"``), ``"released files in <root>"``,
+        ``"uniform L-inf noise in normalised input space"`` for noise views, ``""`` for the others.
         """
+        if view.kind == "noise":
+            return "uniform L-inf noise in normalised input space"
         if view.kind != "corruption":
             return ""
         dataset = self.dataset(name, view)

@@ -1,24 +1,29 @@
-"""Batched torch implementations of the corruptions that vectorise (CPU and GPU).
+"""Batched torch implementations of 18 of the 19 corruptions (CPU and GPU).
 
 Selected per run with ``[gates.corruptions] backend = "torch"``; the reference
-backend (imagecorruptions through :mod:`prunecheck.corruptions.compat`) stays the
-default, and corruptions this module does not cover fall back to it.
+backend (:mod:`prunecheck.corruptions.compat`) stays the default, and the one corruption
+this backend does not cover (spatter) falls back to it. Both constant profiles
+(:mod:`prunecheck.corruptions.profiles`) are supported. The noise, colour, pixelate,
+blur and jpeg corruptions live here; zoom_blur, motion_blur and fog in
+:mod:`~prunecheck.corruptions.torch_spatial`, glass_blur and elastic_transform in
+:mod:`~prunecheck.corruptions.torch_warp`, frost and snow in
+:mod:`~prunecheck.corruptions.torch_weather`.
 
-Deterministic corruptions (``DETERMINISTIC``) follow the reference arithmetic in
-float32: outputs differ from the reference by at most one grey level (float
-rounding at the uint8 truncation, PIL's fixed-point box filter). Random ones
-(``RANDOM``) sample the same per-pixel output distribution as the reference from a
-different random stream: each value is drawn from a counter-based hash of
-(image index, element, corruption, severity, seed), so an image's output depends
-on nothing else (not on its batch, the device or the chunking), and a whole batch
-is drawn with a handful of vectorised integer operations instead of one seeded
-generator per image (which alone would cost more than the reference corruption at
-32 x 32). Tolerances and measured differences: docs/performance.md.
+Deterministic corruptions (``DETERMINISTIC``) follow the reference arithmetic:
+brightness, saturate and jpeg_compression are byte-identical, the others differ by at
+most one grey level (float32 rounding at the uint8 truncation). Random ones (``RANDOM``)
+draw from a different random stream: per-value noise samples the reference's per-pixel
+output distribution; the corruptions with one random parameter or field per image give
+the reference's output, within one grey level, when fed the reference's own draws.
+Every value is drawn from a counter-based hash of (image index, element, corruption,
+severity, seed) (:mod:`~prunecheck.corruptions.torch_random`), so an image's output
+depends on nothing else (not on its batch, the device or the chunking). Tolerances and
+measured differences: docs/performance.md.
 
 Public API:
-    TORCH_CORRUPTIONS, RANDOM, DETERMINISTIC, TORCH_GENERATOR_VERSION
-    corrupt_batch(images, indices, name, severity, seed) -> uint8 tensor
-    TorchCorruptedDataset(base, name, severity, seed, cache_dir, device=..., progress=...)
+    TORCH_CORRUPTIONS, RANDOM, DETERMINISTIC, NOISE, TORCH_GENERATOR_VERSION
+    corrupt_batch(images, indices, name, severity, seed, profile="imagenet") -> uint8 tensor
+    TorchCorruptedDataset(base, name, severity, seed, cache_dir, device=..., progress=..., profile="auto")
 """
 
 from __future__ import annotations
