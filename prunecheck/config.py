@@ -65,8 +65,10 @@ RUN_KEYS = (
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATASET_KEYS = (
     "kind", "root", "split", "download", "mean", "std", "resize", "crop", "corruptions_root",
-    "options",
+    "options", "corruption_profile",
 )
+#: ``[datasets.<name>] corruption_profile``: constants of generated corruptions (docs/corruptions.md).
+CORRUPTION_PROFILES = ("auto", "cifar", "imagenet")
 DATASET_KINDS = ("cifar10", "cifar100", "imagefolder", "imagenet-val", "demo")
 MODEL_KEYS = (
     "factory", "kwargs", "weights", "format", "trust", "members", "ensemble_average",
@@ -577,6 +579,9 @@ def _parse_dataset(where: _Where, key: str, name: str, table: Mapping[str, Any])
             if "corruptions_root" in table else None
         ),
         options=_plain(_table(where, f"{key}.options", table.get("options", {}))),
+        corruption_profile=_str(
+            where, f"{key}.corruption_profile", table.get("corruption_profile", "auto"), CORRUPTION_PROFILES
+        ),
     )
 
 

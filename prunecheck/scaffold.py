@@ -38,6 +38,7 @@ split = "test"
 # mean = [0.4914, 0.4822, 0.4465]
 # std = [0.2470, 0.2435, 0.2616]
 # corruptions_root = "data/CIFAR-10-C"   # released CIFAR-10-C files; without it corruptions are generated
+# corruption_profile = "auto"   # generated corruptions: "cifar" (CIFAR-10-C constants), "imagenet", "auto" (by size)
 
 # Optional out-of-distribution data for the OOD overconfidence gates, e.g. SVHN as an image folder:
 # [datasets.ood]

@@ -52,6 +52,8 @@ class DatasetSpec:
     crop: int | None = None  # ... centre-cropped to crop x crop
     corruptions_root: Path | None = None  # released CIFAR-10-C / ImageNet-C files, if any
     options: dict[str, Any] = field(default_factory=dict)  # kind-specific extras
+    # constants of generated corruptions: "auto" (cifar up to 64 x 64, else imagenet) | "cifar" | "imagenet"
+    corruption_profile: str = "auto"
 
 
 @dataclass(frozen=True)

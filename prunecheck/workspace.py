@@ -16,7 +16,7 @@ from prunecheck.data.base import ImageDataset, Subset
 from prunecheck.data.registry import load_dataset
 from prunecheck.efficiency import EfficiencyFacts, efficiency_facts
 from prunecheck.engine import PredictionEngine, Predictions, Progress
-from prunecheck.errors import ConfigError, PrunecheckError
+from prunecheck.errors import ConfigError, DataError, PrunecheckError
 from prunecheck.models import LoadedModel, load_model
 from prunecheck.settings import FamilySpec, PairSpec, Settings
 from prunecheck.views import NOMINAL, View
@@ -78,12 +78,19 @@ class Workspace:
             return BlurredDataset(base, view.radius)
         if spec.corruptions_root is not None:
             released = self._released(spec, view)
+            if tuple(released.image_shape) != tuple(base.image_shape):
+                raise DataError(
+                    f"{spec.corruptions_root}: expected corrupted images of the nominal view's size "
+                    f"{tuple(base.image_shape)[1:]} (dataset '{name}'), found {tuple(released.image_shape)[1:]} "
+                    f"for {view.id}"
+                )
             if limit is not None and len(released) > limit:
                 released = Subset(released, range(limit))
             return released
         from prunecheck.corruptions.generate import CorruptedDataset
 
         common = dict(
+            profile=spec.corruption_profile,
             seed=self.settings.run.seed,
             cache_dir=self.settings.run.cache_dir / "corruptions",
             progress=lambda done, total: self.progress(
@@ -96,6 +103,23 @@ class Workspace:
             if view.name in TORCH_CORRUPTIONS:
                 return TorchCorruptedDataset(base, view.name, view.severity, device=self.engine.device, **common)
         return CorruptedDataset(base, view.name, view.severity, **common)
+
+    def view_source(self, name: str, view: View) -> str:
+        """Where the images of a corruption view of dataset ``name`` come from, for the report.
+
+        ``"generated, cifar profile"`` (plus ``", torch backend"``), ``"released files in <root>"``,
+        ``"uniform L-inf noise in normalised input space"`` for noise views, ``""`` for the others.
+        """
+        if view.kind == "noise":
+            return "uniform L-inf noise in normalised input space"
+        if view.kind != "corruption":
+            return ""
+        dataset = self.dataset(name, view)
+        profile = getattr(dataset, "profile", None)
+        if profile is None:
+            return f"released files in {self._spec('datasets', self.settings.datasets, name).corruptions_root}"
+        backend = ", torch backend" if type(dataset).__name__ == "TorchCorruptedDataset" else ""
+        return f"generated, {profile} profile{backend}"
 
     @property
     def corruption_backend(self) -> str:
@@ -219,6 +243,10 @@ class Pair:
             mc_passes=mc_passes, num_classes=width,
         )
         return parent, pruned
+
+    def view_source(self, view: View) -> str:
+        """Where the pair dataset's images under ``view`` come from (see ``Workspace.view_source``)."""
+        return self.workspace.view_source(self.spec.dataset, view)
 
     def efficiency(self) -> dict:
         """Efficiency facts of both models and the compression ratio (SPEC 4.6)."""

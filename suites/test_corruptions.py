@@ -37,6 +37,7 @@ def test_corruption_margin(pair, shift, gate):
     )
     gate.record("corruptions", pair.name, {
         "kind": "pair", "view": shift.id, "parent_accuracy": result.parent, "pruned_accuracy": result.pruned,
+        "source": pair.view_source(shift.view),
     })
     gate.check(result)
 

@@ -121,7 +121,8 @@ def test_noise_sensitive_pair_passes_the_nominal_gate_and_fails_noise_with_clear
     corrupted = gates["corruptions"]
     assert not corrupted["passed"] and corrupted["view"] == "noise0.1-r0"
     (entry,) = [d for d in report["data"] if d["section"] == "corruptions"]
-    assert entry["payload"] == {"kind": "pair", "view": "noise0.1", "parent_accuracy": 1.0, "pruned_accuracy": 0.8}
+    assert entry["payload"] == {"kind": "pair", "view": "noise0.1", "parent_accuracy": 1.0, "pruned_accuracy": 0.8,
+                                "source": "uniform L-inf noise in normalised input space"}
 
 
 def test_family_prune_potential_and_excess_error_match_the_hand_worked_family(pytester):

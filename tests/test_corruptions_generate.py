@@ -181,9 +181,11 @@ def test_spatter_without_water_keeps_image(monkeypatch, images32):
     image gets no water (about 1 in 40 at 32x32, severity 1)."""
     import warnings
 
-    params = list(compat._SPATTER)
-    params[0] = (0.65, 0.3, 4, 99.0, 0.6, 0)  # threshold no noise value reaches
-    monkeypatch.setattr(compat, "_SPATTER", tuple(params))
+    from prunecheck.corruptions import profiles
+
+    table = dict(profiles._IMAGENET)
+    table["spatter"] = ((0.65, 0.3, 4, 99.0, 0.6, 0),) + table["spatter"][1:]  # threshold no noise value reaches
+    monkeypatch.setitem(profiles._TABLES, "imagenet", table)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = corrupt_images(images32, np.arange(3), "spatter", 1, seed=0)
@@ -244,9 +246,10 @@ def counted(monkeypatch):
     return calls
 
 
-def _expected(base, name, severity, seed):
+def _expected(base, name, severity, seed, profile="cifar"):
+    """The view as corrupt_images makes it; 32 x 32 datasets default to the cifar profile."""
     nhwc = base.images(np.arange(len(base))).numpy().transpose(0, 2, 3, 1)
-    return corrupt_images(nhwc, np.arange(len(base)), name, severity, seed).transpose(0, 3, 1, 2)
+    return corrupt_images(nhwc, np.arange(len(base)), name, severity, seed, profile).transpose(0, 3, 1, 2)
 
 
 def test_corrupted_dataset_serves_generated_view(base, tmp_path, monkeypatch):

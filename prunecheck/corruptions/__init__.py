@@ -9,6 +9,7 @@ Public API:
     BlurredDataset, gaussian_blur_batch                          (blur)
     load_cifar_c, load_imagenet_c, available_released_corruptions (released)
     load_imagecorruptions, corruption_function                   (compat)
+    PROFILES, resolve_profile, parameters                          (profiles: CIFAR-C / ImageNet-C constants)
 """
 
 from __future__ import annotations

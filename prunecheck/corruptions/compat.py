@@ -12,10 +12,14 @@ code) has three problems on current libraries:
 Those three are re-implemented here from the published definitions, with the same
 severity parameters, the same arithmetic and the same order of draws from numpy's
 global RNG, so that with the same ``np.random`` state they give the same bytes as
-the original would. ``impulse_noise`` is re-implemented too: current
-``skimage.util.random_noise`` ignores ``np.random`` and draws from fresh OS entropy,
-so the original is not reproducible; ours feeds it a generator seeded from
-``np.random``. Every other corruption is imagecorruptions' own function.
+the original would (tested byte for byte). ``impulse_noise`` is re-implemented too:
+current ``skimage.util.random_noise`` ignores ``np.random`` and draws from fresh OS
+entropy, so the original is not reproducible; ours feeds it a generator seeded from
+``np.random``, so it equals the original in distribution, not byte for byte. ``frost``
+keeps its decoded textures in memory and ``spatter`` fixes a 0 / 0 (both byte-identical
+otherwise). With the ``imagenet`` profile every other corruption is imagecorruptions'
+own function; the ``cifar`` profile uses :mod:`prunecheck.corruptions.cifar_c`. The
+constants of both profiles live in :mod:`prunecheck.corruptions.profiles`.
 """
 
 from __future__ import annotations
@@ -35,29 +39,12 @@ from skimage.filters import gaussian
 from skimage.util import random_noise
 
 from prunecheck.corruptions.names import ALL_CORRUPTIONS
+from prunecheck.corruptions.profiles import check_profile, parameters
 
 CorruptionFn = Callable[[Any, int], Any]
 
-# Severity parameters, 1..5 (Hendrycks & Dietterich; identical to imagecorruptions 1.1.2).
-_GAUSSIAN_BLUR_SIGMA = (1.0, 2.0, 3.0, 4.0, 6.0)
-#: (sigma, max pixel displacement, shuffle passes)
-_GLASS_BLUR = ((0.7, 1, 2), (0.9, 2, 1), (1.0, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
-#: (fog strength, plasma roughness decay)
-_FOG = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))
-#: fraction of values replaced by salt or pepper
-_IMPULSE_AMOUNT = (0.03, 0.06, 0.09, 0.17, 0.27)
-#: (weight of the image, weight of the frost texture)
-_FROST = ((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
 #: Texture files shipped with imagecorruptions; the benchmark draws among the first five.
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
-#: (noise mean, noise std, smoothing sigma, threshold, intensity / mud sigma, 0 = water | 1 = mud)
-_SPATTER = (
-    (0.65, 0.3, 4, 0.69, 0.6, 0),
-    (0.65, 0.3, 3, 0.68, 0.6, 0),
-    (0.65, 0.3, 2, 0.68, 0.5, 0),
-    (0.65, 0.3, 1, 0.65, 1.5, 1),
-    (0.67, 0.4, 1, 0.65, 1.5, 1),
-)
 #: Emboss kernel used to shade water drops.
 _EMBOSS = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
 
@@ -124,7 +111,7 @@ def _as_float_image(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64) / 255.0
 
 
-def gaussian_blur(x: Any, severity: int = 1) -> np.ndarray:
+def gaussian_blur(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray:
     """Gaussian blur with sigma 1, 2, 3, 4, 6 pixels for severity 1..5.
 
     Args:
@@ -134,12 +121,12 @@ def gaussian_blur(x: Any, severity: int = 1) -> np.ndarray:
     Returns:
         float64 array [H, W, 3] in [0, 255].
     """
-    sigma = _GAUSSIAN_BLUR_SIGMA[severity - 1]
+    sigma = parameters(profile, "gaussian_blur", severity)
     blurred = gaussian(_as_float_image(x), sigma=sigma, channel_axis=-1)
     return np.clip(blurred, 0, 1) * 255
 
 
-def glass_blur(x: Any, severity: int = 1) -> np.ndarray:
+def glass_blur(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray:
     """Blur, locally scramble pixels, blur again ("frosted glass").
 
     The image is Gaussian-blurred (sigma), quantised to uint8, then for each pass
@@ -154,12 +141,12 @@ def glass_blur(x: Any, severity: int = 1) -> np.ndarray:
 
     Args:
         x: PIL image or uint8 array [H, W, 3].
-        severity: 1..5 -> (sigma, d, passes) from ``_GLASS_BLUR``.
+        severity: 1..5 -> (sigma, d, passes) of the profile.
 
     Returns:
         float64 array [H, W, 3] in [0, 255].
     """
-    sigma, delta, passes = _GLASS_BLUR[severity - 1]
+    sigma, delta, passes = parameters(profile, "glass_blur", severity)
     first = np.uint8(gaussian(_as_float_image(x), sigma=sigma, channel_axis=-1) * 255)
     height, width = first.shape[:2]
     channels = first.shape[2] if first.ndim == 3 else 1
@@ -225,12 +212,12 @@ def _next_power_of_two(n: int) -> int:
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 
 
-def fog(x: Any, severity: int = 1) -> np.ndarray:
+def fog(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray:
     """Add a plasma-fractal haze and rescale so the brightest input value is kept in range.
 
     ``out = clip((x + s * plasma) * max(x) / (max(x) + s), 0, 1) * 255`` with ``x`` in
     [0, 1], the plasma map of side ``next_power_of_two(max(H, W, C))`` cropped to the
-    image, and ``(s, decay)`` from ``_FOG``.
+    image, and ``(s, decay)`` of the profile.
 
     Args:
         x: PIL image or uint8 array [H, W, 3].
@@ -239,7 +226,7 @@ def fog(x: Any, severity: int = 1) -> np.ndarray:
     Returns:
         float64 array [H, W, 3] in [0, 255].
     """
-    strength, decay = _FOG[severity - 1]
+    strength, decay = parameters(profile, "fog", severity)
     image = _as_float_image(x)
     height, width = image.shape[:2]
     haze = plasma_fractal(_next_power_of_two(max(image.shape)), decay)[:height, :width]
@@ -250,7 +237,7 @@ def fog(x: Any, severity: int = 1) -> np.ndarray:
     return np.clip(image * peak / (peak + strength), 0, 1) * 255
 
 
-def impulse_noise(x: Any, severity: int = 1) -> np.ndarray:
+def impulse_noise(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray:
     """Salt-and-pepper noise on a fraction 0.03, 0.06, 0.09, 0.17, 0.27 of the values.
 
     Uses ``skimage.util.random_noise(mode="s&p")`` like the original, with a
@@ -264,7 +251,7 @@ def impulse_noise(x: Any, severity: int = 1) -> np.ndarray:
     Returns:
         float64 array [H, W, 3] in [0, 255].
     """
-    amount = _IMPULSE_AMOUNT[severity - 1]
+    amount = parameters(profile, "impulse_noise", severity)
     rng = np.random.default_rng(int(np.random.randint(0, 2**32, dtype=np.uint64)))
     noisy = random_noise(_as_float_image(x), mode="s&p", amount=amount, rng=rng)
     return np.clip(noisy, 0, 1) * 255
@@ -280,12 +267,21 @@ def _cv2() -> types.ModuleType:
         ) from exc
 
 
+def frost_texture_path(index: int) -> str:
+    """Path of frost texture ``index`` (0..5) in the installed imagecorruptions package.
+
+    prunecheck does not ship the textures: imagecorruptions distributes them, and their
+    own provenance is not stated (see docs/corruptions.md).
+    """
+    folder = os.path.join(os.path.dirname(load_imagecorruptions().__file__), "frost")
+    return os.path.join(folder, _FROST_FILES[index])
+
+
 @functools.lru_cache(maxsize=32)
 def _frost_texture(index: int, height: int, width: int) -> np.ndarray:
     """Frost texture ``index`` (BGR uint8) scaled by 1.1 x max(1, H / h, W / w), read-only."""
     cv2 = _cv2()
-    folder = os.path.join(os.path.dirname(load_imagecorruptions().__file__), "frost")
-    path = os.path.join(folder, _FROST_FILES[index])
+    path = frost_texture_path(index)
     texture = cv2.imread(path)
     if texture is None:
         raise FileNotFoundError(f"frost texture {path}: expected an image file shipped with imagecorruptions")
@@ -297,13 +293,13 @@ def _frost_texture(index: int, height: int, width: int) -> np.ndarray:
     return scaled
 
 
-def frost(x: Any, severity: int = 1) -> np.ndarray:
+def frost(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray:
     """Blend the image with a randomly placed crop of a frost texture.
 
     One of the first five textures (``np.random.randint(5)``) is scaled (bicubic)
     to at least 1.1 times the image size, a window at a random offset (rows, then
     columns, from ``np.random``) is cut out and ``clip(a * x + b * frost, 0, 255)``
-    returned, with ``(a, b)`` from ``_FROST``. Identical to imagecorruptions' frost,
+    returned, with ``(a, b)`` of the profile. Identical to imagecorruptions' frost,
     except that decoded and scaled textures are kept in memory instead of being
     read from disk for every image (that made frost 20x slower than the rest).
 
@@ -314,7 +310,7 @@ def frost(x: Any, severity: int = 1) -> np.ndarray:
     Returns:
         float64 array [H, W, 3] in [0, 255].
     """
-    image_weight, frost_weight = _FROST[severity - 1]
+    image_weight, frost_weight = parameters(profile, "frost", severity)
     index = np.random.randint(5)
     image = np.asarray(x)
     height, width = image.shape[:2]
@@ -325,7 +321,7 @@ def frost(x: Any, severity: int = 1) -> np.ndarray:
     return np.clip(image_weight * image + frost_weight * window, 0, 255)
 
 
-def spatter(x: Any, severity: int = 1) -> np.ndarray:
+def spatter(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray:
     """Water drops (severity 1..3) or mud (4..5) on the lens.
 
     A smoothed Gaussian noise field thresholded at ``t`` gives the liquid. Water:
@@ -345,7 +341,7 @@ def spatter(x: Any, severity: int = 1) -> np.ndarray:
         float32 or float64 array [H, W, 3] in [0, 255].
     """
     cv2 = _cv2()
-    loc, scale, smooth, threshold, intensity, mud = _SPATTER[severity - 1]
+    loc, scale, smooth, threshold, intensity, mud = parameters(profile, "spatter", severity)
     image = np.asarray(x, dtype=np.float32) / 255.0
     liquid = np.random.normal(size=image.shape[:2], loc=loc, scale=scale)
     liquid = gaussian(liquid, sigma=smooth)
@@ -377,8 +373,8 @@ def spatter(x: Any, severity: int = 1) -> np.ndarray:
     return np.clip(image + colour, 0, 1) * 255
 
 
-#: Corruptions implemented here instead of taken from imagecorruptions.
-OWN_IMPLEMENTATIONS: dict[str, CorruptionFn] = {
+#: Corruptions implemented here instead of taken from imagecorruptions (both profiles).
+OWN_IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
     "gaussian_blur": gaussian_blur,
     "glass_blur": glass_blur,
     "fog": fog,
@@ -388,34 +384,43 @@ OWN_IMPLEMENTATIONS: dict[str, CorruptionFn] = {
 }
 
 
-def corruption_function(name: str) -> CorruptionFn:
+def corruption_function(name: str, profile: str = "imagenet") -> CorruptionFn:
     """The function ``f(image, severity) -> array-like [H, W, 3] in [0, 255]`` for ``name``.
 
-    ``image`` must be a PIL RGB image (some imagecorruptions functions call PIL
-    methods on it). The caller converts the result with ``np.uint8`` (truncation),
-    as imagecorruptions' ``corrupt`` does.
+    ``imagenet``: imagecorruptions' own function, or the re-implementation above where the
+    original breaks on current libraries or is not reproducible. ``cifar``: the same
+    re-implementations, or :mod:`prunecheck.corruptions.cifar_c`, with the CIFAR-10-C constants.
+
+    ``image`` must be a PIL RGB image (some functions call PIL methods on it). The caller
+    converts the result with ``np.uint8`` (truncation), as imagecorruptions' ``corrupt`` does.
 
     Raises:
-        ValueError: for a name outside ``ALL_CORRUPTIONS``.
+        ValueError: for a name outside ``ALL_CORRUPTIONS`` or an unknown profile.
     """
     if name not in ALL_CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; expected one of: " + ", ".join(ALL_CORRUPTIONS))
+    check_profile(profile)
+    if profile == "cifar":
+        from prunecheck.corruptions import cifar_c
+
+        if name in cifar_c.FUNCTIONS:  # make_cifar_c's definitions first (frost differs)
+            return functools.partial(cifar_c.FUNCTIONS[name], profile=profile)
     if name in OWN_IMPLEMENTATIONS:
-        return OWN_IMPLEMENTATIONS[name]
+        return functools.partial(OWN_IMPLEMENTATIONS[name], profile=profile)
     return getattr(load_imagecorruptions(), name)
 
 
-def apply_corruption(image: np.ndarray, name: str, severity: int) -> np.ndarray:
+def apply_corruption(image: np.ndarray, name: str, severity: int, profile: str = "imagenet") -> np.ndarray:
     """Corrupt one uint8 image [H, W, 3] with numpy's current global RNG state.
 
     Returns:
         uint8 array [H, W, 3] (values truncated like imagecorruptions' ``corrupt``).
     """
-    out = np.asarray(corruption_function(name)(Image.fromarray(image), severity))
+    out = np.asarray(corruption_function(name, profile)(Image.fromarray(image), severity))
     out = np.uint8(out) if out.dtype != np.uint8 else out
     if out.shape != image.shape:
         raise RuntimeError(
-            f"corruption {name!r} severity {severity}: expected output shape {image.shape}, "
-            f"found {out.shape}"
+            f"corruption {name!r} severity {severity} ({profile} profile): expected output shape "
+            f"{image.shape}, found {out.shape}"
         )
     return out

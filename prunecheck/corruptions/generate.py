@@ -28,6 +28,7 @@ import torch
 from prunecheck.corruptions.compat import apply_corruption
 from prunecheck.atomic import write_text
 from prunecheck.corruptions.names import ALL_CORRUPTIONS, check_severity
+from prunecheck.corruptions.profiles import check_profile, resolve_profile
 from prunecheck.data.base import ImageDataset, digest
 from prunecheck.errors import CacheError
 
@@ -58,7 +59,7 @@ def _check_request(name: str, severity: int) -> int:
 
 
 def corrupt_images(
-    images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int
+    images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int, profile: str = "imagenet"
 ) -> np.ndarray:
     """Apply one corruption to a batch of images, reproducibly.
 
@@ -75,14 +76,16 @@ def corrupt_images(
         name: one of ``ALL_CORRUPTIONS``.
         severity: 1..5.
         seed: run seed.
+        profile: "imagenet" or "cifar" (:mod:`prunecheck.corruptions.profiles`).
 
     Returns:
         uint8 [N, H, W, 3].
 
     Raises:
-        ValueError: for a bad name, severity, dtype or shape.
+        ValueError: for a bad name, severity, profile, dtype or shape.
     """
     severity = _check_request(name, severity)
+    check_profile(profile)
     images = np.asarray(images)
     indices = np.asarray(indices)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
@@ -105,7 +108,7 @@ def corrupt_images(
         try:
             for row, (image, index) in enumerate(zip(images, indices)):
                 np.random.seed(image_seed(int(index), name, severity, seed))
-                out[row] = apply_corruption(np.ascontiguousarray(image), name, severity)
+                out[row] = apply_corruption(np.ascontiguousarray(image), name, severity, profile)
         finally:
             np.random.set_state(saved)
     return out
@@ -178,6 +181,8 @@ class CorruptedDataset(ImageDataset):
         seed: run seed (part of the determinism key).
         cache_dir: folder for the cached view (created if missing).
         progress: called as ``progress(done, total)`` after each generated chunk.
+        profile: "auto" (cifar for images of at most 64 x 64, else imagenet), "cifar" or
+            "imagenet"; the resolved one is in ``self.profile`` and in the cache key.
     """
 
     def __init__(
@@ -188,8 +193,11 @@ class CorruptedDataset(ImageDataset):
         seed: int,
         cache_dir: Path,
         progress: Progress | None = None,
+        profile: str = "auto",
     ):
         self.severity = _check_request(name, severity)
+        _, height, width = base.image_shape
+        self.profile = resolve_profile(profile, height, width)
         self.base = base
         self.corruption = name
         self.seed = int(seed)
@@ -200,9 +208,9 @@ class CorruptedDataset(ImageDataset):
         self.mean = base.mean
         self.std = base.std
         self._fingerprint = digest(
-            base.fingerprint(), "corruption", name, self.severity, self.seed, GENERATOR_VERSION
+            base.fingerprint(), "corruption", name, self.severity, self.seed, self.profile, GENERATOR_VERSION
         )
-        stem = f"{_safe(base.name)}-{name}-s{self.severity}-seed{self.seed}-{self._fingerprint}"
+        stem = f"{_safe(base.name)}-{name}-s{self.severity}-{self.profile}-seed{self.seed}-{self._fingerprint}"
         self.path = self.cache_dir / f"{stem}.npy"
         self.sidecar = self.cache_dir / f"{stem}.json"
         self._array: np.ndarray | None = None
@@ -275,7 +283,7 @@ class CorruptedDataset(ImageDataset):
         The one step a backend overrides (see :mod:`prunecheck.corruptions.torch_backend`).
         """
         batch = self.base.images(rows).numpy().transpose(0, 2, 3, 1)
-        corrupted = corrupt_images(batch, rows, self.corruption, self.severity, self.seed)
+        corrupted = corrupt_images(batch, rows, self.corruption, self.severity, self.seed, self.profile)
         return corrupted.transpose(0, 3, 1, 2)
 
     def _generate(self) -> None:
@@ -314,6 +322,7 @@ class CorruptedDataset(ImageDataset):
                 "corruption": self.corruption,
                 "severity": self.severity,
                 "seed": self.seed,
+                "profile": self.profile,
                 "generator_version": GENERATOR_VERSION,
             },
         )

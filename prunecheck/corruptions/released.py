@@ -35,6 +35,9 @@ NUM_SEVERITIES = len(SEVERITIES)
 CIFAR_C_IMAGE_SHAPE = (32, 32, 3)
 #: Row count per severity in the released CIFAR-10-C / CIFAR-100-C files.
 CIFAR_C_RELEASED_ROWS = 10000
+#: Released ImageNet-C images: shorter side resized to 256, centre-cropped to 224.
+IMAGENET_C_RESIZE = 256
+IMAGENET_C_SIDE = 224
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -246,6 +249,47 @@ def load_cifar_c(
     )
 
 
+def imagenet_c_geometry(resize: int | None, crop: int | None) -> tuple[int | None, int | None]:
+    """How to bring released ImageNet-C images to the geometry of a nominal view.
+
+    A released image is the central 224 x 224 of the original with its shorter side
+    resized to 256. The nominal view (shorter side resized to ``resize``, centre crop
+    ``crop``) is then the central ``crop`` pixels of the released image resized by
+    ``resize / 256``, which needs ``crop <= 224 resize / 256``.
+
+    Args:
+        resize, crop: the nominal view's settings (``None, None``: images used as they are,
+            so the nominal images must be 224 x 224 too).
+
+    Returns:
+        ``(resize, crop)`` for the released images: ``(None, None)`` for the standard
+        ImageNet evaluation (256, 224); ``round(224 resize / 256)`` and ``crop`` otherwise.
+
+    Raises:
+        DataError: when the nominal view shows more of the image than ImageNet-C kept.
+
+    Example:
+        >>> imagenet_c_geometry(256, 224), imagenet_c_geometry(146, 128), imagenet_c_geometry(256, 192)
+        ((None, None), (128, 128), (224, 192))
+    """
+    if resize is None and crop is None:
+        return None, None
+    if resize is None or crop is None:
+        raise DataError(f"ImageNet-C geometry: expected both resize and crop of the nominal view, found {resize}, {crop}")
+    scaled = IMAGENET_C_SIDE * resize / IMAGENET_C_RESIZE
+    if crop > scaled + 1e-9:
+        raise DataError(
+            f"ImageNet-C geometry: the nominal view (resize {resize}, crop {crop}) shows the central "
+            f"{crop / resize:.3f} of each image, but released ImageNet-C images keep only the central "
+            f"{IMAGENET_C_SIDE / IMAGENET_C_RESIZE:.3f} (resize {IMAGENET_C_RESIZE}, crop {IMAGENET_C_SIDE}); "
+            f"use crop <= {int(scaled)} for resize {resize}, or generate the corruptions (no corruptions_root)"
+        )
+    new_resize = int(round(scaled))
+    if new_resize == IMAGENET_C_SIDE and crop == IMAGENET_C_SIDE:
+        return None, None
+    return new_resize, crop
+
+
 def load_imagenet_c(
     root: Path,
     corruption: str,
@@ -261,9 +305,11 @@ def load_imagenet_c(
 ) -> ImageDataset:
     """Load ``<root>/<corruption>/<severity>/<wnid>/*.JPEG`` as an image-folder dataset.
 
-    The released ImageNet-C images are already 224 x 224 (resized and cropped
-    before corrupting), so by default they are used as they are; ``resize`` /
-    ``crop`` follow :mod:`prunecheck.data.imagefolder`.
+    The released ImageNet-C images are already 224 x 224 (shorter side resized to
+    256, centre-cropped to 224, before corrupting). ``resize`` / ``crop`` are the
+    *nominal* view's settings: the released images are brought to that geometry
+    with :func:`imagenet_c_geometry` (for the standard 256 / 224 they are used as
+    they are), never resized and cropped a second time with the nominal settings.
 
     Args:
         root: ImageNet-C folder.
@@ -273,11 +319,13 @@ def load_imagenet_c(
         classes: full class (wnid) list fixing the label index. Without it the
             severity folder must hold all 1000 wnid folders, so that sorted
             folder names give the standard ImageNet index.
-        resize, crop, mean, std, decode_threads: as for ``ImageFolderDataset``.
+        resize, crop: the nominal dataset's settings (``None``: images used as they are).
+        mean, std, decode_threads: as for ``ImageFolderDataset``.
 
     Raises:
         DataError: missing folders (lists what is there), a partial class set
-            without ``classes``, or any image-folder error.
+            without ``classes``, a nominal geometry ImageNet-C cannot provide, or any
+            image-folder error.
     """
     from prunecheck.data.imagefolder import IMAGENET_NUM_CLASSES, ImageFolderDataset
 
@@ -285,6 +333,7 @@ def load_imagenet_c(
     _check_name(corruption)
     where = f"ImageNet-C {root} ({corruption}, severity {severity})"
     severity = _check_severity(severity, where)
+    resize, crop = imagenet_c_geometry(resize, crop)
     if not root.is_dir():
         raise DataError(f"{where}: expected an ImageNet-C folder at {root}, found none")
     corruption_dir = root / corruption

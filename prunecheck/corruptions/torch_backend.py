@@ -1,31 +1,36 @@
-"""Batched torch implementations of the corruptions that vectorise (CPU and GPU).
+"""Batched torch implementations of 18 of the 19 corruptions (CPU and GPU).
 
-Selected per run with ``[gates.corruptions] backend = "torch"``; the reference
-backend (imagecorruptions through :mod:`prunecheck.corruptions.compat`) stays the
-default, and corruptions this module does not cover fall back to it.
+Selected per run with ``[run] corruption_backend = "torch"``; the reference
+backend (:mod:`prunecheck.corruptions.compat`) stays the default, and the one corruption
+this backend does not cover (spatter) falls back to it. Both constant profiles
+(:mod:`prunecheck.corruptions.profiles`) are supported. The noise, colour, pixelate,
+blur and jpeg corruptions live here; zoom_blur, motion_blur and fog in
+:mod:`~prunecheck.corruptions.torch_spatial`, glass_blur and elastic_transform in
+:mod:`~prunecheck.corruptions.torch_warp`, frost and snow in
+:mod:`~prunecheck.corruptions.torch_weather`.
 
-Deterministic corruptions (``DETERMINISTIC``) follow the reference arithmetic in
-float32: outputs differ from the reference by at most one grey level (float
-rounding at the uint8 truncation, PIL's fixed-point box filter). Random ones
-(``RANDOM``) sample the same per-pixel output distribution as the reference from a
-different random stream: each value is drawn from a counter-based hash of
-(image index, element, corruption, severity, seed), so an image's output depends
-on nothing else (not on its batch, the device or the chunking), and a whole batch
-is drawn with a handful of vectorised integer operations instead of one seeded
-generator per image (which alone would cost more than the reference corruption at
-32 x 32). Tolerances and measured differences: docs/performance.md.
+Deterministic corruptions (``DETERMINISTIC``) follow the reference arithmetic:
+brightness, saturate and jpeg_compression are byte-identical, the others differ by at
+most one grey level (float32 rounding at the uint8 truncation). Random ones (``RANDOM``)
+draw from a different random stream: per-value noise samples the reference's per-pixel
+output distribution; the corruptions with one random parameter or field per image give
+the reference's output, within one grey level, when fed the reference's own draws.
+Every value is drawn from a counter-based hash of (image index, element, corruption,
+severity, seed) (:mod:`~prunecheck.corruptions.torch_random`), so an image's output
+depends on nothing else (not on its batch, the device or the chunking). Tolerances and
+measured differences: docs/performance.md.
 
 Public API:
-    TORCH_CORRUPTIONS, RANDOM, DETERMINISTIC, TORCH_GENERATOR_VERSION
-    corrupt_batch(images, indices, name, severity, seed) -> uint8 tensor
-    TorchCorruptedDataset(base, name, severity, seed, cache_dir, device=..., progress=...)
+    TORCH_CORRUPTIONS, RANDOM, DETERMINISTIC, NOISE, TORCH_GENERATOR_VERSION
+    corrupt_batch(images, indices, name, severity, seed, profile="imagenet") -> uint8 tensor
+    TorchCorruptedDataset(base, name, severity, seed, cache_dir, device=..., progress=..., profile="auto")
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,101 +38,28 @@ import torch
 import torch.nn.functional as F
 
 from prunecheck.corruptions.generate import CorruptedDataset, Progress
+from prunecheck.corruptions import torch_spatial, torch_warp, torch_weather
 from prunecheck.corruptions.names import check_severity
+from prunecheck.corruptions.profiles import check_profile, parameters
+from prunecheck.corruptions.torch_random import UNIFORM_BITS as _UNIFORM_BITS
+from prunecheck.corruptions.torch_random import to_uint8, uniform_bits
 from prunecheck.data.base import ImageDataset, digest
 
 #: Bump when the output of any torch corruption changes (part of every cache key).
-TORCH_GENERATOR_VERSION = "2"
+TORCH_GENERATOR_VERSION = "3"
 
-RANDOM: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+NOISE: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog", "glass_blur", "elastic_transform", "frost", "snow")
 DETERMINISTIC: tuple[str, ...] = (
-    "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur",
+    "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur", "zoom_blur",
+    "jpeg_compression",
 )
 TORCH_CORRUPTIONS: tuple[str, ...] = RANDOM + DETERMINISTIC
 
-# Severity parameters 1..5 (Hendrycks & Dietterich, as in imagecorruptions 1.1.2).
-_GAUSSIAN_NOISE = (0.08, 0.12, 0.18, 0.26, 0.38)
-_SHOT_NOISE = (60, 25, 12, 5, 3)
-_IMPULSE_NOISE = (0.03, 0.06, 0.09, 0.17, 0.27)
-_SPECKLE_NOISE = (0.15, 0.2, 0.35, 0.45, 0.6)
-_BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
-_CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
-_SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
-_PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)
-_GAUSSIAN_BLUR = (1.0, 2.0, 3.0, 4.0, 6.0)
-_DEFOCUS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
-
 #: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache).
 CPU_CHUNK = 128
-#: Levels of the discretised uniform draws: 16 bits per value.
-_UNIFORM_BITS = 16
 #: Quantile levels of the exact per-input output distribution (shot noise).
 _SHOT_LEVELS_BITS = 12
-
-
-# -- counter-based random bits --------------------------------------------------------------
-def _i32(value: int) -> int:
-    """An unsigned 32-bit constant as the signed int32 with the same bits."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-_M1, _M2, _GOLDEN = _i32(0x7FEB352D), _i32(0x846CA68B), _i32(0x9E3779B9)
-
-
-def _mix32_(h: torch.Tensor) -> torch.Tensor:
-    """In place: a 32-bit integer finaliser (xor-shift / multiply) on int32 tensors.
-
-    Multiplication wraps modulo 2^32; shifts are made logical with a mask.
-    """
-    h ^= (h >> 16) & 0xFFFF
-    h *= _M1
-    h ^= (h >> 15) & 0x1FFFF
-    h *= _M2
-    h ^= (h >> 16) & 0xFFFF
-    return h
-
-
-def _stream_key(name: str, severity: int, seed: int) -> int:
-    text = f"prunecheck-torch-corruption|{name}|{int(severity)}|{int(seed)}".encode()
-    return _i32(int.from_bytes(hashlib.sha256(text).digest()[:4], "little"))
-
-
-def uniform_bits(
-    indices: torch.Tensor, per_image: int, name: str, severity: int, seed: int, bits: int = _UNIFORM_BITS
-) -> torch.Tensor:
-    """Independent uniform integers in [0, 2**bits) per (image index, element).
-
-    Each 32-bit hash of (image key, counter) gives two values: its high and low
-    16 bits (``bits`` of each).
-
-    Args:
-        indices: int [N] dataset row indices (on the target device).
-        per_image: values per image (e.g. 3 * H * W).
-        name, severity, seed: the stream key.
-        bits: 1..16.
-
-    Returns:
-        int64 [N, per_image]; row i depends only on (indices[i], name, severity, seed).
-    """
-    if not 1 <= bits <= 16:
-        raise ValueError(f"uniform_bits: expected 1 <= bits <= 16, found {bits}")
-    key = _stream_key(name, severity, seed)
-    device = indices.device
-    idx = indices.to(torch.int64)
-    low = idx & 0xFFFFFFFF
-    low = torch.where(low >= 1 << 31, low - (1 << 32), low).to(torch.int32)
-    high = (idx >> 32).to(torch.int32)
-    base = _mix32_(low ^ key)
-    base ^= _mix32_(high + _GOLDEN)
-    base = _mix32_(base)
-    pairs = (per_image + 1) // 2
-    counter = torch.arange(pairs, dtype=torch.int32, device=device) * _GOLDEN
-    h = base.view(-1, 1) + counter.view(1, -1)
-    _mix32_(h)
-    shift = 16 - bits
-    out = torch.cat(((h >> (16 + shift)) & ((1 << bits) - 1), (h & 0xFFFF) >> shift), dim=1)
-    return out[:, :per_image].to(torch.int64)  # int64: the fast index type for index_select
 
 
 @functools.lru_cache(maxsize=8)
@@ -139,28 +71,28 @@ def _normal_table(device: str) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=40)
-def _noise_factor_table(name: str, severity: int, device: str) -> torch.Tensor:
+def _noise_factor_table(name: str, severity: int, profile: str, device: str) -> torch.Tensor:
     """float32 [2^16]: the per-value noise term, so that one lookup replaces the arithmetic.
 
     gaussian_noise: 255 c z (added to x in 0..255); speckle_noise: 1 + c z (multiplies x).
     """
     z = _normal_table("cpu")
     if name == "gaussian_noise":
-        table = 255.0 * _GAUSSIAN_NOISE[severity - 1] * z
+        table = 255.0 * parameters(profile, name, severity) * z
     else:
-        table = 1.0 + _SPECKLE_NOISE[severity - 1] * z
+        table = 1.0 + parameters(profile, name, severity) * z
     return table.to(torch.float32).to(device)
 
 
 @functools.lru_cache(maxsize=40)
-def _shot_noise_table(severity: int, device: str) -> torch.Tensor:
+def _shot_noise_table(severity: int, profile: str, device: str) -> torch.Tensor:
     """uint8 [256 * 2^12]: quantiles of the reference's shot-noise output given the input value.
 
     The reference returns ``uint8(clip(Poisson(x / 255 * c) / c, 0, 1) * 255)``; for every
     input value x the output distribution over 0..255 is summed from the Poisson pmf and
     inverted at levels (j + 0.5) / 2^12.
     """
-    c = float(_SHOT_NOISE[severity - 1])
+    c = float(parameters(profile, "shot_noise", severity))
     lam = np.arange(256, dtype=np.float64) / 255.0 * c
     kmax = int(c + 12 * math.sqrt(c) + 40)
     k = np.arange(kmax + 1, dtype=np.float64)
@@ -183,23 +115,25 @@ def _shot_noise_table(severity: int, device: str) -> torch.Tensor:
 
 
 # -- noise ----------------------------------------------------------------------------------
-def _noise(images: torch.Tensor, indices: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
+def _noise(
+    images: torch.Tensor, indices: torch.Tensor, name: str, severity: int, seed: int, profile: str
+) -> torch.Tensor:
     n = images.shape[0]
     per_image = images[0].numel()
     device = str(images.device)
     if name == "shot_noise":
         u = uniform_bits(indices, per_image, name, severity, seed, _SHOT_LEVELS_BITS)
         u += images.reshape(n, -1).to(torch.int64) << _SHOT_LEVELS_BITS
-        return _shot_noise_table(severity, device).index_select(0, u.view(-1)).view_as(images)
+        return _shot_noise_table(severity, profile, device).index_select(0, u.view(-1)).view_as(images)
     u = uniform_bits(indices, per_image, name, severity, seed)
     if name == "impulse_noise":
         # flipped with probability amount, then salt or pepper with probability 1/2 each;
         # the reference's untouched values survive its x / 255 * 255 round trip exactly
         u = u.view_as(images)
-        threshold = int(round(_IMPULSE_NOISE[severity - 1] * 65536))
+        threshold = int(round(parameters(profile, name, severity) * 65536))
         salt_or_pepper = (u & 1).to(torch.uint8).mul_(255)
         return torch.where(u < threshold, salt_or_pepper, images)
-    term = _noise_factor_table(name, severity, device).index_select(0, u.view(-1)).view_as(images)
+    term = _noise_factor_table(name, severity, profile, device).index_select(0, u.view(-1)).view_as(images)
     if name == "gaussian_noise":  # x + 255 c z
         out = term.add_(images)
     else:  # speckle_noise: x + x c z = x (1 + c z)
@@ -208,39 +142,56 @@ def _noise(images: torch.Tensor, indices: torch.Tensor, name: str, severity: int
 
 
 # -- colour ---------------------------------------------------------------------------------
-def _to_uint8(x01: torch.Tensor) -> torch.Tensor:
-    """[0, 1] float -> uint8 by truncation, as the reference's ``np.uint8(clip(x) * 255)``."""
-    return x01.clamp_(0.0, 1.0).mul_(255.0).to(torch.uint8)
+def _hsv_round_trip(images: torch.Tensor, channel: int, a: float, b: float) -> torch.Tensor:
+    """RGB -> HSV, ``channel`` (1 = S, 2 = V) -> clip(a * channel + b, 0, 1), HSV -> RGB, to uint8.
+
+    The same float64 operations, in the same order, as scikit-image's ``rgb2hsv`` /
+    ``hsv2rgb`` on ``x / 255`` (the reference), so the result is the reference's
+    almost everywhere (measured in docs/performance.md), unlike an RGB shortcut in float32.
+    """
+    x = images.to(torch.float64) / 255.0
+    r, g, bl = x[:, 0], x[:, 1], x[:, 2]
+    v = x.amax(dim=1)
+    delta = v - x.amin(dim=1)
+    flat = delta == 0.0
+    safe = torch.where(flat, torch.ones_like(delta), delta)
+    s = torch.where(flat, torch.zeros_like(v), delta / torch.where(flat, torch.ones_like(v), v))
+    # later branches win, as the reference's successive masked assignments
+    h = torch.where(bl == v, 4.0 + (r - g) / safe, torch.where(g == v, 2.0 + (bl - r) / safe, (g - bl) / safe))
+    h = h / 6.0
+    h = torch.where(h < 0, h + 1.0, h)  # numpy's h % 1.0 for h in (-1, 1)
+    h = torch.where(flat, torch.zeros_like(h), h)
+    if channel == 1:
+        s = (s * a + b).clamp_(0.0, 1.0)
+    else:
+        v = (v * a + b).clamp_(0.0, 1.0)
+    sector = torch.floor(h * 6)
+    f = h * 6 - sector
+    p = v * (1 - s)
+    q = v * (1 - f * s)
+    t = v * (1 - (1 - f) * s)
+    sector = torch.remainder(sector, 6)
+    is_ = [sector == k for k in range(6)]
+    # sector -> (R, G, B): 0 (v, t, p), 1 (q, v, p), 2 (p, v, t), 3 (p, q, v), 4 (t, p, v), 5 (v, p, q)
+    red = torch.where(is_[0] | is_[5], v, torch.where(is_[1], q, torch.where(is_[4], t, p)))
+    green = torch.where(is_[1] | is_[2], v, torch.where(is_[0], t, torch.where(is_[3], q, p)))
+    blue = torch.where(is_[3] | is_[4], v, torch.where(is_[2], t, torch.where(is_[5], q, p)))
+    return to_uint8(torch.stack((red, green, blue), dim=1))
 
 
-def _brightness(images: torch.Tensor, severity: int) -> torch.Tensor:
-    # HSV value + c, clipped; for fixed hue and saturation RGB is proportional to V.
-    x = images.to(torch.float32) / 255.0
-    v = x.amax(dim=1, keepdim=True)
-    v_new = (v + _BRIGHTNESS[severity - 1]).clamp_(max=1.0)
-    scaled = x * (v_new / v.clamp(min=1e-12))
-    return _to_uint8(torch.where(v > 0, scaled, v_new.expand_as(x)))
+def _brightness(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
+    return _hsv_round_trip(images, 2, 1.0, parameters(profile, "brightness", severity))
 
 
-def _saturate(images: torch.Tensor, severity: int) -> torch.Tensor:
-    # HSV saturation s -> clip(a s + b, 0, 1); channel = V (1 - S w) with w = (V - channel) / (V - min).
-    a, b = _SATURATE[severity - 1]
-    x = images.to(torch.float32) / 255.0
-    v = x.amax(dim=1, keepdim=True)
-    delta = v - x.amin(dim=1, keepdim=True)
-    s = torch.where(v > 0, delta / v.clamp(min=1e-12), torch.zeros_like(v))
-    s_new = (s * a + b).clamp_(0.0, 1.0)
-    w = (v - x) / delta.clamp(min=1e-12)
-    # grey pixels have hue 0: (V, V(1 - S), V(1 - S))
-    grey_w = torch.tensor([0.0, 1.0, 1.0], device=x.device).view(1, 3, 1, 1).expand_as(x)
-    w = torch.where(delta > 0, w, grey_w)
-    return _to_uint8(v - v * s_new * w)
+def _saturate(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
+    a, b = parameters(profile, "saturate", severity)
+    return _hsv_round_trip(images, 1, a, b)
 
 
-def _contrast(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _contrast(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     x = images.to(torch.float32) / 255.0
     mean = x.mean(dim=(2, 3), keepdim=True)
-    return _to_uint8((x - mean).mul_(_CONTRAST[severity - 1]).add_(mean))
+    return to_uint8((x - mean).mul_(parameters(profile, "contrast", severity)).add_(mean))
 
 
 # -- geometry and blur as small matrices -----------------------------------------------------
@@ -264,33 +215,26 @@ def _box_matrix(size_in: int, size_out: int) -> np.ndarray:
     return matrix
 
 
-def _left_multiply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``matrix @ x`` over the last two dims ([h, H] @ [..., H, W]) as one GEMM.
-
-    Returns a transposed view (non-contiguous) of the [..., W, h] product.
-    """
-    lead, height, width = x.shape[:-2], x.shape[-2], x.shape[-1]
-    flat = x.transpose(-1, -2).reshape(-1, height) @ matrix.T  # [... * W, h]
-    return flat.view(*lead, width, matrix.shape[0]).transpose(-1, -2)
-
-
 @functools.lru_cache(maxsize=64)
 def _pixelate_ops(
-    height: int, width: int, severity: int, device: str
+    height: int, width: int, severity: int, profile: str, device: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cached operands of ``_pixelate`` for one (size, severity, device).
+    """Cached operands of ``_pixelate`` for one (size, severity, profile, device).
 
     Returns:
         along_w: float32 [W, w] BOX weights of the horizontal pass (right factor).
         half_w: float32 [w] of 0.5 (the rounding offset, added by the GEMM).
         along_h: float32 [h, H] BOX weights of the vertical pass (left factor).
         nearest: int64 [H * W] flat index into the [h, w] small image of each output pixel
-            (NEAREST: source floor((i + 0.5) * small / size) per axis).
+            (imagenet: NEAREST, source floor((i + 0.5) * small / size) per axis; cifar: BOX,
+            whose upsampling weights are one 1 per output pixel, so also a copy).
     """
-    c = _PIXELATE[severity - 1]
+    c = parameters(profile, "pixelate", severity)
     small_h, small_w = int(height * c), int(width * c)
 
     def nearest(size: int, small: int) -> np.ndarray:
+        if profile == "cifar":
+            return _box_matrix(small, size).argmax(axis=1).astype(np.int64)
         return np.minimum(((np.arange(size) + 0.5) * (small / size)).astype(np.int64), small - 1)
 
     flat = nearest(height, small_h)[:, None] * small_w + nearest(width, small_w)[None, :]
@@ -300,50 +244,33 @@ def _pixelate_ops(
     return along_w, half_w, along_h, torch.from_numpy(flat.reshape(-1)).to(device)
 
 
-def _pixelate(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _pixelate(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     # PIL: BOX down to int(size * c) (horizontal pass, rounded half up to uint8, vertical
-    # pass, rounded), NEAREST back up. The two passes are GEMMs on the small image (the
+    # pass, rounded), NEAREST (cifar: BOX) back up. The two passes are GEMMs on the small image (the
     # horizontal one adds the 0.5 rounding offset itself); the upsampling only copies
     # values, so it is one uint8 gather through a cached index map.
     n, c, height, width = images.shape
-    along_w, half_w, along_h, nearest = _pixelate_ops(height, width, severity, str(images.device))
+    along_w, half_w, along_h, nearest = _pixelate_ops(height, width, severity, profile, str(images.device))
     rows = torch.addmm(half_w, images.to(torch.float32).view(-1, width), along_w).floor_()
     small = torch.matmul(along_h, rows.view(n, c, height, -1)).add_(0.5).floor_().to(torch.uint8)
     return torch.gather(small.view(n * c, -1), 1, nearest.expand(n * c, -1)).view(n, c, height, width)
 
 
-@functools.lru_cache(maxsize=64)
-def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
-    """float64 [size, size]: 1-D Gaussian filter (radius int(4 sigma + 0.5)) with edge replication."""
-    radius = int(4.0 * sigma + 0.5)
-    offsets = np.arange(-radius, radius + 1)
-    weights = np.exp(-0.5 * offsets.astype(np.float64) ** 2 / sigma**2)
-    weights /= weights.sum()
-    matrix = np.zeros((size, size), dtype=np.float64)
-    for i in range(size):
-        np.add.at(matrix[i], np.clip(i + offsets, 0, size - 1), weights)
-    return matrix
+def _gaussian_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
+    # scipy's Gaussian (radius int(4 sigma + 0.5), edge replication), separable
+    sigma = float(parameters(profile, "gaussian_blur", severity))
+    return to_uint8(torch_warp.gaussian_filter(images.to(torch.float32) / 255.0, sigma, sigma, 4.0, "nearest"))
 
 
-def _gaussian_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
-    sigma = _GAUSSIAN_BLUR[severity - 1]
-    _, _, height, width = images.shape
-    dev = images.device
-    gh = torch.from_numpy(_gaussian_matrix(height, sigma)).to(dev, torch.float32)
-    gw = torch.from_numpy(_gaussian_matrix(width, sigma)).to(dev, torch.float32)
-    x = images.to(torch.float32) / 255.0
-    return _to_uint8(_left_multiply(gh, x @ gw.T))
-
-
-@functools.lru_cache(maxsize=8)
-def defocus_kernel(severity: int) -> np.ndarray:
+@functools.lru_cache(maxsize=16)
+def defocus_kernel(severity: int, profile: str = "imagenet") -> np.ndarray:
     """float32 [k, k]: the reference's anti-aliased disk for ``defocus_blur``.
 
     A binary disk of the severity's radius on a window of half-width max(8, radius),
     normalised to sum 1, then smoothed by a 3 x 3 (radius <= 8) or 5 x 5 Gaussian of
     the severity's sigma, with mirrored (reflect-101) borders inside the window.
     """
-    radius, alias_sigma = _DEFOCUS[severity - 1]
+    radius, alias_sigma = parameters(profile, "defocus_blur", severity)
     half = max(8, radius)
     ksize = 3 if radius <= 8 else 5
     grid = np.arange(-half, half + 1)
@@ -362,7 +289,7 @@ def defocus_kernel(severity: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _defocus_spectral_ops(
-    height: int, width: int, severity: int, device: str
+    height: int, width: int, severity: int, profile: str, device: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Cached operands of the spectral ``defocus_blur`` on H x W images, or None.
 
@@ -377,7 +304,7 @@ def _defocus_spectral_ops(
         or None where the dense transform costs more than the direct convolution
         (``2 (H + W) > k * k``) or the kernel is not even along each axis.
     """
-    kernel = defocus_kernel(severity).astype(np.float64)
+    kernel = defocus_kernel(severity, profile).astype(np.float64)
     ksize = kernel.shape[0]
     half = ksize // 2
     symmetric = np.array_equal(kernel, kernel[::-1, :]) and np.array_equal(kernel, kernel[:, ::-1])
@@ -397,22 +324,54 @@ def _defocus_spectral_ops(
     return tuple(torch.from_numpy(np.ascontiguousarray(m)).to(device, torch.float32) for m in ops)
 
 
-def _defocus_blur(images: torch.Tensor, severity: int) -> torch.Tensor:
+def _defocus_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
     _, _, height, width = images.shape
-    spectral = _defocus_spectral_ops(height, width, severity, str(images.device))
+    spectral = _defocus_spectral_ops(height, width, severity, profile, str(images.device))
     if spectral is not None:  # small images: four GEMMs instead of a dense k x k convolution
         inv_h, inv_w_t, spectrum, v_h, v_w_t = spectral
         coeffs = torch.matmul(inv_h, images.to(torch.float32) @ inv_w_t).mul_(spectrum)
-        return _to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
-    kernel = torch.from_numpy(defocus_kernel(severity)).to(images.device)
+        return to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
+    kernel = torch.from_numpy(defocus_kernel(severity, profile)).to(images.device)
     half = kernel.shape[0] // 2
     x = images.to(torch.float32) / 255.0
     padded = F.pad(x, (half, half, half, half), mode="reflect")  # reflect-101, as OpenCV's default
     weight = kernel.view(1, 1, *kernel.shape).expand(x.shape[1], 1, *kernel.shape)
-    return _to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
+    return to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
 
 
+def _jpeg_compression(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
+    # torchvision's libjpeg round trip with PIL's defaults (4:2:0, the IJG quality tables) writes the
+    # same bytes as PIL's save(quality=q) and decodes them to the same pixels (tested). It runs on
+    # the CPU: a GPU codec (nvjpeg) is not guaranteed to produce libjpeg's pixels. torchvision 0.29
+    # deprecates its image codecs; without them the same round trip goes through PIL per image.
+    quality = int(parameters(profile, "jpeg_compression", severity))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import decode_jpeg, encode_jpeg
+
+            decoded = decode_jpeg(encode_jpeg(list(images.cpu()), quality=quality))
+        return torch.stack(decoded).to(images.device)
+    except ImportError:  # pragma: no cover - torchvision without image codecs
+        from prunecheck.corruptions.cifar_c import jpeg_compression
+        from PIL import Image
+
+        out = [jpeg_compression(Image.fromarray(im.permute(1, 2, 0).numpy()), severity, profile=profile)
+               for im in images.cpu()]
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous().to(images.device)
+
+
+_RANDOM_FNS = {
+    "motion_blur": torch_spatial.motion_blur,
+    "fog": torch_spatial.fog,
+    "glass_blur": torch_warp.glass_blur,
+    "elastic_transform": torch_warp.elastic_transform,
+    "frost": torch_weather.frost,
+    "snow": torch_weather.snow,
+}
 _DETERMINISTIC_FNS = {
+    "zoom_blur": torch_spatial.zoom_blur,
+    "jpeg_compression": _jpeg_compression,
     "brightness": _brightness,
     "contrast": _contrast,
     "saturate": _saturate,
@@ -423,7 +382,12 @@ _DETERMINISTIC_FNS = {
 
 
 def corrupt_batch(
-    images: torch.Tensor, indices: torch.Tensor | np.ndarray, name: str, severity: int, seed: int
+    images: torch.Tensor,
+    indices: torch.Tensor | np.ndarray,
+    name: str,
+    severity: int,
+    seed: int,
+    profile: str = "imagenet",
 ) -> torch.Tensor:
     """One corruption on a batch of images, on the images' device.
 
@@ -433,10 +397,11 @@ def corrupt_batch(
         name: one of ``TORCH_CORRUPTIONS``.
         severity: 1..5.
         seed: run seed.
+        profile: "imagenet" or "cifar" (:mod:`prunecheck.corruptions.profiles`).
 
     Returns:
         uint8 [N, 3, H, W] on ``images.device``; row i depends only on
-        (images[i], indices[i], name, severity, seed).
+        (images[i], indices[i], name, severity, seed, profile).
 
     Raises:
         ValueError: for a name this backend does not cover, a bad severity, dtype or shape.
@@ -447,6 +412,7 @@ def corrupt_batch(
             "(the other corruptions use the imagecorruptions backend)"
         )
     severity = check_severity(severity)
+    check_profile(profile)
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(
             f"corrupt_batch: expected uint8 images [N, 3, H, W], found {images.dtype} {tuple(images.shape)}"
@@ -469,10 +435,12 @@ def corrupt_batch(
         parts = []
         for start in range(0, images.shape[0], step):
             chunk, keys = images[start : start + step], indices[start : start + step]
-            if name in RANDOM:
-                parts.append(_noise(chunk, keys, name, severity, seed))
+            if name in NOISE:
+                parts.append(_noise(chunk, keys, name, severity, seed, profile))
+            elif name in _RANDOM_FNS:
+                parts.append(_RANDOM_FNS[name](chunk, keys, severity, seed, profile))
             else:
-                parts.append(_DETERMINISTIC_FNS[name](chunk, severity))
+                parts.append(_DETERMINISTIC_FNS[name](chunk, severity, profile))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
@@ -497,21 +465,26 @@ class TorchCorruptedDataset(CorruptedDataset):
         progress: Progress | None = None,
         *,
         device: str | torch.device = "cpu",
+        profile: str = "auto",
     ):
         if name not in TORCH_CORRUPTIONS:
             raise ValueError(
                 f"torch corruption backend: expected one of {', '.join(TORCH_CORRUPTIONS)}, found {name!r}"
             )
-        super().__init__(base, name, severity, seed, cache_dir, progress)
+        super().__init__(base, name, severity, seed, cache_dir, progress, profile)
         self.device = torch.device(device)
         self._fingerprint = digest(
-            base.fingerprint(), "corruption", name, self.severity, self.seed, "torch", TORCH_GENERATOR_VERSION
+            base.fingerprint(), "corruption", name, self.severity, self.seed, self.profile, "torch",
+            TORCH_GENERATOR_VERSION,
         )
-        stem = f"{self.path.name.split('-' + name)[0]}-{name}-s{self.severity}-seed{self.seed}-torch-{self._fingerprint}"
+        stem = (
+            f"{self.path.name.split('-' + name)[0]}-{name}-s{self.severity}-{self.profile}-seed{self.seed}"
+            f"-torch-{self._fingerprint}"
+        )
         self.path = self.cache_dir / f"{stem}.npy"
         self.sidecar = self.cache_dir / f"{stem}.json"
 
     def _corrupt_rows(self, rows: np.ndarray) -> np.ndarray:
         images = self.base.images(rows).to(self.device)
-        out = corrupt_batch(images, torch.from_numpy(rows), self.corruption, self.severity, self.seed)
+        out = corrupt_batch(images, torch.from_numpy(rows), self.corruption, self.severity, self.seed, self.profile)
         return out.cpu().numpy()

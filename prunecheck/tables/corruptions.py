@@ -2,8 +2,10 @@
 
 Entries (``gate.record("corruptions", subject, payload)``) come in two kinds:
 
-- ``{"kind": "pair", "view", "parent_accuracy", "pruned_accuracy"}``: one per pair and view,
-  from ``test_corruption_margin``; rendered as one row per pair, one column per view.
+- ``{"kind": "pair", "view", "parent_accuracy", "pruned_accuracy", "source"}``: one per pair and
+  view, from ``test_corruption_margin``; rendered as one row per pair, one column per view.
+  ``source`` says where a corrupted view's images come from ("generated, cifar profile",
+  "released files in <root>"); the report lists it under the table.
 - ``{"kind": "family", "parent", "members", "ratios", "views", "parent_accuracy", "accuracy",
   "delta"}``: a family's prune-accuracy curves; rendered as one table per family with a row
   per prune ratio and a column per view.
@@ -51,6 +53,17 @@ def render_pairs(entries: list[dict[str, Any]]) -> str:
     return tabulate(rows, headers=["pair", *views], tablefmt="github", disable_numparse=True)
 
 
+def render_sources(entries: list[dict[str, Any]]) -> str:
+    """One line per image source of the corrupted views: ``source: view, view, ...``."""
+    by_source: dict[str, list[str]] = {}
+    for entry in entries:
+        payload = entry["payload"]
+        source = payload.get("source")
+        if source and payload["view"] not in by_source.setdefault(source, []):
+            by_source[source].append(payload["view"])
+    return "\n".join(f"- {source}: {', '.join(views)}" for source, views in by_source.items())
+
+
 def render_family(subject: str, payload: dict[str, Any]) -> str:
     """Prune-accuracy curves of one family: a row per prune ratio, a column per view."""
     views = payload["views"]
@@ -70,6 +83,10 @@ def render(entries: list[dict[str, Any]]) -> str:
     blocks = []
     if pairs:
         blocks.append("Pruned accuracy (%) per pair and view\n\n" + render_pairs(pairs))
+        sources = render_sources(pairs)
+        if sources:
+            blocks.append("Images of the corrupted views (profile = the constants of generated corruptions)\n\n"
+                          + sources)
     blocks += [render_family(e["subject"], e["payload"]) for e in families]
     note = ("Cells: accuracy in percent; in parentheses the difference to the parent on the same view, "
             "in percentage points (negative = worse than the parent).")
