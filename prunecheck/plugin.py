@@ -20,9 +20,10 @@ import pytest
 from prunecheck.checks import TEST_PROPERTY, GateChecker
 from prunecheck.errors import ConfigError, PrunecheckError
 from prunecheck.report import RunRecord, render_terminal, write_reports
-from prunecheck.settings import GATE_MODES, Settings
+from prunecheck.settings import GATE_MODES, RunSettings, Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+WORKSPACE_KEY = pytest.StashKey[Any]()
 PRUNECHECK_FIXTURES = ("pair", "family", "gate", "prunecheck_workspace")
 
 
@@ -96,16 +97,32 @@ def resolve_option(config: pytest.Config, name: str) -> Any:
         raise pytest.UsageError(f"{where}: ini option '{dest}': {exc}") from None
 
 
+def collected_paths(config: pytest.Config) -> list[Path]:
+    """The paths pytest collects from (command-line args or testpaths), without ``::`` node parts."""
+    base = Path(config.invocation_params.dir)
+    paths = []
+    for arg in config.args or [str(base)]:
+        text = str(arg).split("::", 1)[0]
+        if text and not text.startswith("-"):
+            paths.append(base / text)
+    return paths
+
+
 def find_run_config(config: pytest.Config) -> Path | None:
-    """The config file for this session (option, ini, discovery), or None for the demo."""
-    from prunecheck.config import find_config
+    """The config file for this session, or None for the demo.
+
+    ``--prunecheck-config`` / the ``prunecheck_config`` ini value (relative to the
+    invocation directory), else discovery like pytest's own (see
+    :func:`prunecheck.config.discover_config`): the rootdir, then each collected
+    path's directory and its parents.
+    """
+    from prunecheck.config import discover_config, find_config
 
     explicit = resolve_option(config, "config")
-    start = Path(config.invocation_params.dir)
     try:
-        return find_config(start, explicit) or (
-            find_config(config.rootpath) if config.rootpath != start else None
-        )
+        if explicit is not None:
+            return find_config(Path(config.invocation_params.dir), explicit)
+        return discover_config(config.rootpath, collected_paths(config))
     except ConfigError as exc:
         raise pytest.UsageError(f"prunecheck configuration error: {exc}") from None
 
@@ -124,25 +141,40 @@ def load_file_settings(config: pytest.Config, path: Path) -> Settings:
     return apply_overrides(config, settings)
 
 
-def load_demo_settings(config: pytest.Config) -> Settings:
-    """The built-in demo: its zoo is trained on first use (with progress) and cached."""
-    from prunecheck.demo.settings import demo_settings
-    from prunecheck.demo.zoo import ensure_zoo
-
+def demo_zoo_dir(config: pytest.Config) -> Path:
     cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache").resolve()
+    return cache_dir / "demo-zoo"
+
+
+def load_demo_settings(config: pytest.Config) -> Settings:
+    """The built-in demo: its zoo is trained on first use (with progress) and cached.
+
+    Collection only (``--collect-only``) never builds it: with no zoo yet, the demo's
+    suite tests are listed as deselected and the header says how to build it.
+    """
+    from prunecheck.demo.settings import DEMO_SOURCE, demo_settings
+    from prunecheck.demo.zoo import ZooConfig, ensure_zoo, zoo_is_valid
+
+    zoo_dir = demo_zoo_dir(config)
+    cache_dir = zoo_dir.parent
     report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports").resolve()
+    if config.option.collectonly and not zoo_is_valid(zoo_dir, ZooConfig()):
+        run = RunSettings(cache_dir=cache_dir, report_dir=report_dir)
+        return Settings(source=DEMO_SOURCE, run=run, datasets={}, models={}, pairs=(), is_demo=True)
     progress = _progress_writer(config)
     progress("no config file found: running the built-in demo (the demo zoo is built once and cached)")
-    zoo = ensure_zoo(cache_dir / "demo-zoo", progress)
+    zoo = ensure_zoo(zoo_dir, progress)
     return apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
 
 
-def get_settings(config: pytest.Config) -> Settings:
-    """This session's settings; the demo's are built when a test first needs them,
-    so a pytest run that collects no prunecheck suite never trains the demo zoo."""
-    if SETTINGS_KEY not in config.stash:
-        config.stash[SETTINGS_KEY] = load_demo_settings(config)
-    return config.stash[SETTINGS_KEY]
+def get_workspace(config: pytest.Config):
+    """This session's workspace (models and datasets loaded once, shared by the
+    session-start deep check and the fixtures)."""
+    if WORKSPACE_KEY not in config.stash:
+        from prunecheck.workspace import Workspace
+
+        config.stash[WORKSPACE_KEY] = Workspace(get_settings(config), progress=_progress_writer(config))
+    return config.stash[WORKSPACE_KEY]
 
 
 def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
@@ -279,7 +311,35 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     if SETTINGS_KEY in config.stash:
         return f"prunecheck: config {config.stash[SETTINGS_KEY].source}"
-    return "prunecheck: no config file found; suites run the built-in demo (see README: Configure)"
+    text = ("prunecheck: no prunecheck.toml or [tool.prunecheck] found in the rootdir or the collected "
+            "paths' folders and their parents; suites run the built-in demo (see README: Configure)")
+    if config.option.collectonly:
+        from prunecheck.demo.zoo import ZooConfig, zoo_is_valid
+
+        if not zoo_is_valid(demo_zoo_dir(config), ZooConfig()):
+            text += ("\nprunecheck: --collect-only does not build the demo zoo, so the demo's suite tests are "
+                     "deselected; build it with `prunecheck demo-zoo`")
+    return text
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Before the first test, once: check that every file, import and output width the
+    config names is there (:func:`prunecheck.validation.deep_check`); all problems are
+    reported together as a usage error instead of one error per test."""
+    config = session.config
+    if config.option.collectonly or SETTINGS_KEY not in config.stash or config.stash[SETTINGS_KEY].is_demo:
+        return
+    if not any(item.get_closest_marker("prunecheck_unconfigured") is None
+               and any(name in getattr(item, "fixturenames", ()) for name in PRUNECHECK_FIXTURES)
+               for item in session.items):
+        return
+    from prunecheck.validation import deep_check, problems_text
+
+    settings = config.stash[SETTINGS_KEY]
+    problems = deep_check(settings, get_workspace(config))
+    if problems:
+        raise pytest.UsageError(problems_text(settings, problems) + "\n(check with `prunecheck validate --deep`)")
 
 
 @pytest.hookimpl(tryfirst=True)  # the pair/family id comes first in test ids
@@ -407,9 +467,7 @@ def prunecheck_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def prunecheck_workspace(pytestconfig: pytest.Config, prunecheck_settings: Settings):
     """Loads datasets and models on first use and predicts through the cached engine."""
-    from prunecheck.workspace import Workspace
-
-    return Workspace(prunecheck_settings, progress=_progress_writer(pytestconfig))
+    return get_workspace(pytestconfig)
 
 
 @pytest.fixture
