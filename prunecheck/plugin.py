@@ -167,6 +167,14 @@ def load_demo_settings(config: pytest.Config) -> Settings:
     return apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
 
 
+def get_settings(config: pytest.Config) -> Settings:
+    """This session's settings; the demo's are built when a test first needs them,
+    so a pytest run that collects no prunecheck suite never trains the demo zoo."""
+    if SETTINGS_KEY not in config.stash:
+        config.stash[SETTINGS_KEY] = load_demo_settings(config)
+    return config.stash[SETTINGS_KEY]
+
+
 def get_workspace(config: pytest.Config):
     """This session's workspace (models and datasets loaded once, shared by the
     session-start deep check and the fixtures)."""
@@ -330,9 +338,12 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     config = session.config
     if config.option.collectonly or SETTINGS_KEY not in config.stash or config.stash[SETTINGS_KEY].is_demo:
         return
-    if not any(item.get_closest_marker("prunecheck_unconfigured") is None
-               and any(name in getattr(item, "fixturenames", ()) for name in PRUNECHECK_FIXTURES)
-               for item in session.items):
+    if hasattr(config, "workerinput"):  # pytest-xdist: the controller checks, before it starts the workers
+        return
+    # the xdist controller collects nothing itself; otherwise only runs with a prunecheck test pay for it
+    if not config.pluginmanager.has_plugin("dsession") and not any(
+        any(name in getattr(item, "fixturenames", ()) for name in PRUNECHECK_FIXTURES) for item in session.items
+    ):
         return
     from prunecheck.validation import deep_check, problems_text
 
