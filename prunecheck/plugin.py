@@ -24,6 +24,7 @@ from prunecheck.settings import GATE_MODES, RunSettings, Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 WORKSPACE_KEY = pytest.StashKey[Any]()
+TERMINAL_KEY = pytest.StashKey[Any]()
 PRUNECHECK_FIXTURES = ("pair", "family", "gate", "prunecheck_workspace")
 
 
@@ -507,23 +508,48 @@ def gate(request: pytest.FixtureRequest, prunecheck_settings: Settings) -> GateC
 
 
 def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
-    """Progress lines for long work (zoo training, predictions, corruption generation).
+    """Progress of long work (zoo training, predictions, corruption generation):
+    a :class:`prunecheck.progress.Reporter` drawing bars on a terminal, plain
+    periodic lines in CI, logs and pytest-xdist workers (see :mod:`prunecheck.progress`)."""
+    from prunecheck.progress import Reporter, plain_output_wanted
 
-    Written to the terminal with output capturing suspended, as pytest's live logging
-    does: otherwise fd-capture would file them under the running test.
-    """
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or config.get_verbosity() < 0:
+    if config.get_verbosity() < 0:
         return lambda message: None
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker or reporter is None:
+        # An xdist worker's terminal is not shown; its stderr reaches the controller's.
+        # The controller's line state is unknown here: each message is a line of its own.
+        def to_stderr(message: str) -> None:
+            if capture is not None:
+                with capture.global_and_fixture_disabled():
+                    sys.stderr.write(f"\n[{worker or '-'}] prunecheck: {message}\n")
+                    sys.stderr.flush()
 
-    def write(message: str) -> None:
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.ensure_newline()
-                reporter.write_line(f"prunecheck: {message}")
-        else:
-            reporter.ensure_newline()
-            reporter.write_line(f"prunecheck: {message}")
+        return Reporter(to_stderr) if worker else (lambda message: None)
+    terminal = _terminal_lines(config, reporter, capture)
+    if plain_output_wanted(isatty=bool(getattr(reporter, "isatty", False))):
+        return Reporter(terminal.line)
+    return Reporter(terminal.line, draw=terminal.draw, end_draw=terminal.end_draw, width=terminal.width())
 
-    return write
+
+class _ProgressResume:
+    """Session plugin: pytest's progress line continues where progress output cut it."""
+
+    def __init__(self, terminal):
+        self.terminal = terminal
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.terminal.resume()
+
+
+def _terminal_lines(config: pytest.Config, reporter, capture):
+    """The session's one :class:`prunecheck.progress.TerminalLines` (shared by every writer)."""
+    from prunecheck.progress import TerminalLines
+
+    if TERMINAL_KEY not in config.stash:
+        config.stash[TERMINAL_KEY] = TerminalLines(reporter, capture)
+        config.pluginmanager.register(_ProgressResume(config.stash[TERMINAL_KEY]), "prunecheck-progress-resume")
+    return config.stash[TERMINAL_KEY]
