@@ -429,9 +429,27 @@ class ReportCollector:
         self.doc: dict[str, Any] | None = None
         self.paths: list[Path] = []
         self.write_error = ""
+        self.deselected = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.record.add_report(report)
+
+    def pytest_deselected(self, items) -> None:
+        """Count what the user deselected (-k, -m, --deselect), not unconfigured suite tests."""
+        self.deselected += sum(1 for item in items if not item.get_closest_marker("prunecheck_unconfigured"))
+
+    def selection(self) -> str:
+        """How this run chose its tests (options that make it a partial run)."""
+        option, parts = self.config.option, []
+        if getattr(option, "keyword", ""):
+            parts.append(f"-k {shlex.quote(option.keyword)}")
+        if getattr(option, "markexpr", ""):
+            parts.append(f"-m {shlex.quote(option.markexpr)}")
+        if getattr(option, "lf", False):
+            parts.append("--last-failed")
+        if any("::" in str(arg) for arg in self.config.args):
+            parts.append("test ids named on the command line")
+        return ", ".join(parts)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):  # xdist worker: the controller writes the merged report
@@ -444,7 +462,8 @@ class ReportCollector:
         interrupted = bool(reason) or int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)
         if interrupted and not isinstance(reason, str):
             reason = "KeyboardInterrupt" if int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) else ""
-        self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "")
+        self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "",
+                                       deselected=self.deselected, selection=self.selection())
         try:
             self.paths = write_reports(self.doc, Path(settings.run.report_dir))
         except OSError as exc:  # a report that cannot be written must not hide the gate results
