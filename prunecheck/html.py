@@ -62,7 +62,7 @@ figcaption { font-size: 0.85em; color: #555; }
 code { background: #f4f4f4; padding: 0 3px; }
 a.plotlink { font-size: 0.7em; font-weight: normal; margin-left: 0.6em; }
 section > h3 { font-size: 1.05em; margin: 0.9em 0 0.3em; }
-.tables { overflow-x: auto; }
+.tables, .scroll { overflow-x: auto; }  /* a wide table scrolls by itself, never the page */
 """
 
 SUITE_TITLES = {
@@ -138,7 +138,7 @@ def _gate_table(gates: list[dict[str, Any]], *, messages: bool = True) -> str:
             message = "" if gate["status"] == "PASS" else gate["message"]
             cells.append(f'<td class="msg" title="{html.escape(gate["nodeid"])}">{html.escape(message)}</td>')
         rows.append(f'<tr class="{gate["status"]}">' + "".join(cells) + "</tr>")
-    return '<table class="gates">\n' + "\n".join(rows) + "\n</table>"
+    return '<div class="scroll"><table class="gates">\n' + "\n".join(rows) + "\n</table></div>"
 
 
 def _badges(gates: list[dict[str, Any]], *, only_worst: bool = False) -> str:
@@ -195,7 +195,7 @@ def _overview(by_suite: dict[str, list[tuple[str, list[dict[str, Any]]]]], suite
             cells.append(f'<td><a href="#{_anchor(suite, subject)}">{_badges(members)}</a></td>' if members
                          else "<td></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return '<table class="overview">\n' + head + "\n" + "\n".join(rows) + "\n</table>"
+    return '<div class="scroll"><table class="overview">\n' + head + "\n" + "\n".join(rows) + "\n</table></div>"
 
 
 def _suite_order(by_suite: dict[str, list]) -> list[str]:

@@ -87,7 +87,8 @@ def test_failing_gates_give_a_complete_report(pytester):
     result.assert_outcomes(passed=4, failed=1, xfailed=1)  # 3 efficiency tests pass
     doc = read_report(root)
     assert [(g["subject"], g["status"]) for g in doc["gates"]] == [("bad", "FAIL"), ("known", "XFAIL"), ("good", "PASS")]
-    assert doc["summary"]["verdict"] == "FAILED" and doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": ""}
+    assert doc["summary"]["verdict"] == "FAILED" and doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": "",
+                                                                             "deselected": 0, "selection": ""}
     assert sorted(e["subject"] for e in doc["data"]) == ["bad", "good", "known"]
     result.stdout.fnmatch_lines([
         "*prunecheck gates*",
@@ -123,7 +124,8 @@ def test_keyboard_interrupt_still_writes_the_report(pytester):
     result = pytester.runpytest("suites", "-p", "no:cacheprovider", no_reraise_ctrlc=True)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     doc = read_report(root)
-    assert doc["session"] == {"exitstatus": 2, "interrupted": True, "reason": "KeyboardInterrupt"}
+    assert doc["session"] == {"exitstatus": 2, "interrupted": True, "reason": "KeyboardInterrupt",
+                              "deselected": 0, "selection": ""}
     assert len(doc["gates"]) == 3  # the suite ran before the interrupt
     assert (root / "reports" / "prunecheck.html").exists()
 
