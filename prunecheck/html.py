@@ -20,7 +20,7 @@ from typing import Any
 
 from prunecheck.plots import PlotImage
 from prunecheck.report import (
-    GATE_HEADERS, SUITE_ORDER, UNITS_NOTE, gate_row, groups, partial_note, problem_tests, report_title, verdict_line,
+    GATE_HEADERS, SUITE_ORDER, UNITS_NOTE, gate_row, groups, partial_note, problem_tests, report_title,
 )
 from prunecheck.tables import render_sections
 
@@ -31,12 +31,12 @@ _STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 1em auto; max-width: 1400px;
        padding: 0 1em; color: #222; line-height: 1.35; }
 h1 { margin: 0.2em 0; font-size: 1.6em; } h1.PASSED { color: #1a7f37; } h1.FAILED { color: #c62828; }
-h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.15em; margin-top: 1.6em; }
+h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.15em; margin: 1.2em 0 0.4em; }
 h3 { margin: 1.2em 0 0.4em; }
-ul.meta { margin: 0.3em 0; padding-left: 1.2em; font-size: 0.9em; color: #444; }
+p.meta { margin: 0.3em 0; font-size: 0.85em; color: #555; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 1em; margin: 0.5em 0; }
 .note.partial { font-weight: bold; }
-.counts span { display: inline-block; margin-right: 1em; font-weight: bold; }
+.counts { margin: 0.3em 0; } .counts span { display: inline-block; margin-right: 1em; font-weight: bold; }
 .badge { display: inline-block; font-size: 0.75em; padding: 0 0.45em; border-radius: 0.7em; margin-left: 0.3em;
          vertical-align: middle; font-weight: bold; }
 .badge.FAIL { background: #c62828; color: white; } .badge.XFAIL { background: #f0b400; color: #222; }
@@ -49,7 +49,8 @@ tr.XFAIL td { background: #fff4d6; } tr.XFAIL td.status { color: #8a6d00; font-w
 tr.PASS td.status { color: #1a7f37; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.nowrap { white-space: nowrap; }
-table.overview td, table.overview th { text-align: center; } table.overview td:first-child { text-align: left; }
+table.overview td, table.overview th { text-align: center; padding: 1px 7px; }
+table.overview td:first-child { text-align: left; white-space: nowrap; }
 table.overview a { text-decoration: none; }
 td.msg { font-size: 0.9em; color: #555; }
 details { margin: 0.3em 0; } summary { cursor: pointer; color: #333; }
@@ -234,12 +235,11 @@ def render_html(doc: dict[str, Any], images: list[PlotImage] | None) -> str:
             ("FAIL", s["gates_failed"], "failed"), ("XFAIL", s["gates_xfailed"], "known failures (expect_fail)"),
             ("PASS", s["gates_passed"], "passed"), ("FAIL", s["errors"], "errors without a gate result"))
         if n or label == "failed") + "</p>")
-    body.append("<ul class=\"meta\">" + "".join(f"<li>{item}</li>" for item in (
-        html.escape(verdict_line(doc)),
-        f"config: <code>{html.escape(doc['config'])}</code>" + (" (built-in demo)" if doc["demo"] else ""),
+    body.append('<p class="meta">' + " · ".join((
+        f"config <code>{html.escape(doc['config'])}</code>" + (" (built-in demo)" if doc["demo"] else ""),
         f"written {html.escape(doc['created'])} by prunecheck {html.escape(doc['prunecheck_version'])}",
         html.escape(UNITS_NOTE),
-    )) + "</ul>")
+    )) + "</p>")
 
     by_suite: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
     for (suite, subject), members in groups(doc["gates"]):  # failing groups first
