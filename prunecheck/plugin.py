@@ -8,6 +8,7 @@ data and the engine are loaded by the session fixtures on first use.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -25,6 +26,7 @@ from prunecheck.settings import GATE_MODES, RunSettings, Settings
 SETTINGS_KEY = pytest.StashKey[Settings]()
 WORKSPACE_KEY = pytest.StashKey[Any]()
 TERMINAL_KEY = pytest.StashKey[Any]()
+WORKER_LINES_KEY = pytest.StashKey[Any]()
 PRUNECHECK_FIXTURES = ("pair", "family", "gate", "prunecheck_workspace")
 
 
@@ -538,15 +540,20 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
         return lambda message: None
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker or reporter is None:
+        if not worker:
+            return lambda message: None
         # An xdist worker's terminal is not shown; its stderr reaches the controller's.
-        # The controller's line state is unknown here: each message is a line of its own.
-        def to_stderr(message: str) -> None:
-            if capture is not None:
-                with capture.global_and_fixture_disabled():
-                    sys.stderr.write(f"\n[{worker or '-'}] prunecheck: {message}\n")
-                    sys.stderr.flush()
+        # The controller may be mid-line (its "...." progress): the first line after a test
+        # result starts on a new line, the following ones of the same test follow directly.
+        state = _worker_progress_state(config)
 
-        return Reporter(to_stderr) if worker else (lambda message: None)
+        def to_stderr(message: str) -> None:
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                sys.stderr.write(("" if state.open else "\n") + f"[{worker}] prunecheck: {message}\n")
+                sys.stderr.flush()
+            state.open = True
+
+        return Reporter(to_stderr)
     terminal = _terminal_lines(config, reporter, capture)
     if plain_output_wanted(isatty=bool(getattr(reporter, "isatty", False))):
         return Reporter(terminal.line)
@@ -572,3 +579,20 @@ def _terminal_lines(config: pytest.Config, reporter, capture):
         config.stash[TERMINAL_KEY] = TerminalLines(reporter, capture)
         config.pluginmanager.register(_ProgressResume(config.stash[TERMINAL_KEY]), "prunecheck-progress-resume")
     return config.stash[TERMINAL_KEY]
+
+
+class _WorkerLineState:
+    """xdist worker: whether the controller's terminal is on a line this worker started."""
+
+    open = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.open = False  # the controller prints this result's progress mark next
+
+
+def _worker_progress_state(config: pytest.Config) -> _WorkerLineState:
+    if WORKER_LINES_KEY not in config.stash:
+        config.stash[WORKER_LINES_KEY] = _WorkerLineState()
+        config.pluginmanager.register(config.stash[WORKER_LINES_KEY], "prunecheck-worker-lines")
+    return config.stash[WORKER_LINES_KEY]

@@ -127,3 +127,17 @@ def test_non_tty_run_prints_plain_progress_and_keeps_pytest_progress_intact(pyte
     ], consecutive=False)
     body = out[out.index("suites/"):out.index("prunecheck gates")]
     assert "\n\n" not in body  # the blank line pytest would add after foreign output is avoided
+
+
+def test_xdist_workers_report_progress_as_plain_lines_through_the_controller(pytester):
+    config = (model_table("parent", "parent.pt") + "\n" + model_table("pruned", "parent.pt")
+              + '\n[[pairs]]\nname = "p"\nparent = "parent"\npruned = "pruned"\ndataset = "colours"\n')
+    write_planted_project(pytester.path, config=config, datasets={"colours": class_colour_images(20)},
+                          checkpoints={"parent": red_channel_weights()}, suites=(SUITES / "test_accuracy_margin.py",))
+    result = pytester.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=2)
+    err = result.stderr.str()
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if "prunecheck:" in line]
+    assert lines[0].startswith("[gw") and lines[0].endswith("] prunecheck: predicting parent on colours [nominal] (20 images, cpu)")
+    assert "] prunecheck:   parent on colours [nominal]: done, 20/20 images in " in lines[1]
