@@ -133,7 +133,7 @@ def _gate_table(gates: list[dict[str, Any]], *, messages: bool = True) -> str:
         cells = []
         for header, value in zip(GATE_HEADERS, gate_row(gate, markdown=False)):
             cls = "status" if header == "status" else ("num" if header in _NUMERIC else
-                                                       "nowrap" if header in ("gate", "subject", "view") else "")
+                                                       "nowrap" if header in ("gate", "subject", "view", "threshold") else "")
             cells.append(f'<td class="{cls}">{html.escape(value)}</td>' if cls else f"<td>{html.escape(value)}</td>")
         if messages:
             message = "" if gate["status"] == "PASS" else gate["message"]
