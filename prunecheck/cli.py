@@ -16,23 +16,25 @@ from prunecheck import __version__
 from prunecheck.errors import PrunecheckError
 
 
-def _settings(args: argparse.Namespace):
-    from prunecheck.config import find_config, load_settings
-    from prunecheck.demo.settings import demo_settings
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """``--config``, else discovery from the current folder upwards (as pytest run here would)."""
+    from prunecheck.config import discover_config, find_config
 
-    path = find_config(Path.cwd(), args.config)
-    if path is not None:
-        return load_settings(path)
-    from prunecheck.demo.zoo import ensure_zoo
-
-    cache_dir = Path(".prunecheck-cache").resolve()
-    zoo = ensure_zoo(cache_dir / "demo-zoo", lambda message: print(message, file=sys.stderr))
-    return demo_settings(zoo, cache_dir=cache_dir, report_dir=Path("reports").resolve())
+    if args.config is not None:
+        return find_config(Path.cwd(), args.config)
+    return discover_config(None, [Path.cwd()])
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check a configuration file and print what it defines."""
-    settings = _settings(args)
+    """Check a configuration file and print what it defines (--deep: also its files, imports and shapes)."""
+    from prunecheck.config import load_settings
+
+    path = _config_path(args)
+    if path is None:
+        print(f"no prunecheck.toml or [tool.prunecheck] found in {Path.cwd()} or its parents: "
+              "`pytest suites/` runs the built-in demo here (create a config with `prunecheck init`)")
+        return 0
+    settings = load_settings(path)
     print(f"config: {settings.source}" + (" (built-in demo)" if settings.is_demo else ""))
     print(f"run: device={settings.run.device} batch_size={settings.run.batch_size} "
           f"cache_dir={settings.run.cache_dir} report_dir={settings.run.report_dir} "
@@ -49,6 +51,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"family {family.name}: {family.parent} -> [{members}] on {family.dataset}")
     for suite, values in sorted(settings.gates.items()):
         print(f"gates.{suite}: " + ", ".join(f"{k}={v!r}" for k, v in sorted(values.items())))
+    if not args.deep:
+        print("syntax and references OK (add --deep to import the factories and load the weights and data)")
+        return 0
+    from prunecheck.validation import deep_check, problems_text
+    from prunecheck.workspace import Workspace
+
+    problems = deep_check(settings, Workspace(settings))
+    if problems:
+        print(problems_text(settings, problems), file=sys.stderr)
+        return 1
+    print("deep check OK: every factory imports, every weights file loads, every dataset loads "
+          "and every model's output width matches its dataset")
     return 0
 
 
@@ -107,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help=cmd_validate.__doc__)
     validate.add_argument("--config", metavar="PATH", default=None, help="config file (default: discovered as pytest does)")
+    validate.add_argument("--deep", action="store_true",
+                          help="also import every factory, load every weights file and dataset and check "
+                               "output widths; lists every problem, exit status 1 if any")
     validate.set_defaults(run=cmd_validate)
 
     zoo = commands.add_parser("demo-zoo", help=cmd_demo_zoo.__doc__)

@@ -1,8 +1,10 @@
 """Configuration loading: a TOML file turned into a validated :class:`Settings`.
 
-Where the configuration comes from (:func:`find_config`): an explicit path, else
-``prunecheck.toml`` in the start directory, else the ``[tool.prunecheck]`` table of
-``pyproject.toml`` there; with none of these the caller runs the built-in demo.
+Where the configuration comes from: an explicit path (:func:`find_config`), else the
+first ``prunecheck.toml`` or ``pyproject.toml`` with a ``[tool.prunecheck]`` table in
+the rootdir or in a collected path's directory or one of its parents
+(:func:`discover_config`, the order pytest uses for its ini file); with none of these
+the caller runs the built-in demo.
 
 :func:`load_settings` reads the file and :func:`parse_settings` (pure, no I/O)
 validates the mapping. Every invalid value raises exactly one
@@ -28,7 +30,7 @@ import re
 import reprlib
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -52,7 +54,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["CONFIG_FILENAME", "find_config", "load_settings", "parse_settings"]
+__all__ = ["CONFIG_FILENAME", "discover_config", "find_config", "load_settings", "parse_settings"]
 
 CONFIG_FILENAME = "prunecheck.toml"
 PYPROJECT_FILENAME = "pyproject.toml"
@@ -163,6 +165,50 @@ def find_config(start_dir: Path, explicit: str | Path | None = None) -> Path | N
         tool = _read_toml(pyproject).get("tool")
         if isinstance(tool, Mapping) and "prunecheck" in tool:
             return pyproject
+    return None
+
+
+def discover_config(rootdir: Path | None, paths: Iterable[Path] = ()) -> Path | None:
+    """Find the configuration file the way pytest finds its ini file.
+
+    The search order (documented in docs/configuration.md; the first file found wins):
+
+    1. the rootdir itself;
+    2. for each collected path in command-line order, its directory (the path itself
+       when it is a directory) and then every parent directory up to the file system root.
+
+    In each directory ``prunecheck.toml`` comes before a ``pyproject.toml`` with a
+    ``[tool.prunecheck]`` table (see :func:`find_config`). So ``pytest proj/suites``
+    run from proj's parent finds ``proj/prunecheck.toml``.
+
+    Args:
+        rootdir: pytest's rootdir (or the current directory for the command), or None.
+        paths: The collected paths (files or directories; missing ones are skipped).
+
+    Returns:
+        The file, or ``None`` when no directory on the way has one.
+
+    Raises:
+        ConfigError: A ``pyproject.toml`` on the way is not valid TOML.
+    """
+    seen: set[Path] = set()
+
+    def directories() -> Iterator[Path]:
+        if rootdir is not None:
+            yield Path(rootdir).resolve()
+        for path in paths:
+            path = Path(path).expanduser().resolve()
+            start = path if path.is_dir() else path.parent
+            yield start
+            yield from start.parents
+
+    for directory in directories():
+        if directory in seen or not directory.is_dir():
+            continue
+        seen.add(directory)
+        found = find_config(directory)
+        if found is not None:
+            return found
     return None
 
 

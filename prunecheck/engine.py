@@ -178,6 +178,7 @@ class PredictionEngine:
             prefetch = self.device.type == "cuda" or torch.get_num_threads() < (os.cpu_count() or 1)
         self.prefetch = bool(prefetch)
         self.forward_passes = 0  # one per leaf model per batch per MC pass
+        self._view_label: str | None = None
         self.computed: list[str] = []  # cache keys this engine computed (not read), in order
         self._seen: dict[str, tuple[int, int] | None] = {}
 
@@ -201,12 +202,16 @@ class PredictionEngine:
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
+        label: str | None = None,
     ) -> list[Predictions]:
         """Predictions for each model; uncached leaf models share every loaded batch.
 
         ``num_classes`` is the models' output width when it differs from the
         dataset's (out-of-distribution data: CIFAR-100 images shown to a CIFAR-10 model).
+        ``label`` names the view in progress output when ``dataset`` already is a
+        pixel view (a corruption): the engine itself sees it as nominal data.
         """
+        self._view_label = label
         width = int(num_classes or dataset.num_classes)
         if view.changes_pixels:
             # Pixel views are datasets of their own (see prunecheck.workspace).
@@ -346,14 +351,12 @@ class PredictionEngine:
     def _run(
         self, missing: dict[str, LoadedModel], dataset: ImageDataset, view: View, mc_passes: int, width: int
     ) -> dict[str, np.ndarray]:
+        from prunecheck.progress import task
+
         n = len(dataset)
         names = ", ".join(leaf.name for leaf in missing.values())
-        self.progress(
-            f"predicting {names} on {dataset.name} [{view.id}]"
-            + (f" x{mc_passes} MC passes" if mc_passes else "")
-            + f" ({n} images, {self.device})"
-        )
-        started = time.perf_counter()
+        label = f"{names} on {dataset.name} [{self._view_label or view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
+        job = task(self.progress, label, n, start_line=f"predicting {label} ({n} images, {self.device})")
         passes = max(1, mc_passes)
         outputs = {
             key: np.empty((passes, n, width), dtype=np.float32) for key in missing
@@ -372,7 +375,6 @@ class PredictionEngine:
 
         starts = list(range(0, n, self.batch_size))
         loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prunecheck-prefetch") if self.prefetch else None
-        last_report = started
         try:
             pending = loader.submit(load, starts[0]) if (loader and starts) else None
             with torch.inference_mode():
@@ -396,10 +398,7 @@ class PredictionEngine:
                             outputs[key][mc_pass, start:stop] = self._forward(
                                 module, x, missing[key], dataset, width, mc_passes, mc_pass, batch_index
                             )
-                    now = time.perf_counter()
-                    if now - last_report > 10.0:
-                        self.progress(f"  {stop}/{n} images, {now - started:.0f} s")
-                        last_report = now
+                    job.update(stop)
         finally:
             if loader is not None:
                 loader.shutdown(wait=True, cancel_futures=True)
@@ -409,7 +408,7 @@ class PredictionEngine:
         for key, array in outputs.items():
             self.cache.put(key, {"log_probs": array})
             self.computed.append(key)
-        self.progress(f"  done in {time.perf_counter() - started:.1f} s")
+        job.close()
         return outputs
 
     def _forward(

@@ -13,9 +13,13 @@ One plot per item, each a PNG:
   below the deployed ratio are marked in red.
 - ``uncertainty-<pair>-<method>``: reliability diagrams of parent and pruned model and
   their sparsification curves with the oracle (seed 000).
-- ``functional-<pairs>``: agreement with the parent and softmax distance vs. noise eps,
+- ``functional-<pair>``: agreement with the parent and softmax distance vs. noise eps,
   pruned vs. reference (seed 002, Fig. 4); points under the threshold are red.
-- ``instability``: instability per pruning step with the threshold (seed 004).
+- ``instability-<pair>``: instability per pruning step with the threshold (seed 004).
+
+Layout: one figure per pair or family (never one wide row of every pair), each a few
+inches wide, so the HTML page lays them out in a grid that wraps at any number of
+pairs; titles are wrapped to the figure's width and crowded tick labels are turned.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class PlotImage:
     title: str
     png: bytes = b""
     skipped: str = ""  # why the plot could not be drawn ("" when it was)
+    subject: str = ""  # the pair or family shown ("" for figures of several)
 
 
 def matplotlib_available() -> bool:
@@ -76,26 +81,29 @@ def render_plots(doc: dict[str, Any]) -> list[PlotImage] | None:
     images: list[PlotImage] = []
     for entry in sorted(by_section.get("prune_potential", []), key=lambda e: e["subject"]):
         images.append(_png(f"prune_potential-{entry['subject']}", "prune_potential",
-                           f"Prune-accuracy curves of family {entry['subject']}", prune_potential_figure, entry, gates))
+                           f"Prune-accuracy curves of family {entry['subject']}", prune_potential_figure, entry, gates,
+                           subject=entry["subject"]))
     drift = [e for e in by_section.get("uncertainty", []) if e["payload"].get("kind", "drift") == "drift"
              and ("parent" in e["payload"] or "pruned" in e["payload"])]
     for entry in sorted(drift, key=lambda e: (e["subject"], e["payload"].get("method", ""))):
         method = entry["payload"].get("method", "msp")
         images.append(_png(f"uncertainty-{entry['subject']}-{method}", "uncertainty",
                            f"Reliability and sparsification of pair {entry['subject']} ({method})",
-                           uncertainty_figure, entry, gates))
+                           uncertainty_figure, entry, gates, subject=entry["subject"]))
     noise = [e for e in by_section.get("functional", []) if e["payload"].get("kind") == "noise"]
-    if noise:
-        images.append(_png("functional", "functional", "Agreement with the parent vs. input noise",
-                           functional_figure, noise, gates))
+    for subject in sorted({e["subject"] for e in noise}):
+        images.append(_png(f"functional-{subject}", "functional", f"Agreement with the parent vs. input noise, "
+                           f"pair {subject}", functional_figure, [e for e in noise if e["subject"] == subject],
+                           gates, subject=subject))
     steps = [e for e in by_section.get("instability", []) if e["payload"].get("steps")]
-    if steps:
-        images.append(_png("instability", "instability", "Pruning instability per step", instability_figure,
-                           steps, gates))
+    for entry in sorted(steps, key=lambda e: e["subject"]):
+        images.append(_png(f"instability-{entry['subject']}", "instability",
+                           f"Pruning instability per step, pair {entry['subject']}", instability_figure, [entry],
+                           gates, subject=entry["subject"]))
     return images
 
 
-def _png(name: str, section: str, title: str, build: Callable[..., Any], *args) -> PlotImage:
+def _png(name: str, section: str, title: str, build: Callable[..., Any], *args, subject: str = "") -> PlotImage:
     """Draw one plot; any failure becomes a skipped plot with the reason, never a lost report."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -107,8 +115,8 @@ def _png(name: str, section: str, title: str, build: Callable[..., Any], *args) 
         figure.savefig(buffer, format="png", dpi=90)
     except Exception as exc:  # a plot is an illustration: its failure must not cost the reports
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return PlotImage(name=safe, section=section, title=title, skipped=reason)
-    return PlotImage(name=safe, section=section, title=title, png=buffer.getvalue())
+        return PlotImage(name=safe, section=section, title=title, skipped=reason, subject=subject)
+    return PlotImage(name=safe, section=section, title=title, png=buffer.getvalue(), subject=subject)
 
 
 def _finite(values) -> list[float]:
@@ -153,7 +161,19 @@ def _status_title(figure, text: str, gates: list[dict[str, Any]]) -> None:
         names = sorted({f"{g['subject']}: {_short(g['metric'])}" for g in failed})
         shown = "; ".join(names[:3]) + ("; ..." if len(names) > 3 else "")
         text = f"{text}\n{label}: {shown}"
-    figure.suptitle(text, color=STATUS_COLOURS.get(status or "PASS", "black"), fontsize=12)
+    fontsize = 11
+    figure.suptitle(fit_text(text, figure.get_figwidth(), fontsize), color=STATUS_COLOURS.get(status or "PASS", "black"),
+                    fontsize=fontsize)
+
+
+def fit_text(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` wrapped so that no line is wider than ``width_inches`` at ``fontsize`` points.
+
+    An average character of the default sans-serif font is about 0.55 em wide; 0.6 em
+    is used so that a title never reaches the figure's edge (where it would be cut).
+    """
+    chars = max(12, int(width_inches * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
 
 
 # -- prune potential (seed 002, Fig. 6) -----------------------------------------------------
@@ -187,7 +207,8 @@ def prune_potential_figure(entry: dict[str, Any], gates: list[dict[str, Any]]):
         if deployed is not None:
             ax.axvline(100.0 * deployed, color="black", ls="-.", lw=1.0, label=f"deployed ({p.get('deployed')})")
         title = view + ("" if potential is None else f": P = {100.0 * potential:.1f}%")
-        ax.set_title(title + ("  < deployed" if short else ""), fontsize=9, color=BAD if short else "black")
+        ax.set_title(fit_text(title + ("  < deployed" if short else ""), 3.0, 9), fontsize=9,
+                     color=BAD if short else "black")
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         if k % cols == 0:
@@ -239,7 +260,7 @@ def _reliability(ax, stats: dict[str, Any], role: str, name: str, colour: str) -
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (max probability)")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{role} '{name}': ECE {stats['ece']:.4f}", fontsize=10)
+    ax.set_title(fit_text(f"{role} '{name}': ECE {stats['ece']:.4f}", 4.2, 10), fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
 
@@ -318,16 +339,17 @@ def functional_figure(entries: list[dict[str, Any]], gates: list[dict[str, Any]]
                         label="pruned agrees less than reference")
         mine = [g for g in gates if g["name"] == "functional" and g["subject"] == subject]
         status = _worst_status(mine)
-        top.set_title(f"{subject}" + ("" if status in (None, "PASS") else f" ({status})"), fontsize=10,
+        top.set_title(fit_text(f"{subject}" + ("" if status in (None, "PASS") else f" ({status})"),
+                               figure.get_figwidth() / len(subjects) - 0.8, 10), fontsize=10,
                       color=STATUS_COLOURS.get(status or "PASS", "black"))
         top.set_ylabel("agreement with parent")
         bottom.set_ylabel("softmax distance to parent")
         bottom.set_xlabel("input noise eps (normalised space)")
-        top.legend(fontsize=8, loc="lower left")
+        top.legend(fontsize=8, loc="best")
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
             ax.set_xticks(eps)
-    mine = [g for g in gates if g["name"] == "functional"]
+    mine = [g for g in gates if g["name"] == "functional" and g["subject"] in subjects]  # the pairs shown only
     images = points[0].get("images", "?") if entries else "?"
     _status_title(figure, f"Functional similarity: x + U(-eps, eps), mean ± std over repetitions ({images} images)",
                   mine)
@@ -356,7 +378,10 @@ def instability_figure(entries: list[dict[str, Any]], gates: list[dict[str, Any]
         if limit is not None:
             ax.axhline(limit, color=BAD, ls="--", lw=1, label=f"max_instability {limit:g}")
             ax.legend(fontsize=8, loc="upper left")
-        ax.set_xticks(range(len(values)), labels, fontsize=8)
+        # about 15 characters of 8 pt text fit under one bar: turn longer labels so they never overlap
+        crowded = max((len(s["after"]) for s in p["steps"]), default=0) > 14
+        ax.set_xticks(range(len(values)), labels, fontsize=8, rotation=30 if crowded else 0,
+                      ha="right" if crowded else "center", rotation_mode="anchor")
         ax.set_xlim(-0.6, max(len(values), 2) - 0.4)
         ax.set_xlabel("pruning step (model before fine-tuning)")
         ax.set_ylabel("instability (acc drop / acc before)")
@@ -364,9 +389,11 @@ def instability_figure(entries: list[dict[str, Any]], gates: list[dict[str, Any]
         ax.set_ylim(min(0.0, min(_finite(values), default=0.0) * 1.2), top * 1.2)
         mine = [g for g in gates if g["name"] == "instability" and g["subject"] == entry["subject"]]
         status = _worst_status(mine)
-        ax.set_title(f"{entry['subject']} ({p.get('source', '')})" + ("" if status in (None, "PASS") else f": {status}"),
+        ax.set_title(fit_text(f"{entry['subject']} ({p.get('source', '')})"
+                              + ("" if status in (None, "PASS") else f": {status}"), figure.get_figwidth() - 0.8, 10),
                      fontsize=10, color=STATUS_COLOURS.get(status or "PASS", "black"))
         ax.grid(alpha=0.3, axis="y")
+    shown = {e["subject"] for e in entries}
     _status_title(figure, "Pruning instability per step (seed 004)",
-                  [g for g in gates if g["name"] == "instability"])
+                  [g for g in gates if g["name"] == "instability" and g["subject"] in shown])
     return figure

@@ -8,6 +8,7 @@ data and the engine are loaded by the session fixtures on first use.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -20,9 +21,12 @@ import pytest
 from prunecheck.checks import TEST_PROPERTY, GateChecker
 from prunecheck.errors import ConfigError, PrunecheckError, plain_text
 from prunecheck.report import RunRecord, render_terminal, write_reports
-from prunecheck.settings import GATE_MODES, Settings
+from prunecheck.settings import GATE_MODES, RunSettings, Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+WORKSPACE_KEY = pytest.StashKey[Any]()
+TERMINAL_KEY = pytest.StashKey[Any]()
+WORKER_LINES_KEY = pytest.StashKey[Any]()
 PRUNECHECK_FIXTURES = ("pair", "family", "gate", "prunecheck_workspace")
 
 
@@ -96,16 +100,32 @@ def resolve_option(config: pytest.Config, name: str) -> Any:
         raise pytest.UsageError(f"{where}: ini option '{dest}': {exc}") from None
 
 
+def collected_paths(config: pytest.Config) -> list[Path]:
+    """The paths pytest collects from (command-line args or testpaths), without ``::`` node parts."""
+    base = Path(config.invocation_params.dir)
+    paths = []
+    for arg in config.args or [str(base)]:
+        text = str(arg).split("::", 1)[0]
+        if text and not text.startswith("-"):
+            paths.append(base / text)
+    return paths
+
+
 def find_run_config(config: pytest.Config) -> Path | None:
-    """The config file for this session (option, ini, discovery), or None for the demo."""
-    from prunecheck.config import find_config
+    """The config file for this session, or None for the demo.
+
+    ``--prunecheck-config`` / the ``prunecheck_config`` ini value (relative to the
+    invocation directory), else discovery like pytest's own (see
+    :func:`prunecheck.config.discover_config`): the rootdir, then each collected
+    path's directory and its parents.
+    """
+    from prunecheck.config import discover_config, find_config
 
     explicit = resolve_option(config, "config")
-    start = Path(config.invocation_params.dir)
     try:
-        return find_config(start, explicit) or (
-            find_config(config.rootpath) if config.rootpath != start else None
-        )
+        if explicit is not None:
+            return find_config(Path(config.invocation_params.dir), explicit)
+        return discover_config(config.rootpath, collected_paths(config))
     except ConfigError as exc:
         raise pytest.UsageError(f"prunecheck configuration error: {exc}") from None
 
@@ -132,16 +152,29 @@ def load_file_settings(config: pytest.Config, path: Path) -> Settings:
     return apply_overrides(config, settings)
 
 
-def load_demo_settings(config: pytest.Config) -> Settings:
-    """The built-in demo: its zoo is trained on first use (with progress) and cached."""
-    from prunecheck.demo.settings import demo_settings
-    from prunecheck.demo.zoo import ensure_zoo
-
+def demo_zoo_dir(config: pytest.Config) -> Path:
     cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache").resolve()
+    return cache_dir / "demo-zoo"
+
+
+def load_demo_settings(config: pytest.Config) -> Settings:
+    """The built-in demo: its zoo is trained on first use (with progress) and cached.
+
+    Collection only (``--collect-only``) never builds it: with no zoo yet, the demo's
+    suite tests are listed as deselected and the header says how to build it.
+    """
+    from prunecheck.demo.settings import DEMO_SOURCE, demo_settings
+    from prunecheck.demo.zoo import ZooConfig, ensure_zoo, zoo_is_valid
+
+    zoo_dir = demo_zoo_dir(config)
+    cache_dir = zoo_dir.parent
     report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports").resolve()
+    if config.option.collectonly and not zoo_is_valid(zoo_dir, ZooConfig()):
+        run = RunSettings(cache_dir=cache_dir, report_dir=report_dir)
+        return Settings(source=DEMO_SOURCE, run=run, datasets={}, models={}, pairs=(), is_demo=True)
     progress = _progress_writer(config)
     progress("no config file found: running the built-in demo (the demo zoo is built once and cached)")
-    zoo = ensure_zoo(cache_dir / "demo-zoo", progress)
+    zoo = ensure_zoo(zoo_dir, progress)
     return apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
 
 
@@ -175,6 +208,16 @@ def get_settings(config: pytest.Config) -> Settings:
     if SETTINGS_KEY not in config.stash:
         config.stash[SETTINGS_KEY] = load_demo_settings(config)
     return config.stash[SETTINGS_KEY]
+
+
+def get_workspace(config: pytest.Config):
+    """This session's workspace (models and datasets loaded once, shared by the
+    session-start deep check and the fixtures)."""
+    if WORKSPACE_KEY not in config.stash:
+        from prunecheck.workspace import Workspace
+
+        config.stash[WORKSPACE_KEY] = Workspace(get_settings(config), progress=_progress_writer(config))
+    return config.stash[WORKSPACE_KEY]
 
 
 def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
@@ -314,7 +357,38 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     if SETTINGS_KEY in config.stash:
         return f"prunecheck: config {config.stash[SETTINGS_KEY].source}"
-    return "prunecheck: no config file found; suites run the built-in demo (see README: Configure)"
+    text = ("prunecheck: no prunecheck.toml or [tool.prunecheck] found in the rootdir or the collected "
+            "paths' folders and their parents; suites run the built-in demo (see README: Configure)")
+    if config.option.collectonly:
+        from prunecheck.demo.zoo import ZooConfig, zoo_is_valid
+
+        if not zoo_is_valid(demo_zoo_dir(config), ZooConfig()):
+            text += ("\nprunecheck: --collect-only does not build the demo zoo, so the demo's suite tests are "
+                     "deselected; build it with `prunecheck demo-zoo`")
+    return text
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Before the first test, once: check that every file, import and output width the
+    config names is there (:func:`prunecheck.validation.deep_check`); all problems are
+    reported together as a usage error instead of one error per test."""
+    config = session.config
+    if config.option.collectonly or SETTINGS_KEY not in config.stash or config.stash[SETTINGS_KEY].is_demo:
+        return
+    if hasattr(config, "workerinput"):  # pytest-xdist: the controller checks, before it starts the workers
+        return
+    # the xdist controller collects nothing itself; otherwise only runs with a prunecheck test pay for it
+    if not config.pluginmanager.has_plugin("dsession") and not any(
+        any(name in getattr(item, "fixturenames", ()) for name in PRUNECHECK_FIXTURES) for item in session.items
+    ):
+        return
+    from prunecheck.validation import deep_check, problems_text
+
+    settings = config.stash[SETTINGS_KEY]
+    problems = deep_check(settings, get_workspace(config))
+    if problems:
+        raise pytest.UsageError(problems_text(settings, problems) + "\n(check with `prunecheck validate --deep`)")
 
 
 @pytest.hookimpl(tryfirst=True)  # the pair/family id comes first in test ids
@@ -392,9 +466,27 @@ class ReportCollector:
         self.doc: dict[str, Any] | None = None
         self.paths: list[Path] = []
         self.write_error = ""
+        self.deselected = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.record.add_report(report)
+
+    def pytest_deselected(self, items) -> None:
+        """Count what the user deselected (-k, -m, --deselect), not unconfigured suite tests."""
+        self.deselected += sum(1 for item in items if not item.get_closest_marker("prunecheck_unconfigured"))
+
+    def selection(self) -> str:
+        """How this run chose its tests (options that make it a partial run)."""
+        option, parts = self.config.option, []
+        if getattr(option, "keyword", ""):
+            parts.append(f"-k {shlex.quote(option.keyword)}")
+        if getattr(option, "markexpr", ""):
+            parts.append(f"-m {shlex.quote(option.markexpr)}")
+        if getattr(option, "lf", False):
+            parts.append("--last-failed")
+        if any("::" in str(arg) for arg in self.config.args):
+            parts.append("test ids named on the command line")
+        return ", ".join(parts)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):  # xdist worker: the controller writes the merged report
@@ -407,7 +499,8 @@ class ReportCollector:
         interrupted = bool(reason) or int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)
         if interrupted and not isinstance(reason, str):
             reason = "KeyboardInterrupt" if int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) else ""
-        self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "")
+        self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "",
+                                       deselected=self.deselected, selection=self.selection())
         try:
             self.paths = write_reports(self.doc, Path(settings.run.report_dir))
         except (OSError, PrunecheckError) as exc:  # a report that cannot be written must not hide the gates
@@ -445,9 +538,7 @@ def prunecheck_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def prunecheck_workspace(pytestconfig: pytest.Config, prunecheck_settings: Settings):
     """Loads datasets and models on first use and predicts through the cached engine."""
-    from prunecheck.workspace import Workspace
-
-    return Workspace(prunecheck_settings, progress=_progress_writer(pytestconfig))
+    return get_workspace(pytestconfig)
 
 
 @pytest.fixture
@@ -476,23 +567,70 @@ def gate(request: pytest.FixtureRequest, prunecheck_settings: Settings) -> GateC
 
 
 def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
-    """Progress lines for long work (zoo training, predictions, corruption generation).
+    """Progress of long work (zoo training, predictions, corruption generation):
+    a :class:`prunecheck.progress.Reporter` drawing bars on a terminal, plain
+    periodic lines in CI, logs and pytest-xdist workers (see :mod:`prunecheck.progress`)."""
+    from prunecheck.progress import Reporter, plain_output_wanted
 
-    Written to the terminal with output capturing suspended, as pytest's live logging
-    does: otherwise fd-capture would file them under the running test.
-    """
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or config.get_verbosity() < 0:
+    if config.get_verbosity() < 0:
         return lambda message: None
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker or reporter is None:
+        if not worker:
+            return lambda message: None
+        # An xdist worker's terminal is not shown; its stderr reaches the controller's.
+        # The controller may be mid-line (its "...." progress): the first line after a test
+        # result starts on a new line, the following ones of the same test follow directly.
+        state = _worker_progress_state(config)
 
-    def write(message: str) -> None:
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.ensure_newline()
-                reporter.write_line(f"prunecheck: {message}")
-        else:
-            reporter.ensure_newline()
-            reporter.write_line(f"prunecheck: {message}")
+        def to_stderr(message: str) -> None:
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                sys.stderr.write(("" if state.open else "\n") + f"[{worker}] prunecheck: {message}\n")
+                sys.stderr.flush()
+            state.open = True
 
-    return write
+        return Reporter(to_stderr)
+    terminal = _terminal_lines(config, reporter, capture)
+    if plain_output_wanted(isatty=bool(getattr(reporter, "isatty", False))):
+        return Reporter(terminal.line)
+    return Reporter(terminal.line, draw=terminal.draw, end_draw=terminal.end_draw, width=terminal.width())
+
+
+class _ProgressResume:
+    """Session plugin: pytest's progress line continues where progress output cut it."""
+
+    def __init__(self, terminal):
+        self.terminal = terminal
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.terminal.resume()
+
+
+def _terminal_lines(config: pytest.Config, reporter, capture):
+    """The session's one :class:`prunecheck.progress.TerminalLines` (shared by every writer)."""
+    from prunecheck.progress import TerminalLines
+
+    if TERMINAL_KEY not in config.stash:
+        config.stash[TERMINAL_KEY] = TerminalLines(reporter, capture)
+        config.pluginmanager.register(_ProgressResume(config.stash[TERMINAL_KEY]), "prunecheck-progress-resume")
+    return config.stash[TERMINAL_KEY]
+
+
+class _WorkerLineState:
+    """xdist worker: whether the controller's terminal is on a line this worker started."""
+
+    open = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.open = False  # the controller prints this result's progress mark next
+
+
+def _worker_progress_state(config: pytest.Config) -> _WorkerLineState:
+    if WORKER_LINES_KEY not in config.stash:
+        config.stash[WORKER_LINES_KEY] = _WorkerLineState()
+        config.pluginmanager.register(config.stash[WORKER_LINES_KEY], "prunecheck-worker-lines")
+    return config.stash[WORKER_LINES_KEY]

@@ -22,6 +22,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,8 @@ SESSION_FIELDS: dict[str, Field] = {
     "exitstatus": Field((int, None), "pytest exit code (0 all passed, 1 tests failed, 2 interrupted, ...); null if unknown"),
     "interrupted": Field((bool,), "true when the run stopped early (-x / --maxfail, Ctrl-C): the report holds what ran"),
     "reason": Field((str,), "why the run stopped early, empty otherwise"),
+    "deselected": Field((int,), "tests deselected by -k, -m, --deselect and the like (0 for a full run)"),
+    "selection": Field((str,), "how the run selected tests, e.g. \"-k 'wt80'\"; empty for a full run"),
 }
 SUMMARY_FIELDS: dict[str, Field] = {
     "verdict": Field((str,), "FAILED if a gate failed or a prunecheck test errored without a gate result, else PASSED",
@@ -190,7 +193,8 @@ def upgrade_report(doc: dict[str, Any]) -> dict[str, Any]:
     gates = [{**g, "nodeid": g.get("nodeid", "")} for g in doc.get("gates", [])]
     tests = doc.get("tests", [])
     new = {key: doc.get(key) for key in ("schema", "prunecheck_version", "created", "config", "demo")}
-    new.update(schema_version=SCHEMA_VERSION, session={"exitstatus": None, "interrupted": False, "reason": ""},
+    new.update(schema_version=SCHEMA_VERSION, session={"exitstatus": None, "interrupted": False, "reason": "",
+                                                       "deselected": 0, "selection": ""},
                gates=gates, data=doc.get("data", []), tests=tests)
     new["summary"] = summarise(gates, tests)
     return {key: new[key] for key in TOP_FIELDS}
@@ -205,6 +209,9 @@ def load_report(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportFormatError(f"{path}: not JSON ({exc})") from None
     doc = upgrade_report(doc)
+    if isinstance(doc.get("session"), dict):  # reports written before the selection keys existed
+        doc["session"].setdefault("deselected", 0)
+        doc["session"].setdefault("selection", "")
     try:
         validate_report(doc, strict=False)
     except ReportFormatError as exc:
@@ -239,10 +246,10 @@ class RunRecord:
         if report.when == "call" or report.failed or report.skipped:
             if report.failed:
                 test["outcome"] = "failed" if report.when == "call" else "error"
-                test["message"] = _short_message(report)
+                test["message"] = strip_ansi(_short_message(report))
             elif report.skipped:
                 test["outcome"] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
-                test["message"] = getattr(report, "wasxfail", "") or _short_message(report)
+                test["message"] = strip_ansi(getattr(report, "wasxfail", "") or _short_message(report))
             elif hasattr(report, "wasxfail"):
                 test["outcome"] = "xpassed"
         if report.when != "call":
@@ -250,6 +257,9 @@ class RunRecord:
         for name, value in mine:
             entry = json.loads(value)
             entry["nodeid"] = report.nodeid
+            for key in ("message", "reason"):
+                if isinstance(entry.get(key), str):
+                    entry[key] = strip_ansi(entry[key])
             (self.gates if name == GATE_PROPERTY else self.data).append(entry)
 
     def status(self, gate: dict[str, Any]) -> str:
@@ -259,7 +269,8 @@ class RunRecord:
         test = self.tests.get(gate.get("nodeid", ""), {})
         return "XFAIL" if test.get("outcome") == "xfailed" else "FAIL"
 
-    def to_json(self, *, exitstatus: int | None = None, interrupted: bool = False, reason: str = "") -> dict[str, Any]:
+    def to_json(self, *, exitstatus: int | None = None, interrupted: bool = False, reason: str = "",
+                deselected: int = 0, selection: str = "") -> dict[str, Any]:
         """The report document (see :data:`SCHEMA_DESCRIPTION` and docs/reports.md).
 
         Its content does not depend on the order results arrived in (xdist).
@@ -275,7 +286,8 @@ class RunRecord:
             "config": self.source,
             "demo": self.is_demo,
             "session": {"exitstatus": None if exitstatus is None else int(exitstatus),
-                        "interrupted": bool(interrupted), "reason": reason},
+                        "interrupted": bool(interrupted), "reason": reason,
+                        "deselected": int(deselected), "selection": selection},
             "summary": summarise(gates, tests),
             "gates": gates,
             "data": data,
@@ -366,7 +378,38 @@ def verdict_line(doc: dict[str, Any]) -> str:
         text += f"; {s['errors']} tests errored without a gate result (counted as failed)"
     if doc["session"]["interrupted"]:
         text += f"; run interrupted ({doc['session']['reason'] or 'stopped early'}): the report holds what ran"
+    partial = partial_note(doc)
+    if partial:
+        text += f"; {partial}"
     return text
+
+
+def partial_note(doc: dict[str, Any]) -> str:
+    """``partial run: 107 tests deselected (-k 'wt80')``, or "" for a full run."""
+    session = doc["session"]
+    deselected, selection = session.get("deselected", 0), session.get("selection", "")
+    if not deselected and not selection:
+        return ""
+    what = f"{deselected} tests deselected" if deselected else "tests selected"
+    return f"partial run: {what}" + (f" ({selection})" if selection else "") + ", not every gate ran"
+
+
+def report_title(doc: dict[str, Any]) -> str:
+    """The verdict with what makes it incomplete: ``PASSED (partial run: ...)``."""
+    title = doc["summary"]["verdict"]
+    if doc["session"]["interrupted"]:
+        title += " (run interrupted: incomplete)"
+    if partial_note(doc):
+        title += " (partial run)"
+    return title
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    """Text without terminal colour/cursor escapes (torch and pytest colour their messages)."""
+    return ANSI_ESCAPE.sub("", text)
 
 
 def groups(gates: list[dict[str, Any]]) -> list[tuple[tuple[str, str], list[dict[str, Any]]]]:
@@ -474,7 +517,7 @@ def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.
         sections: Include the section tables (efficiency, uncertainty, ...).
     """
     s, gates = doc["summary"], doc["gates"]
-    title = s["verdict"] + (" (run interrupted: incomplete)" if doc["session"]["interrupted"] else "")
+    title = report_title(doc)
     lines = [
         f"# prunecheck report: {title}",
         "",

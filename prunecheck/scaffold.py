@@ -19,7 +19,10 @@ TEMPLATE_PACKAGE = "prunecheck.suites_template"
 CONFIG_TEMPLATE = '''\
 # prunecheck configuration: which pruned models to gate, on which data, how strictly.
 # Full reference: docs/configuration.md. Relative paths are relative to this file.
-# Check it with `prunecheck validate`, then run the gates with `pytest suites/`.
+#
+# Lines marked  # <-- REPLACE  are placeholders for your project (data folder, model
+# factory, checkpoints): nothing there exists yet. `prunecheck validate --deep` lists
+# every one still missing, all at once; then run the gates with `pytest suites/`.
 
 [run]
 device = "auto"            # "auto" (CUDA if available), "cpu", "cuda" or "cuda:N"
@@ -32,7 +35,7 @@ seed = 0                   # same seed, same numbers (noise, MC dropout, bootstr
 # -- data --------------------------------------------------------------------------------
 [datasets.cifar10]
 kind = "cifar10"
-root = "data"              # the folder holding cifar-10-batches-py/
+root = "data"              # <-- REPLACE: the folder holding cifar-10-batches-py/
 split = "test"
 # mean/std default to the usual CIFAR-10 statistics; use the ones your models were trained with:
 # mean = [0.4914, 0.4822, 0.4465]
@@ -49,19 +52,19 @@ split = "test"
 # factory = "module:callable" builds the architecture (importable from this folder); the
 # state dict in `weights` is loaded into it with torch.load(weights_only=True).
 [models.parent]
-factory = "models:resnet20"
-kwargs = { num_classes = 10 }
-weights = "checkpoints/parent.pt"
+factory = "models:resnet20"          # <-- REPLACE: your architecture, e.g. a models.py next to this file
+kwargs = { num_classes = 10 }        # <-- REPLACE: the factory's keyword arguments
+weights = "checkpoints/parent.pt"    # <-- REPLACE: the unpruned model's state dict
 
-[models.wt80]                # 80% of the weights pruned, then fine-tuned
-factory = "models:resnet20"
+[models.wt80]                        # 80% of the weights pruned, then fine-tuned
+factory = "models:resnet20"          # <-- REPLACE
 kwargs = { num_classes = 10 }
-weights = "checkpoints/wt80.pt"
+weights = "checkpoints/wt80.pt"      # <-- REPLACE: a pruned, fine-tuned state dict
 
 [models.wt90]
-factory = "models:resnet20"
+factory = "models:resnet20"          # <-- REPLACE
 kwargs = { num_classes = 10 }
-weights = "checkpoints/wt90.pt"
+weights = "checkpoints/wt90.pt"      # <-- REPLACE
 
 # A separately trained unpruned model: the baseline for functional similarity.
 # [models.reference]

@@ -18,6 +18,7 @@ from prunecheck.efficiency import EfficiencyFacts, efficiency_facts
 from prunecheck.engine import PredictionEngine, Predictions, Progress
 from prunecheck.errors import ConfigError, DataError, PrunecheckError
 from prunecheck.models import LoadedModel, load_model
+from prunecheck.progress import counting
 from prunecheck.settings import FamilySpec, PairSpec, Settings
 from prunecheck.views import NOMINAL, View
 
@@ -93,9 +94,7 @@ class Workspace:
             profile=spec.corruption_profile,
             seed=self.settings.run.seed,
             cache_dir=self.settings.run.cache_dir / "corruptions",
-            progress=lambda done, total: self.progress(
-                f"generating {view.id} for {base.name}: {done}/{total} images"
-            ),
+            progress=counting(self.progress, f"generating {view.id} of {base.name}"),
         )
         if self.corruption_backend == "torch":
             from prunecheck.corruptions.torch_backend import TORCH_CORRUPTIONS, TorchCorruptedDataset
@@ -206,7 +205,8 @@ class Workspace:
         # engine sees them as nominal data; the predictions keep the real view.
         engine_view = NOMINAL if view.changes_pixels else view
         predictions = self.engine.predict_many(
-            models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes, num_classes=num_classes
+            models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes, num_classes=num_classes,
+            label=view.id,
         )
         return [dataclasses.replace(p, view=view) for p in predictions]
 

@@ -72,7 +72,9 @@ def visible_axes(figure):
 
 def test_render_plots_gives_one_png_per_item():
     images = plots.render_plots(doc())
-    assert [i.name for i in images] == ["prune_potential-fam", "uncertainty-pr-msp", "functional", "instability"]
+    # one figure per pair/family: a grid cell each, never one wide row of every pair
+    assert [i.name for i in images] == ["prune_potential-fam", "uncertainty-pr-msp", "functional-pr", "instability-pr"]
+    assert [i.subject for i in images] == ["fam", "pr", "pr", "pr"]
     for image in images:
         assert image.png.startswith(b"\x89PNG\r\n\x1a\n")
         width, height = Image.open(io.BytesIO(image.png)).size

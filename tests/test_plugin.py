@@ -113,15 +113,16 @@ def test_bad_ini_value_names_its_source(pytester):
     assert "prunecheck_batch_size" in result.stderr.str() and "'zero'" in result.stderr.str()
 
 
-def test_model_that_does_not_load_fails_closed(pytester):
+def test_model_that_does_not_load_stops_the_run_before_any_test(pytester):
+    # The session-start deep check (prunecheck.validation) reports it once, not once per test.
     root = write_project(pytester, drop_classes=0)
     (root / "pruned.pt").write_bytes(b"not a checkpoint")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
-    assert result.ret == 1
-    result.assert_outcomes(errors=4)
-    result.stdout.fnmatch_lines(["ERROR  *colour-pair*", "*no gate result (counted as failed)*"])
-    report = json.loads((root / "reports" / "prunecheck.json").read_text())
-    assert {t["outcome"] for t in report["tests"]} == {"error"}
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: *prunecheck.toml: 1 problem found by the deep check:",
+                                 "  models.pruned: cannot read *pruned.pt as a state dict*"])
+    assert "During handling" not in result.stderr.str()
+    assert not (root / "reports").exists()  # no test ran: nothing to report
 
 
 def test_output_width_mismatch_is_reported(pytester):
@@ -132,8 +133,8 @@ def test_output_width_mismatch_is_reported(pytester):
     assert "pruned12.pt" in toml.read_text()
     torch.save(red_channel_weights(12), root / "pruned12.pt")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(["*outputs*12*10 classes*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["  models.pruned: model 'pruned' outputs 12 classes but dataset 'colours' has 10"])
 
 
 def test_gate_results_reach_junit_xml(pytester):

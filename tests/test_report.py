@@ -72,7 +72,7 @@ def test_document_counts_orders_and_validates():
     assert (s["gates"], s["gates_passed"], s["gates_failed"], s["gates_xfailed"]) == (5, 2, 2, 1)
     assert s["errors"] == 1 and s["verdict"] == "FAILED"  # the setup error has no gate result
     assert s["tests"] == {"passed": 1, "failed": 2, "error": 1, "xfailed": 1}
-    assert doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": ""}
+    assert doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": "", "deselected": 0, "selection": ""}
     assert doc["data"] == [{"section": "efficiency", "subject": "good-pair", "payload": {"x": 1},
                             "nodeid": "s/test_u.py::test_drift[good-pair]"}]
     # round trip through JSON text (NaN of the failed-closed gate included)

@@ -83,7 +83,8 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", required=True, type=Path, help="directory for weights and the snippet")
     parser.add_argument("--finetune", metavar="MODULE:CALLABLE", default=None,
                         help="fine-tuning function finetune(model, mask) -> model, imported from the current "
-                             "directory or sys.path (default: no fine-tuning)")
+                             "directory or sys.path; one that takes a progress keyword gets a progress(done, total) "
+                             "callback, drawn as a bar (default: no fine-tuning)")
     parser.add_argument("--dataset", metavar="NAME", default=None,
                         help="dataset entry for the snippet and for data-driven methods (default: the one the "
                              "model's pairs/families use, or the only dataset)")
@@ -215,8 +216,11 @@ def _run_prune(args: argparse.Namespace) -> int:
         print("prunecheck prune: no --finetune given: the models are pruned without fine-tuning "
               "(no pre-fine-tune snapshots are written)", file=sys.stderr)
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr)
+    from prunecheck.progress import stderr_reporter, with_finetune_progress
+
+    progress = stderr_reporter()
+    if finetune is not None:
+        finetune = with_finetune_progress(finetune, progress, len(names))
 
     snippet = build_family(
         spec, args.method, args.ratios, args.out, finetune,
