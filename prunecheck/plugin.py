@@ -388,6 +388,12 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     settings = config.stash[SETTINGS_KEY]
     problems = deep_check(settings, get_workspace(config))
     if problems:
+        # The reports are still written (FAILED, one error per problem): a broken model never
+        # leaves a CI job without its report.
+        recorder = config.pluginmanager.get_plugin("prunecheck-report")
+        if recorder is not None:
+            for problem in problems:
+                recorder.record.add_setup_problem(problem.key, f"stopped before the first test: {problem}")
         raise pytest.UsageError(problems_text(settings, problems) + "\n(check with `prunecheck validate --deep`)")
 
 

@@ -262,6 +262,12 @@ class RunRecord:
                     entry[key] = strip_ansi(entry[key])
             (self.gates if name == GATE_PROPERTY else self.data).append(entry)
 
+    def add_setup_problem(self, where: str, message: str) -> None:
+        """A problem found before the first test (the deep check): an error entry named
+        ``<setup> where``, so the reports are written and say FAILED with the reason."""
+        nodeid = f"<setup> {where}"
+        self.tests[nodeid] = {"nodeid": nodeid, "outcome": "error", "message": strip_ansi(message)}
+
     def status(self, gate: dict[str, Any]) -> str:
         """PASS, FAIL, or XFAIL for a failure listed in the pair's expect_fail."""
         if gate["passed"]:

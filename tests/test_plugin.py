@@ -121,8 +121,15 @@ def test_model_that_does_not_load_stops_the_run_before_any_test(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: *prunecheck.toml: 1 problem found by the deep check:",
                                  "  models.pruned: cannot read *pruned.pt as a state dict*"])
-    assert "During handling" not in result.stderr.str()
-    assert not (root / "reports").exists()  # no test ran: nothing to report
+    err = result.stderr.str()
+    assert "During handling" not in err and "Traceback" not in err and "\x1b[" not in err
+    assert err.count("models.pruned: cannot read") == 1  # once, not once per test
+    # No test ran, yet the reports are written and say why the run failed.
+    doc = json.loads((root / "reports" / "prunecheck.json").read_text())
+    assert doc["summary"]["verdict"] == "FAILED" and doc["session"]["exitstatus"] == 4
+    assert [t["nodeid"] for t in doc["tests"]] == ["<setup> models.pruned"]
+    assert "cannot read" in doc["tests"][0]["message"]
+    assert "models.pruned" in (root / "reports" / "prunecheck.html").read_text()
 
 
 def test_output_width_mismatch_is_reported(pytester):
@@ -211,19 +218,6 @@ def test_short_summary_line_carries_the_gate_message_as_the_readme_shows(pyteste
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     shape = "FAILED suites/test_accuracy_margin.py::test_accuracy_margin[{}] - Failed: prunecheck gate failed: [{}] "
     assert shape.format("resnet-wt80", "resnet-wt80") + "accuracy drop 0.0132 > max_drop 0.005" in readme
-
-
-def test_a_model_that_does_not_load_is_explained_once(pytester):
-    root = write_project(pytester, drop_classes=0)
-    (root / "pruned.pt").write_bytes(b"not a checkpoint")
-    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
-    result.assert_outcomes(errors=4)
-    out = result.stdout.str()
-    errors_section = out.split("= prunecheck gates =")[0]
-    reason = "prunecheck: model 'pruned': "
-    assert errors_section.count(reason) == 1  # the full reason, at the first test that needed the model
-    assert errors_section.count("could not be loaded; the reason is reported once") == 3  # the other tests
-    assert "During handling" not in out and "Traceback" not in out and "\x1b[" not in out
 
 
 def test_backend_at_its_old_place_is_a_deprecation_warning_in_the_summary(pytester):
