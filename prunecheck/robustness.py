@@ -284,7 +284,7 @@ def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurve
         values = []
         for p in predictions:
             try:
-                values.append(metrics.accuracy(p.probs, p.labels))
+                values.append(p.score("accuracy"))  # corruption views may be stored compact
             except ValueError as exc:
                 raise ValueError(f"accuracy of {p.model} on {spec.dataset}/{label}: {exc}") from None
         parent_accuracy[label], accuracy[label] = values[0], values[1:]

@@ -30,6 +30,8 @@ class RunSettings:
     bootstrap_resamples: int = 1000
     channels_last: bool = False  # models and batches in channels-last memory format
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of forward passes
+    # Prediction cache: a folder or an fsspec URL (s3://bucket/prefix); None = <cache_dir>/predictions.
+    prediction_cache: str | None = None
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,11 @@ class FakePredictions:
             self.probs[0, 0] = math.nan
         self.labels = labels
 
+    def score(self, metric):  # as Predictions.score with rows stored
+        from prunecheck import metrics
+
+        return metrics.METRICS[metric].fn(self.probs, self.labels)
+
 
 class FakeFacts:
     def __init__(self, ratio):
