@@ -53,7 +53,7 @@ def open_cache(location: str | Path, *, storage_options: dict[str, Any] | None =
 class FsspecArrayCache:
     """Verified entries under an fsspec URL; the interface of :class:`prunecheck.cache.ArrayCache`."""
 
-    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None):
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None, lock_dir: Path | None = None):
         try:
             import fsspec
         except ImportError as exc:
@@ -70,6 +70,7 @@ class FsspecArrayCache:
         protocols = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
         self.single_put = bool(OBJECT_STORES.intersection(protocols))
         self.stats = CacheStats()
+        self._lock_dir = None if lock_dir is None else Path(lock_dir)
 
     @property
     def location(self) -> str:
@@ -78,6 +79,8 @@ class FsspecArrayCache:
     @property
     def lock_dir(self) -> Path:
         """A local folder per cache URL: locks coordinate the processes of this host."""
+        if self._lock_dir is not None:
+            return self._lock_dir
         digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / "prunecheck-locks" / digest
 
