@@ -1,9 +1,9 @@
 """Gate metrics of :class:`~prunecheck.predictions.Predictions`, from rows or from per-sample summaries.
 
-With rows stored, :func:`score` and :func:`paired_bootstrap` call
-:mod:`prunecheck.metrics` on the probabilities, unchanged. On a compact entry
-they compute the same quantities from the summaries with the metrics' own
-binning and sparsification kernels and the same bootstrap index draws:
+:func:`score` and :func:`paired_bootstrap` compute the metrics below from the
+per-sample summaries (stored in a compact entry, or computed once from the rows),
+with the metrics' own binning and sparsification kernels and the same bootstrap
+index draws as :mod:`prunecheck.metrics`; other metrics are called on the rows:
 
 =====================  ==========================================  =====================
 metric                 per-sample inputs                           agreement with rows
@@ -124,9 +124,15 @@ def _prepare(metric: str, s: dict[str, torch.Tensor], **kwargs: Any) -> tuple[Ca
 
 
 def score(predictions: Predictions, metric: str, **kwargs: Any) -> float:
-    """``metric`` of ``predictions``: ``metrics.<metric>(probs, labels)`` or the same from summaries."""
+    """``metric`` of ``predictions``: the value of ``metrics.<metric>(probs, labels)``.
+
+    Metrics in :data:`SUMMARY_METRICS` come from the per-sample summaries, which a
+    rows entry computes (and validates) once: every further gate on the same
+    predictions then costs O(N), not O(N x C).
+    """
     info = metrics.metric_info(metric)
-    if predictions.has_rows:
+    # Label-free metrics keep the rows: their data (OOD) may have labels the summaries cannot index.
+    if predictions.has_rows and (metric not in SUMMARY_METRICS or info.inputs != "probs_labels"):
         args = (predictions.probs, predictions.labels) if info.inputs == "probs_labels" else (predictions.probs,)
         return float(info.fn(*args, **kwargs))
     full, _ = _prepare(metric, _per_sample(predictions.summary, predictions.labels), **kwargs)
@@ -150,7 +156,8 @@ def paired_bootstrap(
     entry gives the interval the rows would.
     """
     info = metrics.metric_info(metric)
-    if parent.has_rows and pruned.has_rows:
+    rows = parent.has_rows and pruned.has_rows
+    if metric not in SUMMARY_METRICS or (rows and info.inputs != "probs_labels"):
         return metrics.paired_bootstrap(
             metric, parent.probs, pruned.probs, parent.labels if info.inputs == "probs_labels" else None,
             n_resamples=n_resamples, confidence=confidence, seed=seed, as_degradation=as_degradation,

@@ -62,16 +62,28 @@ class PredictionSummary:
 
     @classmethod
     def from_probs(cls, probs: torch.Tensor, labels: torch.Tensor) -> "PredictionSummary":
-        """Summaries of float32 probabilities [N, C] with int64 labels [N] (all < C)."""
-        p = probs.float()
-        q = p.double()
-        return cls(
-            predicted=p.argmax(dim=1).to(torch.int32).cpu().numpy(),
-            confidence=p.amax(dim=1).cpu().numpy(),
-            label_prob=p.gather(1, labels.to(p.device).view(-1, 1).long())[:, 0].cpu().numpy(),
-            entropy=(-torch.special.xlogy(q, q).sum(dim=1)).cpu().numpy(),
-            sum_sq=(q * q).sum(dim=1).cpu().numpy(),
-        )
+        """Summaries of float32 probabilities [N, C] with int64 labels [N] (all < C).
+
+        Rows are summarised in blocks, so the float64 temporaries stay small at N x C = 2e8.
+        """
+        p_all, y_all = probs.float(), labels.to(probs.device).view(-1, 1).long()
+        block = max(1, (1 << 22) // max(1, p_all.shape[1]))
+        parts = []
+        for start in range(0, p_all.shape[0], block):
+            p, y = p_all[start : start + block], y_all[start : start + block]
+            q = p.double()
+            parts.append(cls(
+                predicted=p.argmax(dim=1).to(torch.int32).cpu().numpy(),
+                confidence=p.amax(dim=1).cpu().numpy(),
+                label_prob=p.gather(1, y)[:, 0].cpu().numpy(),
+                entropy=(-torch.special.xlogy(q, q).sum(dim=1)).cpu().numpy(),
+                sum_sq=(q * q).sum(dim=1).cpu().numpy(),
+            ))
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return cls.from_arrays({name: np.empty(0, dtype) for name, dtype in SUMMARY_FIELDS.items()})
+        return cls.concatenate(parts)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PredictionSummary":
@@ -146,7 +158,10 @@ class Predictions:
         """Per-sample summaries of :attr:`probs` (stored, or computed from the rows)."""
         if self.compact is not None:
             return self.compact
-        return PredictionSummary.from_probs(self.probs, self.labels)
+        from prunecheck.metrics import validate_probs
+
+        probs, labels = validate_probs(self.probs, self.labels)  # NaN, row sums, label range: once
+        return PredictionSummary.from_probs(probs, labels)
 
     @property
     def num_members(self) -> int:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from prunecheck import compact, metrics
 from prunecheck.checks import GateChecker
+from prunecheck.gates import decide
 from prunecheck.predictions import PredictionSummary, Predictions, RowsNotStoredError
 from prunecheck.settings import RunSettings, Settings
 from prunecheck.strategies import probability_rows, probs_and_labels
@@ -93,8 +94,9 @@ def test_every_summary_metric_equals_the_metric_of_the_rows(data, n_bins, steps)
         info = metrics.METRICS[metric]
         args = (rows.probs, rows.labels) if info.inputs == "probs_labels" else (rows.probs,)
         expected = info.fn(*args, **kwargs)
-        got = small.score(metric, **kwargs)
-        assert got == pytest.approx(expected, abs=TOLERANCE.get(metric, 1e-15), rel=0), metric
+        for candidate in (small, rows):  # compact entry; rows entry (scored from its summaries)
+            got = candidate.score(metric, **kwargs)
+            assert got == pytest.approx(expected, abs=TOLERANCE.get(metric, 1e-15), rel=0), metric
     assert small.score("accuracy") == metrics.accuracy(rows.probs, rows.labels)  # exact
 
 
@@ -102,12 +104,14 @@ def test_every_summary_metric_equals_the_metric_of_the_rows(data, n_bins, steps)
 @given(pairs(), st.sampled_from(["accuracy", "ece", "nll", "brier", "ause", "predictive_entropy"]))
 def test_paired_bootstrap_from_summaries_equals_the_rows_version(pair, metric):
     parent, pruned = pair
-    expected = compact.paired_bootstrap(metric, parent, pruned, n_resamples=64, seed=3, as_degradation=True)
-    got = compact.paired_bootstrap(metric, as_compact(parent), as_compact(pruned), n_resamples=64, seed=3,
-                                   as_degradation=True)
+    labels = parent.labels if metrics.METRICS[metric].inputs == "probs_labels" else None
+    expected = metrics.paired_bootstrap(metric, parent.probs, pruned.probs, labels, n_resamples=64, seed=3,
+                                        as_degradation=True)
     tolerance = TOLERANCE.get(metric, 1e-12)
-    for field in ("estimate", "low", "high"):
-        assert getattr(got, field) == pytest.approx(getattr(expected, field), abs=tolerance, rel=0), field
+    for candidate in ((as_compact(parent), as_compact(pruned)), (parent, pruned)):
+        got = compact.paired_bootstrap(metric, *candidate, n_resamples=64, seed=3, as_degradation=True)
+        for field in ("estimate", "low", "high"):
+            assert getattr(got, field) == pytest.approx(getattr(expected, field), abs=tolerance, rel=0), field
 
 
 def gate_checker(mode: str) -> GateChecker:
@@ -117,15 +121,36 @@ def gate_checker(mode: str) -> GateChecker:
     return GateChecker(settings_, SimpleNamespace(user_properties=[]))
 
 
+def rows_gate(metric: str, parent: Predictions, pruned: Predictions, mode: str) -> dict:
+    """The gate as computed before summaries existed: metrics on float32 rows, then decide()."""
+    fn = metrics.METRICS[metric].fn
+    parent_value, pruned_value = fn(parent.probs, parent.labels), fn(pruned.probs, pruned.labels)
+    ci = None
+    if mode != "point":
+        boot = metrics.paired_bootstrap(metric, parent.probs, pruned.probs, parent.labels, n_resamples=100,
+                                        seed=0, as_degradation=True)
+        ci = (boot.low, boot.high)
+    return decide(
+        name="g", metric=f"{metric} {'drop' if metrics.METRICS[metric].higher_is_better else 'increase'}",
+        value=metrics.degradation(metric, parent_value, pruned_value), threshold=0.02,
+        threshold_name="max_increase", direction="max", mode=mode, ci=ci, parent=parent_value,
+        pruned=pruned_value, subject="", view=VIEW.id,
+    ).to_dict()
+
+
 @settings(max_examples=40, deadline=None)
 @given(pairs(), st.sampled_from(["accuracy", "ece", "nll", "brier", "ause"]),
        st.sampled_from(["point", "confident", "lenient"]))
 def test_gate_gives_the_same_verdict_and_numbers(pair, metric, mode):
     parent, pruned = pair
     checker = gate_checker(mode)
-    full = checker.degradation("g", metric, parent, pruned, threshold_key="max_increase").to_dict()
-    small = checker.degradation("g", metric, as_compact(parent), as_compact(pruned),
-                                threshold_key="max_increase").to_dict()
+    full = rows_gate(metric, parent, pruned, mode)
+    for candidate in ((as_compact(parent), as_compact(pruned)), (parent, pruned)):  # compact entry; rows entry
+        small = checker.degradation("g", metric, *candidate, threshold_key="max_increase").to_dict()
+        check_same_gate(small, full, metric)
+
+
+def check_same_gate(small: dict, full: dict, metric: str) -> None:
     assert small["passed"] == full["passed"]
     tolerance = TOLERANCE.get(metric, 1e-12)
     for field in ("value", "parent", "pruned"):
@@ -144,7 +169,9 @@ def test_rows_only_metrics_say_what_is_stored():
     assert small.score("accuracy") == 0.5
 
 
-def test_nan_summaries_fail_instead_of_scoring():
+def test_nan_predictions_fail_instead_of_scoring():
     rows = with_rows(np.array([[0.7, 0.3], [np.nan, 0.6]]), np.array([0, 0]))
     with pytest.raises(ValueError, match="finite"):
         as_compact(rows).score("accuracy")
+    with pytest.raises(ValueError, match="NaN|finite"):
+        rows.score("accuracy")  # the rows are validated once, as every metric does
