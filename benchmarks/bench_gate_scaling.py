@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -87,17 +88,34 @@ def all_gates(cache: ArrayCache, keys: dict, labels: torch.Tensor, views: int, g
     return len(results)
 
 
+def payload_seconds(cache: ArrayCache, keys: dict, labels: torch.Tensor) -> float:
+    """Time of the uncertainty report payload alone (uncertainty.summary on both models' rows)."""
+    parent = predictions(cache.get(keys[("parent", "nominal")]), "parent", NOMINAL, labels)
+    pruned = predictions(cache.get(keys[("pruned", "nominal")]), "pruned", NOMINAL, labels)
+    started = time.perf_counter()
+    for p in (parent, pruned):
+        uncertainty.summary(p, kind="msp", n_bins=15, steps=50)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 1_000])
     parser.add_argument("--views", type=int, default=15, help="corruption views (15 corruptions at severity 3)")
     parser.add_argument("--repeat", type=int, default=2, help="best of this many warm runs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 is steadier on a loaded machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = Settings(source="bench", run=RunSettings(), datasets={}, models={}, pairs=(), gates=GATE_DEFAULTS)
     gate = GateChecker(settings, SimpleNamespace(user_properties=[]))
-    print(f"torch threads: {torch.get_num_threads()}; {args.views} corruption views; best of {args.repeat}")
-    print(f"{'N':>8} {'C':>6} {'N*C':>12} {'gates':>6} {'warm s':>8} {'s per 1e8 N*C':>14}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch threads: {torch.get_num_threads()}; {os.cpu_count()} CPUs, load average {load:.1f}; "
+          f"{args.views} corruption views; best of {args.repeat}")
+    print(f"{'N':>8} {'C':>6} {'N*C':>12} {'gates':>6} {'warm s':>8} {'s per 1e8 N*C':>14} "
+          f"{'of which uncertainty payload s':>31}")
     for c in args.classes:
         for n in args.sizes:
             with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +127,9 @@ def main() -> None:
                     started = time.perf_counter()
                     count = all_gates(cache, keys, labels, args.views, gate)
                     best = min(best, time.perf_counter() - started)
-            print(f"{n:>8} {c:>6} {n * c:>12.2e} {count:>6} {best:>8.2f} {best / (n * c) * 1e8:>14.2f}")
+                payload = payload_seconds(cache, keys, labels)
+            print(f"{n:>8} {c:>6} {n * c:>12.2e} {count:>6} {best:>8.2f} {best / (n * c) * 1e8:>14.2f} "
+                  f"{payload:>31.2f}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ SUMMARY_METRICS = ("accuracy", "nll", "brier", "predictive_entropy", "ece", "aus
 Resample = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _per_sample(summary: PredictionSummary, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+def per_sample(summary: PredictionSummary, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """float64 / bool per-sample tensors of one summary, validated."""
     for name in ("confidence", "label_prob", "entropy", "sum_sq"):
         values = getattr(summary, name)
@@ -135,7 +135,7 @@ def score(predictions: Predictions, metric: str, **kwargs: Any) -> float:
     if predictions.has_rows and (metric not in SUMMARY_METRICS or info.inputs != "probs_labels"):
         args = (predictions.probs, predictions.labels) if info.inputs == "probs_labels" else (predictions.probs,)
         return float(info.fn(*args, **kwargs))
-    full, _ = _prepare(metric, _per_sample(predictions.summary, predictions.labels), **kwargs)
+    full, _ = _prepare(metric, predictions.per_sample, **kwargs)
     return full()
 
 
@@ -167,8 +167,8 @@ def paired_bootstrap(
     kwargs = dict(metric_kwargs or {})
     if "uncertainty" in kwargs:
         raise MetricInputError("metric_kwargs: a per-sample 'uncertainty' cannot be shared by parent and pruned model")
-    full_parent, resample_parent = _prepare(metric, _per_sample(parent.summary, parent.labels), **dict(kwargs))
-    full_pruned, resample_pruned = _prepare(metric, _per_sample(pruned.summary, pruned.labels), **dict(kwargs))
+    full_parent, resample_parent = _prepare(metric, parent.per_sample, **dict(kwargs))
+    full_pruned, resample_pruned = _prepare(metric, pruned.per_sample, **dict(kwargs))
     n = len(parent)
     diffs = np.empty(n_resamples, dtype=np.float64)
     done = 0

@@ -163,6 +163,13 @@ class Predictions:
         probs, labels = validate_probs(self.probs, self.labels)  # NaN, row sums, label range: once
         return PredictionSummary.from_probs(probs, labels)
 
+    @cached_property
+    def per_sample(self) -> dict[str, torch.Tensor]:
+        """Validated per-sample tensors of :attr:`summary` that the gate metrics reduce (cached)."""
+        from prunecheck.compact import per_sample
+
+        return per_sample(self.summary, self.labels)
+
     @property
     def num_members(self) -> int:
         return int(self.log_probs.shape[0]) if self.log_probs is not None else 1
