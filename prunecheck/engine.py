@@ -342,7 +342,7 @@ class PredictionEngine:
             part = self.cache.get(part_key(key, index, count))
             if part is None or not self._entry_fits(part, stop - start, mc_passes, width, need_rows[key]):
                 mine[key] = leaf
-        if mine and stop > start:
+        if mine:  # an empty range still writes its (empty) part, so the others can assemble
             for key, arrays in self._run(mine, dataset, view, mc_passes, width, need_rows, (start, stop)).items():
                 self.cache.put(part_key(key, index, count), arrays)
                 self.computed.append(part_key(key, index, count))

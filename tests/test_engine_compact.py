@@ -95,3 +95,14 @@ def test_shard_rows_are_disjoint_whole_batches_covering_the_data():
         assert ranges[0][0] == 0 and ranges[-1][1] == 70
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
         assert all(start % 16 == 0 for start, _ in ranges)
+
+
+def test_more_shards_than_batches_still_assemble(tmp_path):
+    model, data = make_model(), make_dataset(n=20)  # 2 batches of 16, 3 shards: one shard is empty
+    whole = engine_at(tmp_path / "whole").predict(model, data, rows=False)
+    for index in range(3):
+        engine_at(tmp_path / "shared", shard=(index, 3)).predict(model, data, rows=False)
+    reader = engine_at(tmp_path / "shared")
+    got = reader.predict(model, data, rows=False)
+    assert reader.forward_passes == 0
+    np.testing.assert_array_equal(got.summary.confidence, whole.summary.confidence)
