@@ -166,3 +166,20 @@ def test_shared_folder_writes_then_renames(tmp_path):
     local.put(key, {"x": np.ones(3)})
     assert local.get(key)["x"].tolist() == [1.0, 1.0, 1.0]
     assert [p.name for p in (tmp_path / "shared").rglob("*")] == [key[:2], f"{key}.npz"]
+
+
+def test_config_takes_a_url_cache_dir_or_prediction_cache(tmp_path):
+    from prunecheck.config import parse_settings
+    from prunecheck.errors import ConfigError
+
+    def run(table):
+        return parse_settings({"run": table}, source="prunecheck.toml", base_dir=tmp_path).run
+
+    shared = run({"cache_dir": "s3://bucket/ci/"})
+    assert shared.prediction_cache == "s3://bucket/ci/predictions"
+    assert shared.cache_dir == tmp_path / ".prunecheck-cache"  # generated corruptions stay local
+    assert run({"prediction_cache": "gs://b/p"}).prediction_cache == "gs://b/p"
+    assert run({"prediction_cache": "shared/preds"}).prediction_cache == str(tmp_path / "shared" / "preds")
+    assert run({}).prediction_cache is None
+    with pytest.raises(ConfigError, match=r"prunecheck.toml.*run.prediction_cache.*s3://bucket/prefix"):
+        run({"prediction_cache": "s3://"})
