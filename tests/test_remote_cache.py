@@ -173,7 +173,13 @@ def test_config_takes_a_url_cache_dir_or_prediction_cache(tmp_path):
     from prunecheck.errors import ConfigError
 
     def run(table):
-        return parse_settings({"run": table}, source="prunecheck.toml", base_dir=tmp_path).run
+        data = {
+            "run": table,
+            "datasets": {"d": {"kind": "demo"}},
+            "models": {"p": {"factory": "m:f", "weights": "p.pt"}, "q": {"factory": "m:f", "weights": "q.pt"}},
+            "pairs": [{"parent": "p", "pruned": "q", "dataset": "d"}],
+        }
+        return parse_settings(data, source="prunecheck.toml", base_dir=tmp_path).run
 
     shared = run({"cache_dir": "s3://bucket/ci/"})
     assert shared.prediction_cache == "s3://bucket/ci/predictions"
