@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--from-cache", type=Path, required=True, help="cache folder holding demo-zoo/ (and corruptions/)")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--limit", type=int, default=500, help="--prunecheck-limit of every run")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="--prunecheck-batch-size of every run (each view needs >= N batches to split evenly)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="prunecheck-bench-shards-"))
     try:
@@ -62,7 +64,10 @@ def main() -> None:
             for part in ("demo-zoo", "corruptions"):
                 if (args.from_cache / part).exists():
                     shutil.copytree(args.from_cache / part, caches[name] / part)
-        common = ["--", "--prunecheck-limit", str(args.limit)]
+        sizing = ["--prunecheck-limit", str(args.limit)]
+        if args.batch_size:
+            sizing += ["--prunecheck-batch-size", str(args.batch_size)]
+        common = ["--", *sizing]
         predict = [sys.executable, "-m", "prunecheck.cli", "predict"]
         whole = run([*predict, "--shard", "1/1", "--cache-dir", str(caches["one"]), *common], work, env)
         shards = [
@@ -76,7 +81,7 @@ def main() -> None:
             seconds = run([sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
                            "-p", "prediction_recorder", "--prunecheck-cache-dir", str(caches[name]),
                            "--prunecheck-report-dir", str(work / f"reports-{name}"),
-                           "--prunecheck-limit", str(args.limit)],
+                           *sizing],
                           work, {**env, "PRUNECHECK_RECORD_DIR": str(record)})
             computed = sum(len(json.loads(p.read_text())) for p in record.glob("computed-*.json"))
             results[name] = (seconds, computed, gates_of(work / f"reports-{name}" / "prunecheck.json"))

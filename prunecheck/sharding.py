@@ -6,7 +6,8 @@ runs them in-process under pytest with the workspace's engine in shard mode
 prediction the suites ask for is computed for the I-th of N runs of whole batches
 only and stored as a part; the shard that completes an entry's parts assembles it.
 Gate outcomes of this run are meaningless (unfinished entries are placeholders)
-and are not reported; setup and collection errors are.
+and are not reported; setup and collection errors are. Parts are runs of whole
+batches: a view of fewer than N batches leaves some shards without work.
 
 Once all N shards are done, ``pytest suites/`` on any machine with the same
 configuration and cache reads every prediction from the cache.
