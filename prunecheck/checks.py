@@ -54,7 +54,7 @@ class GateChecker:
 
         ``parent``/``pruned`` are :class:`prunecheck.engine.Predictions` of the same view.
         """
-        from prunecheck import metrics
+        from prunecheck import compact, metrics
 
         options = self.config(gate)
         threshold = options[threshold_key]
@@ -66,17 +66,14 @@ class GateChecker:
         max_relative_drop = options.get("max_relative_drop")
 
         def build() -> GateResult:
-            info = metrics.METRICS[metric]
-            # Label-free metrics (entropy on OOD data) take the probabilities only.
-            args = (lambda p: (p.probs, p.labels)) if info.inputs == "probs_labels" else (lambda p: (p.probs,))
-            parent_value = info.fn(*args(parent), **kwargs)
-            pruned_value = info.fn(*args(pruned), **kwargs)
+            # From the rows, or from per-sample summaries where the view is stored compact.
+            parent_value = compact.score(parent, metric, **kwargs)
+            pruned_value = compact.score(pruned, metric, **kwargs)
             value = metrics.degradation(metric, parent_value, pruned_value)
             ci = None
             if mode != "point":
-                boot = metrics.paired_bootstrap(
-                    metric, parent.probs, pruned.probs,
-                    parent.labels if info.inputs == "probs_labels" else None,
+                boot = compact.paired_bootstrap(
+                    metric, parent, pruned,
                     n_resamples=self.settings.run.bootstrap_resamples, seed=self.settings.run.seed,
                     as_degradation=True, metric_kwargs=kwargs or None,
                 )

@@ -2,7 +2,7 @@
 
 The gates themselves run under pytest (``pytest suites/``); this command checks a
 configuration, builds a pruned family from a parent, builds the demo zoo ahead
-of time and manages the cache.
+of time, fills the prediction cache (one shard per machine) and manages the cache.
 """
 
 from __future__ import annotations
@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("directory", metavar="DIR", nargs="?", default=".", help="project folder. Default: %(default)r")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.set_defaults(run=cmd_init)
+
+    from prunecheck.sharding import add_predict_arguments, run_predict
+
+    predict = commands.add_parser("predict", help=run_predict.__doc__)
+    add_predict_arguments(predict)
+    predict.set_defaults(run=run_predict)
 
     cache = commands.add_parser("cache", help=cmd_cache.__doc__)
     cache.add_argument("action", choices=("info", "clear"))

@@ -62,7 +62,7 @@ PYPROJECT_FILENAME = "pyproject.toml"
 TOP_LEVEL_KEYS = ("run", "datasets", "models", "pairs", "families", "gates")
 RUN_KEYS = (
     "device", "batch_size", "cache_dir", "report_dir", "seed", "limit", "num_workers",
-    "bootstrap_resamples", "channels_last", "precision", "corruption_backend",
+    "bootstrap_resamples", "channels_last", "precision", "corruption_backend", "prediction_cache",
 )
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATASET_KEYS = (
@@ -409,6 +409,16 @@ def _path(where: _Where, key: str, value: Any) -> Path:
     return path if path.is_absolute() else where.base_dir / path
 
 
+def _location(where: _Where, key: str, value: Any) -> str:
+    """A folder (resolved like :func:`_path`) or a URL with a scheme (``s3://bucket/prefix``), kept as text."""
+    if isinstance(value, str) and "://" in value:
+        scheme, _, rest = value.partition("://")
+        if not scheme or not rest.strip("/"):
+            raise where.error(key, f"expected a URL like s3://bucket/prefix, found {_describe(value)}")
+        return value
+    return str(_path(where, key, value))
+
+
 def _name(where: _Where, key: str, value: Any, what: str) -> str:
     if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise where.error(
@@ -556,7 +566,14 @@ def _parse_run(where: _Where, raw: Any) -> RunSettings:
     )
     if "limit" in table:
         values["limit"] = _int(where, "run.limit", table["limit"], 1)
-    values["cache_dir"] = _path(where, "run.cache_dir", table.get("cache_dir", defaults.cache_dir))
+    cache_dir = table.get("cache_dir", defaults.cache_dir)
+    if isinstance(cache_dir, str) and "://" in cache_dir:
+        # A URL cache_dir shares the predictions; generated corruptions stay in a local folder.
+        values["prediction_cache"] = _location(where, "run.cache_dir", cache_dir).rstrip("/") + "/predictions"
+        cache_dir = defaults.cache_dir
+    values["cache_dir"] = _path(where, "run.cache_dir", cache_dir)
+    if "prediction_cache" in table:
+        values["prediction_cache"] = _location(where, "run.prediction_cache", table["prediction_cache"])
     values["report_dir"] = _path(
         where, "run.report_dir", table.get("report_dir", defaults.report_dir)
     )

@@ -18,7 +18,18 @@ process that finds the lock taken waits and then reads the entry.
 Predictions are stored as per-member (or per-MC-pass) log-probabilities
 [M, N, C] in float32: exact (no underflow to log 0), and enough to build both
 ensemble variants (mean of probabilities, or softmax of mean logits: softmax is
-shift-invariant per row, so mean log-softmax gives the same result).
+shift-invariant per row, so mean log-softmax gives the same result). A caller
+that needs no rows (``rows=False``: accuracy-type gates) gets per-sample
+summaries instead (:mod:`prunecheck.predictions`), 28 bytes per image; MC passes
+and ensemble members always keep their rows. An entry with rows serves a
+summaries request too; a summaries entry asked for rows is recomputed with rows.
+
+Sharding (``shard=(i, n)``, ``prunecheck predict --shard``): each missing entry
+is computed for the i-th of n batch-aligned row ranges only and stored as a part
+entry; whichever shard finds all n parts assembles the full entry. Batches keep
+their absolute index, so noise and MC dropout draw the same numbers as unsharded.
+While sharding, predict calls return placeholders (uniform probabilities) for
+entries not complete yet: the suites run only to name what they need.
 """
 
 from __future__ import annotations
@@ -27,62 +38,27 @@ import contextlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from functools import cached_property
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 
 from prunecheck import ENGINE_VERSION
 from prunecheck.cache import ArrayCache, cache_key
+
+if TYPE_CHECKING:  # the remote backend imports fsspec
+    from prunecheck.remote import FsspecArrayCache
 from prunecheck.data.base import ImageDataset
 from prunecheck.errors import ModelError
 from prunecheck.models import LoadedModel
 from prunecheck.models import _is_dropout as is_dropout  # the one predicate LoadedModel.has_dropout uses
+from prunecheck.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
 from prunecheck.views import NOMINAL, View
 
 NOISE_BLOCK = 64  # noise is drawn per block of rows, so it does not depend on the batch size
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True, eq=False)
-class Predictions:
-    """Predictions of one model (single, ensemble, or MC dropout) on one view.
-
-    Attributes:
-        log_probs: float32 [M, N, C]; M = members x MC passes (1 for a plain model).
-        labels: int64 [N].
-        average: how members combine: "probs" (mean of probabilities) or "logits".
-    """
-
-    model: str
-    dataset: str
-    view: View
-    log_probs: torch.Tensor
-    labels: torch.Tensor
-    average: str = "probs"
-    mc_passes: int = 0
-
-    @cached_property
-    def member_probs(self) -> torch.Tensor:
-        """float32 [M, N, C] probabilities of each member / pass."""
-        return self.log_probs.exp()
-
-    @cached_property
-    def probs(self) -> torch.Tensor:
-        """float32 [N, C] combined class probabilities."""
-        if self.log_probs.shape[0] == 1:
-            return self.member_probs[0]
-        if self.average == "logits":
-            return torch.softmax(self.log_probs.mean(dim=0), dim=-1)
-        return self.member_probs.mean(dim=0)
-
-    @property
-    def num_members(self) -> int:
-        return int(self.log_probs.shape[0])
 
 
 def resolve_device(device: str) -> torch.device:
@@ -93,7 +69,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 @contextlib.contextmanager
-def key_lock(cache: ArrayCache, key: str, *, blocking: bool = True):
+def key_lock(cache, key: str, *, blocking: bool = True):
     """Exclusive advisory lock (``fcntl.flock``) on ``<cache>/locks/<key>.lock``.
 
     Yields True when the lock is held, False when ``blocking`` is off and another
@@ -104,7 +80,7 @@ def key_lock(cache: ArrayCache, key: str, *, blocking: bool = True):
     except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
         yield True
         return
-    path = Path(cache.root) / "locks" / f"{key}.lock"
+    path = Path(cache.lock_dir) / f"{key}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         try:
@@ -151,11 +127,13 @@ class PredictionEngine:
             None (default): on for CUDA devices, and on the CPU when torch leaves cores
             free for it (``torch.get_num_threads() < os.cpu_count()``); otherwise the
             loader would only compete with the forward passes for the same cores.
+        shard: (i, n) to compute only the i-th of n row parts of missing entries
+            (``prunecheck predict --shard``); None (default) computes whole entries.
     """
 
     def __init__(
         self,
-        cache: ArrayCache,
+        cache: "ArrayCache | FsspecArrayCache",
         *,
         device: str = "cpu",
         batch_size: int = 256,
@@ -164,6 +142,7 @@ class PredictionEngine:
         channels_last: bool = False,
         precision: str = "fp32",
         prefetch: bool | None = None,
+        shard: tuple[int, int] | None = None,
     ):
         if precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
@@ -180,7 +159,10 @@ class PredictionEngine:
         self.forward_passes = 0  # one per leaf model per batch per MC pass
         self._view_label: str | None = None
         self.computed: list[str] = []  # cache keys this engine computed (not read), in order
-        self._seen: dict[str, tuple[int, int] | None] = {}
+        self._seen: dict[str, object] = {}
+        if shard is not None and not (0 <= shard[0] < shard[1]):
+            raise ValueError(f"shard: expected (i, n) with 0 <= i < n, found {shard!r}")
+        self.shard = shard
 
     # -- public -------------------------------------------------------------------
     def predict(
@@ -191,8 +173,9 @@ class PredictionEngine:
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
+        rows: bool = True,
     ) -> Predictions:
-        return self.predict_many([model], dataset, view, mc_passes=mc_passes, num_classes=num_classes)[0]
+        return self.predict_many([model], dataset, view, mc_passes=mc_passes, num_classes=num_classes, rows=rows)[0]
 
     def predict_many(
         self,
@@ -203,6 +186,7 @@ class PredictionEngine:
         mc_passes: int = 0,
         num_classes: int | None = None,
         label: str | None = None,
+        rows: bool = True,
     ) -> list[Predictions]:
         """Predictions for each model; uncached leaf models share every loaded batch.
 
@@ -210,41 +194,57 @@ class PredictionEngine:
         dataset's (out-of-distribution data: CIFAR-100 images shown to a CIFAR-10 model).
         ``label`` names the view in progress output when ``dataset`` already is a
         pixel view (a corruption): the engine itself sees it as nominal data.
+        ``rows=False``: the caller needs only per-sample summaries (accuracy, ECE, AUSE,
+        NLL, Brier, entropy); plain models are then stored compact. MC passes, ensembles
+        and labels outside the output width keep rows.
         """
         self._view_label = label
         width = int(num_classes or dataset.num_classes)
         if view.changes_pixels:
             # Pixel views are datasets of their own (see prunecheck.workspace).
             raise ValueError(f"view {view.id} must be applied to the dataset before prediction")
+        labels = dataset.labels
+        compact_ok = (
+            not rows and not mc_passes and len(labels) > 0
+            and int(labels.min()) >= 0 and int(labels.max()) < width
+        )
         leaves: dict[str, LoadedModel] = {}
+        need_rows: dict[str, bool] = {}
         for model in models:
             for leaf in self._leaves(model):
-                leaves.setdefault(self._key(leaf, dataset, view, mc_passes), leaf)
-        found: dict[str, np.ndarray] = {}
+                key = self._key(leaf, dataset, view, mc_passes)
+                leaves.setdefault(key, leaf)
+                need_rows[key] = need_rows.get(key, False) or not compact_ok or model.is_ensemble
+        found: dict[str, dict[str, np.ndarray]] = {}
         missing: dict[str, LoadedModel] = {}
         self._seen: dict[str, tuple[int, int] | None] = {}
         for key, leaf in leaves.items():
-            self._seen[key] = self._signature(key)  # what the miss was based on
+            self._seen[key] = self.cache.signature(key)  # what the miss was based on
             entry = self.cache.get(key)
-            if entry is not None and self._entry_fits(entry, dataset, mc_passes, width):
-                found[key] = entry["log_probs"]
+            if entry is not None and self._entry_fits(entry, len(dataset), mc_passes, width, need_rows[key]):
+                found[key] = entry
             else:
                 missing[key] = leaf
         if missing:
-            found.update(self._compute_locked(missing, dataset, view, mc_passes, width))
-        labels = dataset.labels
+            compute = self._compute_shard if self.shard is not None else self._compute_locked
+            found.update(compute(missing, dataset, view, mc_passes, width, need_rows))
         results = []
         for model in models:
-            parts = [torch.from_numpy(found[self._key(leaf, dataset, view, mc_passes)]) for leaf in self._leaves(model)]
+            entries = [found[self._key(leaf, dataset, view, mc_passes)] for leaf in self._leaves(model)]
+            if "log_probs" in entries[0]:
+                log_probs, compact = torch.cat([torch.from_numpy(e["log_probs"]) for e in entries], dim=0), None
+            else:
+                log_probs, compact = None, PredictionSummary.from_arrays(entries[0])
             results.append(
                 Predictions(
                     model=model.name,
                     dataset=dataset.name,
                     view=view,
-                    log_probs=torch.cat(parts, dim=0),
+                    log_probs=log_probs,
                     labels=labels,
                     average=model.spec.ensemble_average,
                     mc_passes=mc_passes,
+                    compact=compact,
                 )
             )
         return results
@@ -265,28 +265,28 @@ class PredictionEngine:
             mc_passes, stochastic_seed, batching, *extra,
         )
 
-    def _signature(self, key: str) -> tuple[int, int] | None:
-        """(mtime_ns, size) of the entry's file, or None when there is none."""
-        try:
-            stat = self.cache.path(key).stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
-
-    def _fresh_entry(self, key: str, dataset: ImageDataset, mc_passes: int, width: int) -> np.ndarray | None:
+    def _fresh_entry(
+        self, key: str, n: int, mc_passes: int, width: int, need_rows: bool
+    ) -> dict[str, np.ndarray] | None:
         """The entry if another process wrote it since this one missed it, else None."""
-        signature = self._signature(key)
+        signature = self.cache.signature(key)
         if signature is None or signature == self._seen.get(key):
             return None  # unchanged since the miss: reading it again would only recount the miss
         self._seen[key] = signature
         entry = self.cache.get(key)
-        if entry is not None and self._entry_fits(entry, dataset, mc_passes, width):
-            return entry["log_probs"]
+        if entry is not None and self._entry_fits(entry, n, mc_passes, width, need_rows):
+            return entry
         return None
 
     def _compute_locked(
-        self, missing: dict[str, LoadedModel], dataset: ImageDataset, view: View, mc_passes: int, width: int
-    ) -> dict[str, np.ndarray]:
+        self,
+        missing: dict[str, LoadedModel],
+        dataset: ImageDataset,
+        view: View,
+        mc_passes: int,
+        width: int,
+        need_rows: dict[str, bool],
+    ) -> dict[str, dict[str, np.ndarray]]:
         """Compute the missing entries, each under its key's file lock.
 
         Keys whose lock is free are taken, re-checked (another process may have
@@ -295,13 +295,14 @@ class PredictionEngine:
         two processes never wait on each other), and read; an entry still missing
         then (its owner crashed) is computed here.
         """
-        found: dict[str, np.ndarray] = {}
+        n = len(dataset)
+        found: dict[str, dict[str, np.ndarray]] = {}
         busy: list[str] = []
         with contextlib.ExitStack() as held:
             mine: dict[str, LoadedModel] = {}
             for key, leaf in missing.items():
                 if held.enter_context(key_lock(self.cache, key, blocking=False)):
-                    entry = self._fresh_entry(key, dataset, mc_passes, width)
+                    entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
                     if entry is not None:
                         found[key] = entry
                     else:
@@ -309,28 +310,94 @@ class PredictionEngine:
                 else:
                     busy.append(key)
             if mine:
-                found.update(self._run(mine, dataset, view, mc_passes, width))
+                computed = self._run(mine, dataset, view, mc_passes, width, need_rows, (0, n))
+                for key, arrays in computed.items():
+                    self.cache.put(key, arrays)
+                    self.computed.append(key)
+                found.update(computed)
         still_missing: dict[str, LoadedModel] = {}
         for key in busy:
             with key_lock(self.cache, key):  # wait for the other process to finish
-                entry = self._fresh_entry(key, dataset, mc_passes, width)
+                entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
             if entry is not None:
                 found[key] = entry
             else:
                 still_missing[key] = missing[key]
         if still_missing:
-            found.update(self._compute_locked(still_missing, dataset, view, mc_passes, width))
+            found.update(self._compute_locked(still_missing, dataset, view, mc_passes, width, need_rows))
         return found
 
+    def shard_rows(self, n: int) -> tuple[int, int]:
+        """Rows [start, stop) of this engine's shard: the i-th of n runs of whole batches."""
+        index, count = self.shard
+        batches = -(-n // self.batch_size)
+        first, last = index * batches // count, (index + 1) * batches // count
+        return min(first * self.batch_size, n), min(last * self.batch_size, n)
+
+    def _compute_shard(
+        self,
+        missing: dict[str, LoadedModel],
+        dataset: ImageDataset,
+        view: View,
+        mc_passes: int,
+        width: int,
+        need_rows: dict[str, bool],
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """This shard's part of each missing entry; full entries once all parts exist, else placeholders."""
+        index, count = self.shard
+        n = len(dataset)
+        start, stop = self.shard_rows(n)
+        mine: dict[str, LoadedModel] = {}
+        for key, leaf in missing.items():
+            part = self.cache.get(part_key(key, index, count))
+            if part is None or not self._entry_fits(part, stop - start, mc_passes, width, need_rows[key]):
+                mine[key] = leaf
+        if mine:  # an empty range still writes its (empty) part, so the others can assemble
+            for key, arrays in self._run(mine, dataset, view, mc_passes, width, need_rows, (start, stop)).items():
+                self.cache.put(part_key(key, index, count), arrays)
+                self.computed.append(part_key(key, index, count))
+        found: dict[str, dict[str, np.ndarray]] = {}
+        for key in missing:
+            entry = self._assemble(key, n, mc_passes, width, need_rows[key])
+            found[key] = entry if entry is not None else _placeholder(n, width, max(1, mc_passes), need_rows[key])
+        return found
+
+    def _assemble(self, key: str, n: int, mc_passes: int, width: int, need_rows: bool) -> dict[str, np.ndarray] | None:
+        """The full entry from all parts of ``key`` (then stored, parts removed), or None while some are missing."""
+        index, count = self.shard
+        parts = []
+        for other in range(count):
+            entry = self.cache.get(part_key(key, other, count))
+            if entry is None:
+                return None
+            parts.append(entry)
+        if "log_probs" in parts[0]:
+            if not all("log_probs" in part for part in parts):
+                return None
+            entry = {"log_probs": np.concatenate([part["log_probs"] for part in parts], axis=1)}
+        else:
+            entry = {name: np.concatenate([part[name] for part in parts]) for name in SUMMARY_FIELDS}
+        if not self._entry_fits(entry, n, mc_passes, width, need_rows):
+            return None
+        self.cache.put(key, entry)
+        for other in range(count):
+            self.cache.delete(part_key(key, other, count))
+        return entry
+
     @staticmethod
-    def _entry_fits(entry: dict[str, np.ndarray], dataset: ImageDataset, mc_passes: int, width: int) -> bool:
+    def _entry_fits(entry: dict[str, np.ndarray], n: int, mc_passes: int, width: int, need_rows: bool) -> bool:
+        """Whether ``entry`` holds the predictions asked for: rows [M, n, width], or n summaries."""
         log_probs = entry.get("log_probs")
-        return (
-            log_probs is not None
-            and log_probs.ndim == 3
-            and log_probs.shape[0] == max(1, mc_passes)
-            and log_probs.shape[1] == len(dataset)
-            and log_probs.shape[2] == width
+        if log_probs is not None:
+            return (
+                log_probs.ndim == 3
+                and log_probs.shape[0] == max(1, mc_passes)
+                and log_probs.shape[1] == n
+                and log_probs.shape[2] == width
+            )
+        return not need_rows and all(
+            name in entry and entry[name].shape == (n,) and entry[name].dtype == dtype
+            for name, dtype in SUMMARY_FIELDS.items()
         )
 
     def _normaliser(self, dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -349,18 +416,34 @@ class PredictionEngine:
         return ((noise * 2.0 - 1.0) * view.eps).to(self.device)
 
     def _run(
-        self, missing: dict[str, LoadedModel], dataset: ImageDataset, view: View, mc_passes: int, width: int
-    ) -> dict[str, np.ndarray]:
+        self,
+        missing: dict[str, LoadedModel],
+        dataset: ImageDataset,
+        view: View,
+        mc_passes: int,
+        width: int,
+        need_rows: dict[str, bool],
+        rows_range: tuple[int, int],
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Entries (rows or summaries) of the missing keys for dataset rows ``rows_range``."""
         from prunecheck.progress import task
 
-        n = len(dataset)
+        first, end = rows_range
+        n = end - first
         names = ", ".join(leaf.name for leaf in missing.values())
+        part = f", rows {first}:{end} of {len(dataset)}" if n != len(dataset) else ""
         label = f"{names} on {dataset.name} [{self._view_label or view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
-        job = task(self.progress, label, n, start_line=f"predicting {label} ({n} images, {self.device})")
+        job = task(self.progress, label, n, start_line=f"predicting {label} ({n} images{part}, {self.device})")
         passes = max(1, mc_passes)
-        outputs = {
-            key: np.empty((passes, n, width), dtype=np.float32) for key in missing
+        outputs: dict[str, dict[str, np.ndarray]] = {
+            key: (
+                {"log_probs": np.empty((passes, n, width), dtype=np.float32)}
+                if need_rows[key]
+                else {name: np.empty(n, dtype=dtype) for name, dtype in SUMMARY_FIELDS.items()}
+            )
+            for key in missing
         }
+        labels = dataset.labels
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         modules = {key: leaf.module.to(self.device, memory_format=memory_format) for key, leaf in missing.items()}
         for module in modules.values():
@@ -370,20 +453,21 @@ class PredictionEngine:
         pin = self.device.type == "cuda"
 
         def load(start: int) -> torch.Tensor:
-            images = dataset.images(np.arange(start, min(start + self.batch_size, n)))
+            images = dataset.images(np.arange(start, min(start + self.batch_size, end)))
             return images.pin_memory() if pin else images
 
-        starts = list(range(0, n, self.batch_size))
+        starts = list(range(first, end, self.batch_size))
         loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prunecheck-prefetch") if self.prefetch else None
         try:
             pending = loader.submit(load, starts[0]) if (loader and starts) else None
             with torch.inference_mode():
-                for batch_index, start in enumerate(starts):
-                    stop = min(start + self.batch_size, n)
+                for position, start in enumerate(starts):
+                    stop = min(start + self.batch_size, end)
+                    batch_index = start // self.batch_size  # absolute: MC seeds do not depend on the shard
                     if loader is not None:
                         host = pending.result()
-                        if batch_index + 1 < len(starts):  # load the next batch while the models run
-                            pending = loader.submit(load, starts[batch_index + 1])
+                        if position + 1 < len(starts):  # load the next batch while the models run
+                            pending = loader.submit(load, starts[position + 1])
                     else:
                         host = load(start)
                     images = host.to(self.device, non_blocking=True)
@@ -393,21 +477,27 @@ class PredictionEngine:
                         x = x + self._noise(view, start, stop, tuple(x.shape[1:]))
                     if self.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
+                    rows = slice(start - first, stop - first)
                     for key, module in modules.items():
                         for mc_pass in range(passes):
-                            outputs[key][mc_pass, start:stop] = self._forward(
+                            log_probs = self._forward(
                                 module, x, missing[key], dataset, width, mc_passes, mc_pass, batch_index
                             )
-                    job.update(stop)
+                            if need_rows[key]:
+                                outputs[key]["log_probs"][mc_pass, rows] = log_probs
+                            else:
+                                summary = PredictionSummary.from_probs(
+                                    torch.from_numpy(log_probs).exp(), labels[start:stop]
+                                ).arrays()
+                                for name, values in summary.items():
+                                    outputs[key][name][rows] = values
+                    job.update(stop - first)
         finally:
             if loader is not None:
                 loader.shutdown(wait=True, cancel_futures=True)
             for module in modules.values():
                 _set_mc_dropout(module, enabled=False)
                 module.to("cpu", memory_format=torch.contiguous_format)
-        for key, array in outputs.items():
-            self.cache.put(key, {"log_probs": array})
-            self.computed.append(key)
         job.close()
         return outputs
 
@@ -442,3 +532,20 @@ class PredictionEngine:
                 + (f" (the dataset has {width} classes)" if width == dataset.num_classes else "")
             )
         return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+def part_key(key: str, index: int, count: int) -> str:
+    """Cache key of the ``index``-th of ``count`` row parts of entry ``key``."""
+    return cache_key("part", key, index, count)
+
+
+def _placeholder(n: int, width: int, passes: int, rows: bool) -> dict[str, np.ndarray]:
+    """Uniform probabilities standing in for an entry other shards have not finished."""
+    if rows:
+        return {"log_probs": np.full((passes, n, width), -np.log(width), dtype=np.float32)}
+    uniform = 1.0 / width
+    return {
+        "predicted": np.zeros(n, np.int32), "confidence": np.full(n, uniform, np.float32),
+        "label_prob": np.full(n, uniform, np.float32), "entropy": np.full(n, np.log(width)),
+        "sum_sq": np.full(n, uniform),
+    }

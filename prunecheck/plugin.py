@@ -65,7 +65,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str, str]] = {
     "config": (str, "PATH", "prunecheck TOML file (default: prunecheck.toml, else [tool.prunecheck] in pyproject.toml, else the built-in demo)."),
     "device": (_device, "DEVICE", "evaluation device: auto, cpu, cuda, cuda:N or mps (overrides [run] device)."),
     "batch-size": (_positive_int, "N", "images per batch (overrides [run] batch_size)."),
-    "cache-dir": (str, "DIR", "prediction cache directory (overrides [run] cache_dir)."),
+    "cache-dir": (str, "DIR", "cache directory, or a URL (s3://bucket/prefix) for a shared prediction cache (overrides [run] cache_dir)."),
     "report-dir": (str, "DIR", "where reports are written (overrides [run] report_dir)."),
     "limit": (_positive_int, "N", "evaluate a seeded class-stratified sample of N images of every dataset (overrides [run] limit)."),
     "seed": (_int, "N", "seed for noise, MC dropout and bootstrap (overrides [run] seed)."),
@@ -230,6 +230,8 @@ def apply_overrides(config: pytest.Config, settings: Settings) -> Settings:
         "seed": resolve_option(config, "seed"),
     }
     changes = {key: value for key, value in run_fields.items() if value is not None}
+    if "://" in str(changes.get("cache_dir", "")):  # a shared prediction cache URL (s3://...)
+        changes["prediction_cache"] = changes.pop("cache_dir").rstrip("/") + "/predictions"
     for key in ("cache_dir", "report_dir"):
         if key in changes:
             changes[key] = Path(changes[key]).expanduser().resolve()

@@ -309,7 +309,7 @@ def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurve
         values, hits = [], []
         for p in predictions:
             try:
-                values.append(metrics.accuracy(p.probs, p.labels))
+                values.append(p.score("accuracy"))  # corruption views may be stored compact
             except ValueError as exc:
                 raise ValueError(f"accuracy of {p.model} on {spec.dataset}/{label}: {exc}") from None
             hits.append((p.probs.argmax(dim=1) == p.labels).cpu().numpy())

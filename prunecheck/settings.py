@@ -37,6 +37,8 @@ class RunSettings:
     # generated corruptions: "imagecorruptions" (reference) or "torch" (batched, CPU/GPU, for
     # the corruptions it covers; the others still use the reference; docs/performance.md)
     corruption_backend: CorruptionBackend = "imagecorruptions"
+    # Prediction cache: a folder or an fsspec URL (s3://bucket/prefix); None = <cache_dir>/predictions.
+    prediction_cache: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,15 @@ from prunecheck.data.registry import load_dataset
 from prunecheck.efficiency import EfficiencyFacts, efficiency_facts
 from prunecheck.engine import PredictionEngine, Predictions, Progress
 from prunecheck.errors import ConfigError, DataError, PrunecheckError
+from prunecheck.remote import open_cache
 from prunecheck.models import LoadedModel, load_model
 from prunecheck.progress import counting
 from prunecheck.settings import FamilySpec, PairSpec, Settings
 from prunecheck.views import NOMINAL, View
+
+#: View kinds whose predictions feed accuracy-type gates only (corruption margin, prune
+#: potential, excess error): stored as per-sample summaries, not rows (prunecheck.predictions).
+SUMMARY_VIEW_KINDS = ("corruption",)
 
 
 class Workspace:
@@ -31,7 +36,7 @@ class Workspace:
         self.progress = progress or (lambda message: None)
         run = settings.run
         self.engine = PredictionEngine(
-            ArrayCache(run.cache_dir / "predictions"),
+            open_cache(run.prediction_cache or run.cache_dir / "predictions"),
             device=run.device,
             batch_size=run.batch_size,
             seed=run.seed,
@@ -186,8 +191,11 @@ class Workspace:
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
+        rows: bool | None = None,
     ) -> Predictions:
-        return self.predict_many([model_name], dataset_name, view, mc_passes=mc_passes, num_classes=num_classes)[0]
+        return self.predict_many(
+            [model_name], dataset_name, view, mc_passes=mc_passes, num_classes=num_classes, rows=rows
+        )[0]
 
     def predict_many(
         self,
@@ -197,9 +205,14 @@ class Workspace:
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
+        rows: bool | None = None,
     ) -> list[Predictions]:
         """Predictions of the models on one dataset view; ``num_classes`` is the models'
-        output width when the dataset is out-of-distribution with another class count."""
+        output width when the dataset is out-of-distribution with another class count.
+
+        ``rows``: whether class probabilities are needed; None (default) decides by the
+        view: corruption views get per-sample summaries (:data:`SUMMARY_VIEW_KINDS`).
+        """
         models = [self.model(name) for name in model_names]
         # Pixel views are datasets of their own (their fingerprint names the view), so the
         # engine sees them as nominal data; the predictions keep the real view.
@@ -207,6 +220,7 @@ class Workspace:
         predictions = self.engine.predict_many(
             models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes, num_classes=num_classes,
             label=view.id,
+            rows=view.kind not in SUMMARY_VIEW_KINDS if rows is None else rows,
         )
         return [dataclasses.replace(p, view=view) for p in predictions]
 
@@ -229,7 +243,7 @@ class Pair:
         return self.spec.name
 
     def predictions(
-        self, view: View = NOMINAL, *, mc_passes: int = 0, dataset: str | None = None
+        self, view: View = NOMINAL, *, mc_passes: int = 0, dataset: str | None = None, rows: bool | None = None
     ) -> tuple[Predictions, Predictions]:
         """(parent, pruned) predictions on the pair's dataset (or ``dataset``) under ``view``.
 
@@ -240,7 +254,7 @@ class Pair:
             width = self.workspace.dataset(self.spec.dataset).num_classes
         parent, pruned = self.workspace.predict_many(
             [self.spec.parent, self.spec.pruned], dataset or self.spec.dataset, view,
-            mc_passes=mc_passes, num_classes=width,
+            mc_passes=mc_passes, num_classes=width, rows=rows,
         )
         return parent, pruned
 

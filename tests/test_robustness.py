@@ -240,6 +240,11 @@ class FakePredictions:
             self.probs[0, 0] = math.nan
         self.labels = labels
 
+    def score(self, metric):  # as Predictions.score with rows stored
+        from prunecheck import metrics
+
+        return metrics.METRICS[metric].fn(self.probs, self.labels)
+
 
 def fake_facts(ratio):
     """Facts of a masked model with ``ratio`` of its 1000 prunable entries zero (the parent: 0)."""
