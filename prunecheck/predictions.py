@@ -153,6 +153,10 @@ class Predictions:
             return torch.softmax(log_probs.mean(dim=0), dim=-1)
         return self.member_probs.mean(dim=0)
 
+    def correct(self) -> np.ndarray:
+        """bool [N]: argmax == label per image (from the summaries: rows are not needed)."""
+        return self.summary.predicted == self.labels.cpu().numpy()
+
     @cached_property
     def summary(self) -> PredictionSummary:
         """Per-sample summaries of :attr:`probs` (stored, or computed from the rows)."""

@@ -312,7 +312,8 @@ def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurve
                 values.append(p.score("accuracy"))  # corruption views may be stored compact
             except ValueError as exc:
                 raise ValueError(f"accuracy of {p.model} on {spec.dataset}/{label}: {exc}") from None
-            hits.append((p.probs.argmax(dim=1) == p.labels).cpu().numpy())
+            hits.append(p.correct())  # per-image, for the family bootstrap
+
         parent_accuracy[label], accuracy[label] = values[0], values[1:]
         correct[label] = np.stack(hits)
     curves = curves_from_accuracies(

@@ -109,7 +109,8 @@ def test_finetune_progress_reports_each_step_and_passes_a_callback():
 def test_non_tty_run_prints_plain_progress_and_keeps_pytest_progress_intact(pytester):
     config = (model_table("parent", "parent.pt") + "\n" + model_table("pruned", "parent.pt")
               + '\n[[pairs]]\nname = "p"\nparent = "parent"\npruned = "pruned"\ndataset = "colours"\n'
-              + '\n[gates.corruptions]\ncorruptions = ["gaussian_noise"]\n')
+              + '\n[gates.corruptions]\ncorruptions = ["gaussian_noise"]\n'
+              + "\n[gates.class_accuracy]\nmin_class_images = 1\n")  # 2 images per class here
     write_planted_project(pytester.path, config=config, datasets={"colours": class_colour_images(20)},
                           checkpoints={"parent": red_channel_weights()},
                           suites=(SUITES / "test_accuracy_margin.py", SUITES / "test_corruptions.py"))
@@ -131,11 +132,12 @@ def test_non_tty_run_prints_plain_progress_and_keeps_pytest_progress_intact(pyte
 
 def test_xdist_workers_report_progress_as_plain_lines_through_the_controller(pytester):
     config = (model_table("parent", "parent.pt") + "\n" + model_table("pruned", "parent.pt")
-              + '\n[[pairs]]\nname = "p"\nparent = "parent"\npruned = "pruned"\ndataset = "colours"\n')
+              + '\n[[pairs]]\nname = "p"\nparent = "parent"\npruned = "pruned"\ndataset = "colours"\n'
+              + "\n[gates.class_accuracy]\nmin_class_images = 1\n")  # 2 images per class here
     write_planted_project(pytester.path, config=config, datasets={"colours": class_colour_images(20)},
                           checkpoints={"parent": red_channel_weights()}, suites=(SUITES / "test_accuracy_margin.py",))
     result = pytester.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-n", "2")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     err = result.stderr.str()
     assert "\r" not in err
     lines = [line for line in err.splitlines() if "prunecheck:" in line]

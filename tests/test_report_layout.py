@@ -148,17 +148,18 @@ def test_ten_pair_report_images_fit_the_page(tmp_path):
 def test_a_k_run_says_it_is_partial_in_every_report(pytester):
     config = (model_table("parent", "parent.pt") + "\n" + model_table("pruned", "parent.pt")
               + "".join(f'\n[[pairs]]\nname = "{name}"\nparent = "parent"\npruned = "pruned"\ndataset = "colours"\n'
-                        for name in ("one", "two")))
+                        for name in ("one", "two"))
+              + "\n[gates.class_accuracy]\nmin_class_images = 1\n")  # 2 images per class here
     root = write_planted_project(pytester.path, config=config, datasets={"colours": class_colour_images(20)},
                                  checkpoints={"parent": red_channel_weights()}, suites=(SUITE,))
     result = pytester.runpytest("suites", "-p", "no:cacheprovider", "-k", "one")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     doc = json.loads((root / "reports" / "prunecheck.json").read_text())
-    assert doc["session"]["deselected"] == 2 and doc["session"]["selection"] == "-k one"
-    note = "partial run: 2 tests deselected (-k one), not every gate ran"
+    assert doc["session"]["deselected"] == 4 and doc["session"]["selection"] == "-k one"
+    note = "partial run: 4 tests deselected (-k one), not every gate ran"
     assert note in (root / "reports" / "prunecheck.md").read_text()
     assert note in (root / "reports" / "prunecheck.html").read_text()
     assert note in result.stdout.str().replace("\n  ", " ")
     full = pytester.runpytest("suites", "-p", "no:cacheprovider")
-    full.assert_outcomes(passed=4)
+    full.assert_outcomes(passed=8)
     assert "partial run" not in (root / "reports" / "prunecheck.md").read_text()

@@ -245,6 +245,9 @@ class FakePredictions:
 
         return metrics.METRICS[metric].fn(self.probs, self.labels)
 
+    def correct(self):  # as Predictions.correct
+        return (self.probs.argmax(dim=1) == self.labels).numpy()
+
 
 def fake_facts(ratio):
     """Facts of a masked model with ``ratio`` of its 1000 prunable entries zero (the parent: 0)."""
