@@ -23,10 +23,10 @@ def _settings(args: argparse.Namespace):
     path = find_config(Path.cwd(), args.config)
     if path is not None:
         return load_settings(path)
-    from prunecheck.demo.zoo import ensure_zoo
+    from prunecheck.demo.shipped import install_shipped_zoo
 
     cache_dir = Path(".prunecheck-cache").resolve()
-    zoo = ensure_zoo(cache_dir / "demo-zoo", lambda message: print(message, file=sys.stderr))
+    zoo = install_shipped_zoo(cache_dir / "demo-zoo", lambda message: print(message, file=sys.stderr))
     return demo_settings(zoo, cache_dir=cache_dir, report_dir=Path("reports").resolve())
 
 
@@ -52,13 +52,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo_zoo(args: argparse.Namespace) -> int:
-    """Build (or reuse) the demo zoo so the first `pytest suites/` does not wait for it."""
-    from prunecheck.demo.zoo import ensure_zoo
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The built-in demo's shipped model zoo: rebuild it, check it, print its gate margins."""
+    from prunecheck.demo import command
 
-    zoo = ensure_zoo(Path(args.cache_dir) / "demo-zoo", lambda message: print(message, file=sys.stderr))
-    print(zoo)
-    return 0
+    return command.run(args)
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -109,9 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--config", metavar="PATH", default=None, help="config file (default: discovered as pytest does)")
     validate.set_defaults(run=cmd_validate)
 
-    zoo = commands.add_parser("demo-zoo", help=cmd_demo_zoo.__doc__)
-    zoo.add_argument("--cache-dir", metavar="DIR", default=".prunecheck-cache", help="Default: %(default)r")
-    zoo.set_defaults(run=cmd_demo_zoo)
+    from prunecheck.demo.command import add_demo_arguments
+
+    demo = commands.add_parser("demo", help=cmd_demo.__doc__)
+    add_demo_arguments(demo)
+    demo.set_defaults(run=cmd_demo)
 
     from prunecheck.pruning.command import add_prune_arguments, run_prune
 

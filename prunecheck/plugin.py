@@ -125,16 +125,21 @@ def load_file_settings(config: pytest.Config, path: Path) -> Settings:
 
 
 def load_demo_settings(config: pytest.Config) -> Settings:
-    """The built-in demo: its zoo is trained on first use (with progress) and cached."""
+    """The built-in demo over the zoo shipped with the package (unpacked once into the cache)."""
+    from prunecheck.demo.expectations import DemoExpectations
     from prunecheck.demo.settings import demo_settings
-    from prunecheck.demo.zoo import ensure_zoo
+    from prunecheck.demo.shipped import install_shipped_zoo
 
     cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache").resolve()
     report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports").resolve()
     progress = _progress_writer(config)
-    progress("no config file found: running the built-in demo (the demo zoo is built once and cached)")
-    zoo = ensure_zoo(cache_dir / "demo-zoo", progress)
-    return apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
+    progress("no config file found: running the built-in demo (its model zoo ships with prunecheck)")
+    zoo = install_shipped_zoo(cache_dir / "demo-zoo", progress)
+    settings = apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
+    # The demo's expected verdicts are checked in both directions (prunecheck.demo.expectations).
+    if not config.pluginmanager.has_plugin(DemoExpectations.NAME):
+        config.pluginmanager.register(DemoExpectations(settings), DemoExpectations.NAME)
+    return settings
 
 
 def get_settings(config: pytest.Config) -> Settings:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prunecheck.demo.dataset import DEMO_MEAN, DEMO_STD, DEFAULT_SIZES
+from prunecheck.demo.expectations import expect_fail_of
 from prunecheck.errors import PrunecheckError
 from prunecheck.gates import GATE_DEFAULTS
 from prunecheck.settings import (
@@ -28,7 +29,8 @@ def _read_manifest(zoo_dir: Path) -> dict[str, Any]:
     if manifest is None:
         raise PrunecheckError(
             f"demo zoo: expected {Path(zoo_dir) / 'manifest.json'}, found none or an unreadable file; "
-            "build the zoo first with prunecheck.demo.ensure_zoo"
+            "unpack the shipped zoo with prunecheck.demo.shipped.install_shipped_zoo (or build one with "
+            "prunecheck.demo.ensure_zoo)"
         )
     return manifest
 
@@ -45,7 +47,7 @@ def _demo_datasets(manifest: dict[str, Any]) -> dict[str, DatasetSpec]:
     }
 
 
-def _pair(manifest: dict[str, Any], tag: str, expect_fail: tuple[str, ...] = ()) -> PairSpec:
+def _pair(manifest: dict[str, Any], tag: str) -> PairSpec:
     """Parent vs the fine-tuned model ``tag``, with its pruning schedule up to it."""
     steps = manifest["family"][: [f["model"] for f in manifest["family"]].index(tag) + 1]
     return PairSpec(
@@ -54,18 +56,15 @@ def _pair(manifest: dict[str, Any], tag: str, expect_fail: tuple[str, ...] = ())
         pre_finetune=manifest["models"][tag]["pre_finetune"],
         schedule=tuple(f["pre_finetune"] for f in steps),
         schedule_finetuned=tuple(f["model"] for f in steps),
-        expect_fail=expect_fail,
+        expect_fail=expect_fail_of(tag),
     )
 
 
-# What the demo shows (measured on the demo zoo; see README "The built-in demo"):
-# the mildly pruned model passes every gate; the deployed, aggressively pruned one
-# passes the nominal accuracy gate yet loses accuracy under corruptions, gets worse
-# calibrated and had an unstable pruning step (seeds 002, 000, 004); the pruned
-# ensemble keeps its accuracy but not its calibration or robustness (seed 001).
-# Those known failures are reported as xfail with their full messages.
-DEPLOYED_EXPECTED_FAILURES = ("corruptions", "uncertainty", "instability")
-ENSEMBLE_EXPECTED_FAILURES = ("corruptions", "uncertainty")
+# What the demo shows: the control pair passes every gate; the deployed, aggressively
+# pruned model passes the nominal accuracy gate yet fails under corruptions, calibration
+# and instability (seeds 002, 000, 004); the pruned ensemble keeps its accuracy but not
+# its calibration or robustness (seed 001). Each known failure is declared once, in
+# prunecheck.demo.expectations; the expect_fail lists below are derived from it.
 
 
 def _demo_gates() -> dict[str, dict[str, Any]]:
@@ -119,16 +118,16 @@ def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settin
     control, deployed = manifest["family"][0]["model"], manifest["deployed"]
     pairs = [_pair(manifest, control)]
     if deployed != control:
-        pairs.append(_pair(manifest, deployed, DEPLOYED_EXPECTED_FAILURES))
+        pairs.append(_pair(manifest, deployed))
     pairs.append(PairSpec(
         name="ensemble", parent="ensemble", pruned="ensemble-pruned", dataset="demo",
-        ood_dataset="demo-ood", methods=("msp", "ensemble"), expect_fail=ENSEMBLE_EXPECTED_FAILURES,
+        ood_dataset="demo-ood", methods=("msp", "ensemble"), expect_fail=expect_fail_of("ensemble"),
     ))
     family = FamilySpec(
         name="demo-wt", parent="parent", dataset="demo",
         members=tuple(FamilyMember(model=f["model"], ratio=float(f["ratio"])) for f in manifest["family"]),
         deployed=deployed,
-        expect_fail=("corruptions",),
+        expect_fail=expect_fail_of("demo-wt"),
     )
     return Settings(
         source=DEMO_SOURCE,
