@@ -1,8 +1,8 @@
 """The ``prunecheck`` command: utilities around the pytest gate run.
 
 The gates themselves run under pytest (``pytest suites/``); this command checks a
-configuration, builds a pruned family from a parent, builds the demo zoo ahead
-of time and manages the cache.
+configuration, builds a pruned family from a parent, rebuilds and checks the
+demo's shipped model zoo and manages the cache.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def load_demo_settings(config: pytest.Config) -> Settings:
     settings = apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
     # The demo's expected verdicts are checked in both directions (prunecheck.demo.expectations).
     if not config.pluginmanager.has_plugin(DemoExpectations.NAME):
-        config.pluginmanager.register(DemoExpectations(settings), DemoExpectations.NAME)
+        config.pluginmanager.register(DemoExpectations(), DemoExpectations.NAME)
     return settings
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+pytest_plugins = ["pytester"]
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -174,3 +176,54 @@ def test_ship_built_zoo_writes_what_install_reads(tmp_path):
     zoo = install_shipped_zoo(tmp_path / "zoo", shipped_dir=tmp_path / "out")
     assert {p.stem for p in zoo.glob("*.pt")} == set(manifest["models"])
     assert not list((tmp_path / "out").glob(".demo-build-*"))  # the temporary build folder is gone
+
+
+# --------------------------------------------------------------------------- declared verdicts
+
+EXPECTATIONS_CONFTEST = '''
+import pytest
+from prunecheck.demo.expectations import DemoExpectations, KnownFailure
+
+KNOWN = {
+    "test_known_failure_fails": KnownFailure("wt95", "corruptions", "loses its margin under fog"),
+    "test_known_failure_passes": KnownFailure("wt95", "corruptions", "loses its margin under snow"),
+}
+
+def pytest_configure(config):
+    config.pluginmanager.register(DemoExpectations(known=KNOWN, fixture="probe"), DemoExpectations.NAME)
+
+@pytest.fixture
+def probe():
+    return None
+'''
+
+EXPECTATIONS_TESTS = '''
+import pytest
+
+def test_known_failure_fails(probe):
+    pytest.fail("prunecheck gate failed:\\n[wt95/fog-1] accuracy drop 0.0400 > max_drop 0.005", pytrace=False)
+
+def test_known_failure_passes(probe):
+    pass
+
+def test_expected_pass_fails(probe):
+    pytest.fail("prunecheck gate failed:\\n[wt50] accuracy drop 0.0100 > max_drop 0.005", pytrace=False)
+
+def test_expected_pass_xfails_through_expect_fail(probe):
+    pytest.xfail("known failure (expect_fail): [wt50] ECE increase 0.03 > 0.02")
+
+def test_expected_pass_passes(probe):
+    pass
+'''
+
+
+def test_demo_outcomes_are_checked_against_the_declaration_in_both_directions(pytester):
+    pytester.makeconftest(EXPECTATIONS_CONFTEST)
+    pytester.makepyfile(test_demo_like=EXPECTATIONS_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=1, xfailed=1, failed=3)
+    out = result.stdout.str()
+    assert "test_known_failure_passes was declared a known failure of gate 'corruptions'" in out
+    assert "test_expected_pass_fails is expected to pass, but it failed" in out
+    assert "test_expected_pass_xfails_through_expect_fail is expected to pass, but it xfailed" in out
+    assert "known failure (loses its margin under fog): [wt95/fog-1] accuracy drop 0.0400 > max_drop 0.005" in out

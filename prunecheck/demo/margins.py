@@ -168,7 +168,7 @@ class MarginProbe:
             self._patched = False
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_pyfuncitem(self, pyfuncitem: pytest.Function):
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function):
         self._patch()
         outcome = yield
         checker = pyfuncitem.funcargs.get("gate")
