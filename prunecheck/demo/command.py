@@ -59,11 +59,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _margins(args: argparse.Namespace) -> int:
-    from prunecheck.demo.margins import DEFAULT_REPLICATES, MIN_STANDARD_ERRORS, format_table, measure_margins
+    from prunecheck.demo.margins import (
+        DEFAULT_REPLICATES, MIN_STANDARD_ERRORS, format_line, format_table, measure_margins,
+    )
 
     extra = ["-k", args.k] if args.k else []
     margins, outcomes, code = measure_margins(
-        Path(args.cache_dir).resolve(), replicates=args.replicates or DEFAULT_REPLICATES, extra_args=extra)
+        Path(args.cache_dir).resolve(), replicates=args.replicates or DEFAULT_REPLICATES, extra_args=extra,
+        progress=lambda margin: print("margin: " + format_line(margin), file=sys.stderr, flush=True))
     print(format_table(margins))
     bad = [m for m in margins if not m.clear]
     for m in bad:

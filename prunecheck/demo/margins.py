@@ -142,7 +142,8 @@ class _Resampler:
 class MarginProbe:
     """pytest plugin: re-runs each prunecheck test node on bootstrap replicates of its predictions."""
 
-    def __init__(self, replicates: int = DEFAULT_REPLICATES, seed: int = 0):
+    def __init__(self, replicates: int = DEFAULT_REPLICATES, seed: int = 0,
+                 progress: Callable[[GateMargin], None] | None = None):
         if replicates < 2:
             raise ValueError(f"replicates: expected an integer >= 2, found {replicates}")
         self.replicates = replicates
@@ -150,6 +151,7 @@ class MarginProbe:
         self.margins: list[GateMargin] = []
         self.outcomes: dict[str, str] = {}
         self._patched = False
+        self.progress = progress or (lambda margin: None)
 
     def _patch(self) -> None:
         if self._patched:
@@ -198,7 +200,9 @@ class MarginProbe:
                 same = i < len(got) and got[i].name == result.name
                 values[i].append(got[i].value if same else math.nan)
         expected_pass = pyfuncitem.name not in KNOWN_FAILURES
-        self.margins += [GateMargin(pyfuncitem.name, r, v, expected_pass) for r, v in zip(nominal, values)]
+        for result, replicate_values in zip(nominal, values):
+            self.margins.append(GateMargin(pyfuncitem.name, result, replicate_values, expected_pass))
+            self.progress(self.margins[-1])
         del outcome
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -234,6 +238,7 @@ def measure_margins(
     replicates: int = DEFAULT_REPLICATES,
     seed: int = 0,
     extra_args: Sequence[str] = (),
+    progress: Callable[[GateMargin], None] | None = None,
 ) -> tuple[list[GateMargin], dict[str, str], int]:
     """Run the demo suites in-process with a :class:`MarginProbe`.
 
@@ -243,11 +248,12 @@ def measure_margins(
         replicates: bootstrap replicates per gate.
         seed: seed of the resampled indices.
         extra_args: more pytest arguments (e.g. ``-k wt95``).
+        progress: called with each gate's margin as soon as it is measured.
 
     Returns:
         (margins of every gate, outcome of every test node, pytest exit code).
     """
-    probe = MarginProbe(replicates, seed)
+    probe = MarginProbe(replicates, seed, progress)
     with tempfile.TemporaryDirectory(prefix="prunecheck-margins-") as tmp:
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n")
@@ -261,6 +267,13 @@ def measure_margins(
         finally:
             probe.unpatch()
     return probe.margins, probe.outcomes, code
+
+
+def format_line(m: GateMargin) -> str:
+    """One gate's margin on one line (progress output)."""
+    r = m.result
+    return (f"{m.label}: estimate {r.value:.4f} threshold {r.threshold:g} SE {m.se:.4f} -> "
+            f"{m.standard_errors:.1f} SE ({'pass' if r.passed else 'FAIL'}, {'ok' if m.clear else 'TOO CLOSE'})")
 
 
 def format_table(margins: Sequence[GateMargin]) -> str:

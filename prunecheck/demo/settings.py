@@ -67,20 +67,44 @@ def _pair(manifest: dict[str, Any], tag: str) -> PairSpec:
 # prunecheck.demo.expectations; the expect_fail lists below are derived from it.
 
 
-def _demo_gates() -> dict[str, dict[str, Any]]:
-    """SPEC defaults, with corruption settings sized for 32x32 demo images.
+#: The corruptions the demo evaluates (severity 1, see _demo_gates).
+DEMO_CORRUPTIONS = ["gaussian_noise", "impulse_noise", "glass_blur"]
 
-    imagecorruptions' severities were set for ImageNet: at severity 3 a 32x32 image
-    is at chance for every model, which hides seed 002's point; severity 1 and a
-    few L-inf noise levels keep the parent well above chance.
+
+def _demo_gates() -> dict[str, dict[str, Any]]:
+    """SPEC defaults, with the demo's own views and thresholds.
+
+    Every demo verdict must sit at least 3 bootstrap standard errors from its
+    threshold on 2000 test images (``prunecheck demo margins``); the SE of an
+    accuracy difference there is 0.003-0.01. Measured on the shipped zoo, that
+    leads to:
+
+    - corruptions at severity 1 (imagecorruptions' ImageNet severities put a 32x32
+      image at chance at severity 3), only those whose verdict is clear for every
+      pair at the SPEC's ``max_drop`` 0.005: gaussian_noise (the deployed model
+      loses 4.6 points more than its parent), impulse_noise and glass_blur (it
+      does not). shot/speckle noise, motion blur, fog, contrast, jpeg and L-inf
+      noise sat 0.3-2.5 SE from the threshold for some pair;
+    - a 2-point nominal accuracy budget (0.5 points is 0.8 SE from the pruned
+      ensemble's drop), and an excess-error budget of 3 points;
+    - ΔECE <= 0.0075: the small demo models are well calibrated, and the
+      deployed model's ΔECE of 0.023 sat 0.7 SE from the default 0.02;
+    - per-step instability <= 0.6: the 90 % step is catastrophic (0.74), the
+      92.5 % step sits at 0.48, too close to the default 0.5;
+    - functional similarity at eps up to 0.2 (0.3 put the deployed model's
+      agreement 1.5 SE from 0.9), agreement >= 0.88, and at most 2 points below
+      the reference's agreement (at margin 0 the deployed model sat 2-3 SE).
     """
     gates = copy.deepcopy(GATE_DEFAULTS)
+    gates["accuracy_margin"].update(max_drop=0.02)
+    gates["uncertainty"].update(max_ece_increase=0.0075)
     gates["corruptions"].update(
-        corruptions=["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
-                     "glass_blur", "motion_blur", "fog", "contrast", "jpeg_compression"],
+        corruptions=DEMO_CORRUPTIONS,
         severities=[1],
-        noise_levels=[0.2, 0.4],
+        max_excess_error_diff=0.03,
     )
+    gates["functional"].update(eps=[0.0, 0.1, 0.2], min_agreement=0.88, min_reference_margin=-0.02)
+    gates["instability"].update(max_instability=0.6)
     return gates
 
 
