@@ -1,8 +1,9 @@
 """The ``prunecheck`` command: utilities around the pytest gate run.
 
 The gates themselves run under pytest (``pytest suites/``); this command checks a
-configuration, builds a pruned family from a parent, builds the demo zoo ahead
-of time, fills the prediction cache (one shard per machine) and manages the cache.
+configuration, builds a pruned family from a parent, rebuilds and checks the
+demo's shipped model zoo, fills the prediction cache (one shard per machine) and
+manages the cache.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ def _config_path(args: argparse.Namespace) -> Path | None:
     if args.config is not None:
         return find_config(Path.cwd(), args.config)
     return discover_config(None, [Path.cwd()])
+
+
+def _settings(args: argparse.Namespace):
+    """The settings ``pytest suites/`` would use here: the config found, else the built-in demo."""
+    from prunecheck.config import load_settings
+    from prunecheck.demo.settings import demo_settings
+    from prunecheck.demo.shipped import install_shipped_zoo
+
+    path = _config_path(args)
+    if path is not None:
+        return load_settings(path)
+    cache_dir = Path(".prunecheck-cache").resolve()
+    zoo = install_shipped_zoo(cache_dir / "demo-zoo", lambda message: print(message, file=sys.stderr))
+    return demo_settings(zoo, cache_dir=cache_dir, report_dir=Path("reports").resolve())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -66,13 +81,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo_zoo(args: argparse.Namespace) -> int:
-    """Build (or reuse) the demo zoo so the first `pytest suites/` does not wait for it."""
-    from prunecheck.demo.zoo import ensure_zoo
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The built-in demo's shipped model zoo: rebuild it, check it, print its gate margins."""
+    from prunecheck.demo import command
 
-    zoo = ensure_zoo(Path(args.cache_dir) / "demo-zoo", lambda message: print(message, file=sys.stderr))
-    print(zoo)
-    return 0
+    return command.run(args)
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -126,9 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "output widths; lists every problem, exit status 1 if any")
     validate.set_defaults(run=cmd_validate)
 
-    zoo = commands.add_parser("demo-zoo", help=cmd_demo_zoo.__doc__)
-    zoo.add_argument("--cache-dir", metavar="DIR", default=".prunecheck-cache", help="Default: %(default)r")
-    zoo.set_defaults(run=cmd_demo_zoo)
+    from prunecheck.demo.command import add_demo_arguments
+
+    demo = commands.add_parser("demo", help=cmd_demo.__doc__)
+    add_demo_arguments(demo)
+    demo.set_defaults(run=cmd_demo)
 
     from prunecheck.pruning.command import add_prune_arguments, run_prune
 

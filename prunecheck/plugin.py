@@ -158,24 +158,28 @@ def demo_zoo_dir(config: pytest.Config) -> Path:
 
 
 def load_demo_settings(config: pytest.Config) -> Settings:
-    """The built-in demo: its zoo is trained on first use (with progress) and cached.
+    """The built-in demo over the zoo shipped with the package (unpacked once into the cache).
 
-    Collection only (``--collect-only``) never builds it: with no zoo yet, the demo's
-    suite tests are listed as deselected and the header says how to build it.
+    Collection only (``--collect-only``) reads the shipped manifest and writes nothing:
+    no zoo is unpacked, no cache folder is created.
     """
-    from prunecheck.demo.settings import DEMO_SOURCE, demo_settings
-    from prunecheck.demo.zoo import ZooConfig, ensure_zoo, zoo_is_valid
+    from prunecheck.demo.expectations import DemoExpectations
+    from prunecheck.demo.settings import demo_settings
+    from prunecheck.demo.shipped import SHIPPED_DIR, install_shipped_zoo
 
     zoo_dir = demo_zoo_dir(config)
     cache_dir = zoo_dir.parent
     report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports").resolve()
-    if config.option.collectonly and not zoo_is_valid(zoo_dir, ZooConfig()):
-        run = RunSettings(cache_dir=cache_dir, report_dir=report_dir)
-        return Settings(source=DEMO_SOURCE, run=run, datasets={}, models={}, pairs=(), is_demo=True)
+    if config.option.collectonly:  # the test ids come from the manifest; nothing is loaded
+        return apply_overrides(config, demo_settings(SHIPPED_DIR, cache_dir=cache_dir, report_dir=report_dir))
     progress = _progress_writer(config)
-    progress("no config file found: running the built-in demo (the demo zoo is built once and cached)")
-    zoo = ensure_zoo(zoo_dir, progress)
-    return apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
+    progress("no config file found: running the built-in demo (its model zoo ships with prunecheck)")
+    zoo = install_shipped_zoo(zoo_dir, progress)
+    settings = apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
+    # The demo's expected verdicts are checked in both directions (prunecheck.demo.expectations).
+    if not config.pluginmanager.has_plugin(DemoExpectations.NAME):
+        config.pluginmanager.register(DemoExpectations(), DemoExpectations.NAME)
+    return settings
 
 
 def check_device(config: pytest.Config) -> None:
@@ -361,12 +365,6 @@ def pytest_report_header(config: pytest.Config) -> str:
         return f"prunecheck: config {config.stash[SETTINGS_KEY].source}"
     text = ("prunecheck: no prunecheck.toml or [tool.prunecheck] found in the rootdir or the collected "
             "paths' folders and their parents; suites run the built-in demo (see README: Configure)")
-    if config.option.collectonly:
-        from prunecheck.demo.zoo import ZooConfig, zoo_is_valid
-
-        if not zoo_is_valid(demo_zoo_dir(config), ZooConfig()):
-            text += ("\nprunecheck: --collect-only does not build the demo zoo, so the demo's suite tests are "
-                     "deselected; build it with `prunecheck demo-zoo`")
     return text
 
 

@@ -44,7 +44,9 @@ from torch import nn
 from torch.nn.utils import prune
 
 from prunecheck.atomic import write_text
-from prunecheck.demo.dataset import DEMO_MEAN, DEMO_STD, GENERATOR_VERSION, generate_demo_images
+from prunecheck.demo.dataset import (
+    DEMO_CLASSES, DEMO_MEAN, DEMO_STD, GENERATOR_VERSION, IMAGE_SIZE, generate_demo_images,
+)
 from prunecheck.demo.net import DemoNet
 from prunecheck.errors import PrunecheckError
 
@@ -125,8 +127,12 @@ class ZooConfig:
             raise PrunecheckError("demo zoo config: " + "; ".join(problems))
 
     def fingerprint(self) -> str:
+        """Hash of everything that decides the zoo's weights: this recipe (threads
+        excluded), ``ZOO_VERSION``, and the dataset generator's version and parameters."""
         recipe = {k: v for k, v in asdict(self).items() if k != "threads"}
-        text = json.dumps({"zoo": ZOO_VERSION, "data": GENERATOR_VERSION, **recipe}, sort_keys=True)
+        generator = {"version": GENERATOR_VERSION, "classes": DEMO_CLASSES, "image_size": IMAGE_SIZE,
+                     "mean": DEMO_MEAN, "std": DEMO_STD}
+        text = json.dumps({"zoo": ZOO_VERSION, "data": generator, **recipe}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -138,7 +144,7 @@ def ratio_tag(ratio: float) -> str:
 
 # --------------------------------------------------------------------------- training
 
-def _to_input(images: np.ndarray) -> torch.Tensor:
+def to_input(images: np.ndarray) -> torch.Tensor:
     """uint8 [N, 3, H, W] -> normalised float32, as the engine does."""
     x = torch.from_numpy(images).float().div_(255.0)
     mean = torch.tensor(DEMO_MEAN).view(1, 3, 1, 1)
@@ -192,7 +198,7 @@ def _train(
 
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+def accuracy_on(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     model.eval()
     correct = 0
     for start in range(0, x.shape[0], batch_size):
@@ -278,8 +284,8 @@ def _build(out_dir: Path, cfg: ZooConfig, progress: Progress) -> dict[str, Any]:
     progress(f"demo zoo: generating data ({cfg.train_size} train, {cfg.test_size} test images)")
     xtr_u8, ytr = generate_demo_images("train", cfg.train_size, cfg.data_seed)
     xte_u8, yte = generate_demo_images("test", cfg.test_size, cfg.data_seed)
-    xtr, ytr_t = _to_input(xtr_u8), torch.from_numpy(ytr)
-    xte, yte_t = _to_input(xte_u8), torch.from_numpy(yte)
+    xtr, ytr_t = to_input(xtr_u8), torch.from_numpy(ytr)
+    xte, yte_t = to_input(xte_u8), torch.from_numpy(yte)
     models: dict[str, dict[str, Any]] = {}
 
     def save(name: str, state: dict[str, torch.Tensor], **info: Any) -> None:
@@ -289,7 +295,7 @@ def _build(out_dir: Path, cfg: ZooConfig, progress: Progress) -> dict[str, Any]:
         net.load_state_dict(state)
         models[name] = {
             "file": path.name, "sha256": _sha256(path),
-            "accuracy": round(_accuracy(net, xte, yte_t), 6),
+            "accuracy": round(accuracy_on(net, xte, yte_t), 6),
             "sparsity": round(weight_sparsity(net), 6), **info,
         }
 
@@ -451,6 +457,6 @@ def load_zoo_model(zoo_dir: Path, name: str) -> nn.Module:
 
 
 __all__ = [
-    "ZOO_VERSION", "ZooConfig", "build_zoo", "ensure_zoo", "load_zoo_model", "prunable_parameters",
-    "ratio_tag", "read_manifest", "weight_sparsity", "zoo_is_valid",
+    "ZOO_VERSION", "ZooConfig", "accuracy_on", "build_zoo", "ensure_zoo", "load_zoo_model", "prunable_parameters",
+    "ratio_tag", "read_manifest", "to_input", "weight_sparsity", "zoo_is_valid",
 ]
