@@ -29,7 +29,7 @@ import torch
 from prunecheck import metrics, uncertainty
 from prunecheck.cache import ArrayCache, cache_key
 from prunecheck.checks import GateChecker
-from prunecheck.gates import GATE_DEFAULTS
+from prunecheck.options import default_gate_options
 from prunecheck.predictions import PredictionSummary, Predictions
 from prunecheck.settings import RunSettings, Settings
 from prunecheck.views import NOMINAL, corruption
@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = Settings(source="bench", run=RunSettings(), datasets={}, models={}, pairs=(), gates=GATE_DEFAULTS)
+    settings = Settings(source="bench", run=RunSettings(), datasets={}, models={}, pairs=(), gates=default_gate_options())
     gate = GateChecker(settings, SimpleNamespace(user_properties=[]))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch threads: {torch.get_num_threads()}; {os.cpu_count()} CPUs, load average {load:.1f}; "

@@ -133,7 +133,12 @@ class _Resampler:
             for p in predictions:
                 idx = resampler.indices(int(p.labels.shape[0]))
                 rows = torch.from_numpy(idx).to(p.labels.device)
-                out.append(dataclasses.replace(p, log_probs=p.log_probs[:, rows], labels=p.labels[rows]))
+                if p.log_probs is None:  # a compact entry (corruption views): resample its summaries
+                    summary = dataclasses.replace(
+                        p.compact, **{f.name: getattr(p.compact, f.name)[idx] for f in dataclasses.fields(p.compact)})
+                    out.append(dataclasses.replace(p, compact=summary, labels=p.labels[rows]))
+                else:
+                    out.append(dataclasses.replace(p, log_probs=p.log_probs[:, rows], labels=p.labels[rows]))
             return out
 
         return predict

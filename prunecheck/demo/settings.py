@@ -34,10 +34,16 @@ def _read_manifest(zoo_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+#: Test images the demo gates on. More than the zoo's own 2000 (its manifest accuracies): the
+#: calibration gates need them, since at 2000 the control and the deployed model's ΔECE sit
+#: less than 3 bootstrap SE apart from any common threshold. The test split is drawn from its
+#: own stream, never seen in training, so a larger draw needs no rebuild of the zoo.
+DEMO_TEST_SIZE = 4000
+
+
 def _demo_datasets(manifest: dict[str, Any]) -> dict[str, DatasetSpec]:
     data = manifest["dataset"]
-    options = {"seed": int(data["seed"]), "test_size": int(data["test_size"]),
-               "ood_size": DEFAULT_SIZES["ood"]}
+    options = {"seed": int(data["seed"]), "test_size": DEMO_TEST_SIZE, "ood_size": DEFAULT_SIZES["ood"]}
     return {
         "demo": DatasetSpec(name="demo", kind="demo", split="test", mean=DEMO_MEAN, std=DEMO_STD,
                             options=dict(options)),
@@ -46,12 +52,12 @@ def _demo_datasets(manifest: dict[str, Any]) -> dict[str, DatasetSpec]:
     }
 
 
-def _pair(manifest: dict[str, Any], tag: str) -> PairSpec:
+def _pair(manifest: dict[str, Any], tag: str, methods: tuple[str, ...] = ("msp", "mc_dropout")) -> PairSpec:
     """Parent vs the fine-tuned model ``tag``, with its pruning schedule up to it."""
     steps = manifest["family"][: [f["model"] for f in manifest["family"]].index(tag) + 1]
     return PairSpec(
         name=tag, parent="parent", pruned=tag, dataset="demo", reference="reference",
-        ood_dataset="demo-ood", methods=("msp", "mc_dropout"),
+        ood_dataset="demo-ood", methods=methods,
         pre_finetune=manifest["models"][tag]["pre_finetune"],
         schedule=tuple(f["pre_finetune"] for f in steps),
         schedule_finetuned=tuple(f["model"] for f in steps),
@@ -67,38 +73,38 @@ def _pair(manifest: dict[str, Any], tag: str) -> PairSpec:
 
 
 #: The corruptions the demo evaluates and their severity (see _demo_gates).
-DEMO_CORRUPTIONS = ["gaussian_noise", "impulse_noise", "glass_blur"]
-DEMO_SEVERITY = 1
+DEMO_CORRUPTIONS = ["gaussian_noise", "impulse_noise"]
+DEMO_SEVERITY = 3
 
 
 def _demo_gates() -> dict[str, SuiteOptions]:
     """SPEC defaults, with the demo's own views and thresholds.
 
     Every demo verdict must sit at least 3 bootstrap standard errors from its
-    threshold on 2000 test images (``prunecheck demo margins``); the SE of an
-    accuracy difference there is 0.003-0.01. Measured on the shipped zoo, that
+    threshold on the demo's 4000 test images (``prunecheck demo margins``; the SE of
+    an accuracy difference there is 0.003-0.005). Measured on the shipped zoo, that
     leads to:
 
-    - corruptions at severity 1 (imagecorruptions' ImageNet severities put a 32x32
-      image at chance at severity 3), only those whose verdict is clear for every
-      pair at the SPEC's ``max_drop`` 0.005: gaussian_noise (the deployed model
-      loses 4.6 points more than its parent), impulse_noise and glass_blur (it
-      does not). shot/speckle noise, motion blur, fog, contrast, jpeg and L-inf
-      noise sat 0.3-2.5 SE from the threshold for some pair;
-    - a 2-point nominal accuracy budget (0.5 points is 0.8 SE from the pruned
-      ensemble's drop), and an excess-error budget of 3 points;
-    - ΔECE <= 0.0075: the small demo models are well calibrated, and the
-      deployed model's ΔECE of 0.023 sat 0.7 SE from the default 0.02;
+    - corruptions with the CIFAR-10-C constants at severity 3, as seed 002 (the
+      ``cifar`` profile, picked automatically for 32x32 images), only those whose
+      verdict is clear for every pair at the SPEC's ``max_drop`` 0.005: Gaussian
+      noise (the deployed model loses 3.4 points more than its parent, 5.9 SE) and
+      impulse noise (it does not). The other 17 sat within 3 SE of 0.005 for some
+      pair (shot noise 2.9, speckle 2.4, contrast 0.4 for the control pair, ...);
+    - a 2-point nominal accuracy budget (0.5 points is within 2 SE of the pruned
+      ensemble's drop of ~1 point), and an excess-error budget of 4 points;
+    - ΔECE <= 0.014: the control model's ΔECE is 0.001 (MC dropout), the deployed
+      model's 0.030 with MC dropout, the pruned ensemble's 0.099;
     - per-step instability <= 0.6: the 90 % step is catastrophic (0.74), the
-      92.5 % step sits at 0.48, too close to the default 0.5;
+      92.5 % step sits at 0.49, too close to the default 0.5;
     - functional similarity at eps up to 0.2 (0.3 put the deployed model's
       agreement 1.5 SE from 0.9), agreement >= 0.88, and at most 2 points below
       the reference's agreement (at margin 0 the deployed model sat 2-3 SE).
     """
     tables: dict[str, dict[str, Any]] = {
         "accuracy_margin": dict(max_drop=0.02),
-        "uncertainty": dict(max_ece_increase=0.0075),
-        "corruptions": dict(corruptions=list(DEMO_CORRUPTIONS), severities=[DEMO_SEVERITY], max_excess_error_diff=0.03),
+        "uncertainty": dict(max_ece_increase=0.014),
+        "corruptions": dict(corruptions=list(DEMO_CORRUPTIONS), severities=[DEMO_SEVERITY], max_excess_error_diff=0.04),
         "functional": dict(eps=[0.0, 0.1, 0.2], min_agreement=0.88, min_reference_margin=-0.02),
         "instability": dict(max_instability=0.6),
     }
@@ -142,7 +148,10 @@ def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settin
     control, deployed = manifest["family"][0]["model"], manifest["deployed"]
     pairs = [_pair(manifest, control)]
     if deployed != control:
-        pairs.append(_pair(manifest, deployed))
+        # The deployed model's calibration is gated with MC dropout (seed 000's method): its MSP
+        # ΔECE (0.013, bootstrap SE 0.004 on 4000 images) sits between the control's and the
+        # MC-dropout ΔECE, so no threshold would make that one node a clear verdict either way.
+        pairs.append(_pair(manifest, deployed, methods=("mc_dropout",)))
     pairs.append(PairSpec(
         name="ensemble", parent="ensemble", pruned="ensemble-pruned", dataset="demo",
         ood_dataset="demo-ood", methods=("msp", "ensemble"), expect_fail=expect_fail_of("ensemble"),
