@@ -387,6 +387,7 @@ def test_demo_settings_cross_references(toy_zoo, tmp_path):
         ("accuracy_margin", "max_drop"), ("uncertainty", "max_ece_increase"), ("corruptions", "corruptions"),
         ("corruptions", "severities"), ("corruptions", "max_excess_error_diff"), ("functional", "eps"),
         ("functional", "min_agreement"), ("functional", "min_reference_margin"), ("instability", "max_instability"),
+        ("uncertainty", "blur_radii"), ("functional", "repetitions"),
     }
     assert s.gates["corruptions"].severities == (DEMO_SEVERITY,) and s.gates["corruptions"].max_drop == 0.005
     # expect_fail comes from the one declaration of the demo's known failures
