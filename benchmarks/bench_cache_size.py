@@ -4,7 +4,7 @@ Workload (seed 002 on ImageNet): 50,000 validation images x 1,000 classes, 76 vi
 (nominal + 15 corruptions x 5 severities) and a family of 6 models = 456 entries.
 Nominal predictions keep float32 rows (uncertainty gates, OOD, similarity read them);
 the 75 corruption views feed accuracy-type gates only and are stored as per-sample
-summaries (prunecheck.predictions).
+summaries (prunecheck.engine.predictions).
 
 The script writes one real 50,000 x 1,000 entry of each kind through the engine
 (a linear 1,000-class head on 8x8 images, so the forward pass is cheap), measures the
@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prunecheck.cache import ArrayCache
+from prunecheck.core.views import NOMINAL
 from prunecheck.data.base import TensorDataset
-from prunecheck.engine import PredictionEngine
-from prunecheck.models import model_from_module
-from prunecheck.predictions import SUMMARY_BYTES_PER_SAMPLE
-from prunecheck.views import NOMINAL
+from prunecheck.engine.cache import ArrayCache
+from prunecheck.engine.predictions import SUMMARY_BYTES_PER_SAMPLE
+from prunecheck.engine.predictor import PredictionEngine
+from prunecheck.nn.models import model_from_module
 
 GB = 1e9
 

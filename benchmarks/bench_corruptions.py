@@ -2,10 +2,10 @@
 
 Per-image time of each corruption the torch backend covers, at each ``--sizes`` side
 and severity ``--severity``, with constant profile ``--profile``: the reference
-(:func:`prunecheck.corruptions.generate.corrupt_images`, one image at a time as the
+(:func:`prunecheck.data.corruptions.generate.corrupt_images`, one image at a time as the
 generator runs it; with the imagenet profile that is imagecorruptions' own function or
 prunecheck's byte-identical re-implementation) on a few images, the torch backend
-(:func:`prunecheck.corruptions.torch_backend.corrupt_batch`) on a batch in one call;
+(:func:`prunecheck.data.corruptions.torch_backend.corrupt_batch`) on a batch in one call;
 best of ``--repeats``. Images are smooth colour blocks plus noise. Usage::
 
     python benchmarks/bench_corruptions.py [--device cuda] [--sizes 32 224] [--profile imagenet]
@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prunecheck.corruptions.generate import corrupt_images  # noqa: E402
-from prunecheck.corruptions.torch_backend import TORCH_CORRUPTIONS, corrupt_batch  # noqa: E402
+from prunecheck.data.corruptions.generate import corrupt_images  # noqa: E402
+from prunecheck.data.corruptions.torch_backend import TORCH_CORRUPTIONS, corrupt_batch  # noqa: E402
 
 #: (torch images, reference images) per call, by image side: about the same work per size.
 _COUNTS = {32: (1024, 32), 224: (32, 4)}

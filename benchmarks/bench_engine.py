@@ -6,7 +6,7 @@ All three measured in one run, on the same model and device:
   ``--batch`` (no data work at all): the ceiling;
 * plain: what common evaluation scripts do: float host tensors, ``model(x)`` in a
   for loop over DataLoader-like slices of ``--batch``, softmax, results to the host;
-* harness: :class:`prunecheck.engine.PredictionEngine` on a uint8 dataset
+* harness: :class:`prunecheck.engine.predictor.PredictionEngine` on a uint8 dataset
   (normalised on the device, prefetching, log-probabilities, cache write), each
   repetition with an empty cache; the model's weight fingerprint and the dataset
   fingerprint are computed once before timing, as in a session.
@@ -29,10 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prunecheck.cache import ArrayCache  # noqa: E402
+from prunecheck.engine.cache import ArrayCache  # noqa: E402
 from prunecheck.data.base import TensorDataset  # noqa: E402
-from prunecheck.engine import PredictionEngine, resolve_device  # noqa: E402
-from prunecheck.models import model_from_module  # noqa: E402
+from prunecheck.engine.predictor import PredictionEngine, resolve_device  # noqa: E402
+from prunecheck.nn.models import model_from_module  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -6,7 +6,7 @@ engine stores them), then times the warm path the suites take: read the entries,
 build predictions, and compute every gate of the pair:
 
 - accuracy margin (point mode);
-- uncertainty drift, MSP: ΔAUSE, ΔECE, ΔNLL plus the report payload (prunecheck.uncertainty);
+- uncertainty drift, MSP: ΔAUSE, ΔECE, ΔNLL plus the report payload (prunecheck.gates.uncertainty);
 - corruption margin on each corruption view (from summaries);
 - functional similarity statistics (agreement, softmax distance) on 1,000 images.
 
@@ -26,13 +26,14 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from prunecheck import metrics, uncertainty
-from prunecheck.cache import ArrayCache, cache_key
-from prunecheck.checks import GateChecker
-from prunecheck.options import default_gate_options
-from prunecheck.predictions import PredictionSummary, Predictions
-from prunecheck.settings import RunSettings, Settings
-from prunecheck.views import NOMINAL, corruption
+from prunecheck import metrics
+from prunecheck.config.options import default_gate_options
+from prunecheck.config.settings import RunSettings, Settings
+from prunecheck.core.views import NOMINAL, corruption
+from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.engine.predictions import PredictionSummary, Predictions
+from prunecheck.gates import uncertainty
+from prunecheck.gates.checks import GateChecker
 
 BLOCK = 1 << 22  # elements generated at once
 

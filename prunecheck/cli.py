@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from prunecheck import __version__
-from prunecheck.errors import PrunecheckError
+from prunecheck.core.errors import PrunecheckError
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:
     """``--config``, else discovery from the current folder upwards (as pytest run here would)."""
-    from prunecheck.config import discover_config, find_config
+    from prunecheck.config.loader import discover_config, find_config
 
     if args.config is not None:
         return find_config(Path.cwd(), args.config)
@@ -28,7 +28,7 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 def _settings(args: argparse.Namespace):
     """The settings ``pytest suites/`` would use here: the config found, else the built-in demo."""
-    from prunecheck.config import load_settings
+    from prunecheck.config.loader import load_settings
     from prunecheck.demo.settings import demo_settings
     from prunecheck.demo.shipped import install_shipped_zoo
 
@@ -42,7 +42,7 @@ def _settings(args: argparse.Namespace):
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check a configuration file and print what it defines (--deep: also its files, imports and shapes)."""
-    from prunecheck.config import load_settings
+    from prunecheck.config.loader import load_settings
 
     path = _config_path(args)
     if path is None:
@@ -69,8 +69,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not args.deep:
         print("syntax and references OK (add --deep to import the factories and load the weights and data)")
         return 0
-    from prunecheck.validation import deep_check, problems_text
-    from prunecheck.workspace import Workspace
+    from prunecheck.session.validation import deep_check, problems_text
+    from prunecheck.session.workspace import Workspace
 
     problems = deep_check(settings, Workspace(settings))
     if problems:
@@ -108,7 +108,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render Markdown, HTML and plots from a saved prunecheck.json."""
-    from prunecheck.report import load_report, write_rendered
+    from prunecheck.report.document import load_report, write_rendered
 
     path = Path(args.path)
     doc = load_report(path)

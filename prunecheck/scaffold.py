@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from prunecheck.errors import PrunecheckError
+from prunecheck.core.errors import PrunecheckError
 
 TEMPLATE_PACKAGE = "prunecheck.suites_template"
 

@@ -2,7 +2,7 @@
 
 The suites already know which (model, view) predictions they need, so the command
 runs them in-process under pytest with the workspace's engine in shard mode
-(:class:`~prunecheck.engine.PredictionEngine`, ``shard=(I-1, N)``): every
+(:class:`~prunecheck.engine.predictor.PredictionEngine`, ``shard=(I-1, N)``): every
 prediction the suites ask for is computed for the I-th of N runs of whole batches
 only and stored as a part; the shard that completes an entry's parts assembles it.
 Gate outcomes of this run are meaningless (unfinished entries are placeholders)

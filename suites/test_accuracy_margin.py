@@ -11,7 +11,7 @@
 All but the efficiency facts use the same cached nominal predictions.
 """
 
-from prunecheck import perclass
+from prunecheck.gates import perclass
 
 
 def test_accuracy_margin(pair, gate):

@@ -15,7 +15,7 @@ from ``corruptions`` x ``severities`` plus one L-inf noise view per ``noise_leve
 
 import pytest
 
-from prunecheck import robustness
+from prunecheck.gates import robustness
 from prunecheck.plugin import get_settings
 
 def pytest_generate_tests(metafunc):

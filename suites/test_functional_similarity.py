@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import COMPUTE_ERRORS, cannot_compute, failed_closed
+from prunecheck.gates.decide import COMPUTE_ERRORS, cannot_compute, failed_closed
 from prunecheck.plugin import get_settings
 
 SUITE = "functional"
@@ -42,7 +42,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # -- helpers -------------------------------------------------------------------------------
 def _similarity(pair, options, eps, names):
-    from prunecheck.similarity import noise_similarity, sample_rows
+    from prunecheck.gates.similarity import noise_similarity, sample_rows
 
     workspace = pair.workspace
     data = sample_rows(workspace.dataset(pair.spec.dataset), options["max_images"], seed=workspace.settings.run.seed)
@@ -58,7 +58,7 @@ def _similarity(pair, options, eps, names):
 
 
 def _result(pair, options, *points, metric, threshold_name, eps, details, pruned=None):
-    from prunecheck.similarity import similarity_result
+    from prunecheck.gates.similarity import similarity_result
 
     run = pair.workspace.settings.run
     try:
@@ -126,7 +126,7 @@ def test_closer_than_reference(pair, gate, eps):
 @pytest.mark.slow
 @pytest.mark.prunecheck_pairs(lambda spec, settings: bool(settings.gates[SUITE]["backselect"]))
 def test_informative_features(pair, gate):
-    from prunecheck.similarity import informative_features
+    from prunecheck.gates.similarity import informative_features
 
     options = gate.config(SUITE)
     payload = informative_features(

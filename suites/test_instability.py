@@ -2,7 +2,7 @@
 
 instability = (acc_before - acc_after) / acc_before, where acc_after is the
 accuracy right after pruning, before fine-tuning. The step(s) come from the pair
-(see ``prunecheck.stability``), first match wins:
+(see ``prunecheck.gates.stability``), first match wins:
 
 - ``schedule``: every pre-fine-tune checkpoint is a step; step k starts from the
   fine-tuned model of step k-1 (``schedule_finetuned[k-2]``, or the ``pruned``
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.gates import COMPUTE_ERRORS, cannot_compute, failed_closed
+from prunecheck.gates.decide import COMPUTE_ERRORS, cannot_compute, failed_closed
 
 GATE = "instability"
 
@@ -37,7 +37,7 @@ def _has_steps(spec, settings) -> bool:
 
 @pytest.mark.prunecheck_pairs.with_args(_has_steps)
 def test_pruning_instability(pair, gate):
-    from prunecheck.stability import evaluate_steps, failure_threshold, step_results
+    from prunecheck.gates.stability import evaluate_steps, failure_threshold, step_results
 
     options = gate.config(GATE)
     try:

@@ -10,12 +10,12 @@ One test node per (pair, uncertainty method) in ``pairs[].methods`` (MSP always)
 - ``test_uncertainty_blur``: mean uncertainty must rise with the Gaussian blur radius
   (Spearman >= min_blur_spearman) for the pruned model whenever it does for the parent.
 
-Thresholds: ``[gates.uncertainty]``. The logic lives in :mod:`prunecheck.uncertainty`.
+Thresholds: ``[gates.uncertainty]``. The logic lives in :mod:`prunecheck.gates.uncertainty`.
 """
 
 import pytest
 
-from prunecheck import uncertainty
+from prunecheck.gates import uncertainty
 from prunecheck.plugin import get_settings
 
 CASES = {
@@ -35,7 +35,7 @@ def pytest_generate_tests(metafunc):
 
 
 def _case(request, workspace):
-    from prunecheck.workspace import Pair
+    from prunecheck.session.workspace import Pair
 
     spec, method = request.param
     for name in (spec.parent, spec.pruned):

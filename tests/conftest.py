@@ -24,6 +24,6 @@ import prunecheck  # noqa: E402
 for _module in pkgutil.walk_packages(prunecheck.__path__, "prunecheck."):
     importlib.import_module(_module.name)
 
-from prunecheck.corruptions.compat import load_imagecorruptions  # noqa: E402
+from prunecheck.data.corruptions.compat import load_imagecorruptions  # noqa: E402
 
 load_imagecorruptions()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from prunecheck.atomic import atomic_file, write_text
+from prunecheck.core.io import atomic_file, write_text
 
 
 def test_replaces_the_target_and_leaves_no_temporary_file(tmp_path):

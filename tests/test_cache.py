@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from prunecheck.cache import ArrayCache, cache_key
+from prunecheck.engine.cache import ArrayCache, cache_key
 
 
 def test_roundtrip_and_hit_counting(tmp_path):

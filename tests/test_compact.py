@@ -11,13 +11,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prunecheck import compact, metrics
-from prunecheck.checks import GateChecker
-from prunecheck.gates import decide
-from prunecheck.predictions import PredictionSummary, Predictions, RowsNotStoredError
-from prunecheck.settings import RunSettings, Settings
+from prunecheck import metrics
+from prunecheck.config.settings import RunSettings, Settings
+from prunecheck.core.views import corruption
+from prunecheck.engine import compact
+from prunecheck.engine.predictions import PredictionSummary, Predictions, RowsNotStoredError
+from prunecheck.gates.checks import GateChecker
+from prunecheck.gates.decide import decide
 from prunecheck.strategies import probability_rows, probs_and_labels
-from prunecheck.views import corruption
 
 VIEW = corruption("gaussian_noise", 3)
 # brier is Σp² - 2 p[y] + 1 from the summary, Σ (p - onehot)² from rows: float64 rounding apart.

@@ -1,4 +1,4 @@
-"""Tests for prunecheck.config: discovery, a full round trip, defaults and every error class.
+"""Tests for prunecheck.config.loader: discovery, a full round trip, defaults and every error class.
 
 Error cases edit one line of a complete, valid TOML file (``FULL``) and load it
 from disk, so each asserts on what a user would actually see: the file name, the
@@ -16,11 +16,11 @@ from typing import Literal
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from prunecheck import options
-from prunecheck.config import find_config, load_settings, parse_settings
-from prunecheck.errors import ConfigError
-from prunecheck.options import GateMode, SuiteOptions, option
-from prunecheck.settings import DatasetSpec, FamilyMember, ModelSpec, PairSpec, RunSettings
+from prunecheck.config import options
+from prunecheck.config.loader import find_config, load_settings, parse_settings
+from prunecheck.config.options import GateMode, SuiteOptions, option
+from prunecheck.config.settings import DatasetSpec, FamilyMember, ModelSpec, PairSpec, RunSettings
+from prunecheck.core.errors import ConfigError
 
 FULL = """\
 [run]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from prunecheck.corruptions.compat import load_imagecorruptions
+from prunecheck.data.corruptions.compat import load_imagecorruptions
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
 # Pytester drops modules first imported inside a run, and numpy.fft's extension (used by

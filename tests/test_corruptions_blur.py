@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter
 
-from prunecheck.corruptions.blur import (
+from prunecheck.data.corruptions.blur import (
     BlurredDataset,
     _reflect_index,
     gaussian_blur_batch,

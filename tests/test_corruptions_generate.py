@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from prunecheck.corruptions import compat, generate
-from prunecheck.corruptions.generate import CorruptedDataset, corrupt_images
-from prunecheck.corruptions.names import ALL_CORRUPTIONS
+from prunecheck.core.corruption_names import ALL_CORRUPTIONS
+from prunecheck.core.errors import CacheError
 from prunecheck.data.base import TensorDataset
-from prunecheck.errors import CacheError
+from prunecheck.data.corruptions import compat, generate
+from prunecheck.data.corruptions.generate import CorruptedDataset, corrupt_images
 
 #: Corruptions whose output depends on the RNG (the others must ignore the seed).
 RANDOM = {
@@ -181,7 +181,7 @@ def test_spatter_without_water_keeps_image(monkeypatch, images32):
     image gets no water (about 1 in 40 at 32x32, severity 1)."""
     import warnings
 
-    from prunecheck.corruptions import profiles
+    from prunecheck.data.corruptions import profiles
 
     table = dict(profiles._IMAGENET)
     table["spatter"] = ((0.65, 0.3, 4, 99.0, 0.6, 0),) + table["spatter"][1:]  # threshold no noise value reaches

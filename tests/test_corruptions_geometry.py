@@ -15,12 +15,12 @@ import pytest
 import torchvision.transforms as T
 from PIL import Image
 
-from prunecheck.corruptions.released import imagenet_c_geometry, load_imagenet_c
+from prunecheck.config.settings import DatasetSpec, RunSettings, Settings
+from prunecheck.core.errors import DataError
+from prunecheck.core.views import corruption
+from prunecheck.data.corruptions.released import imagenet_c_geometry, load_imagenet_c
 from prunecheck.data.imagefolder import ImageFolderDataset
-from prunecheck.errors import DataError
-from prunecheck.settings import DatasetSpec, RunSettings, Settings
-from prunecheck.views import corruption
-from prunecheck.workspace import Workspace
+from prunecheck.session.workspace import Workspace
 
 WNIDS = ["n01440764", "n01443537"]
 SIZES = [(300, 260), (281, 417), (256, 256)]  # (width, height): landscape, portrait, square

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prunecheck.corruptions.names import (
+from prunecheck.core.corruption_names import (
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
     EXTRA_CORRUPTIONS,
@@ -21,7 +21,7 @@ def test_tables():
 
 
 def test_tables_match_imagecorruptions():
-    from prunecheck.corruptions.compat import load_imagecorruptions
+    from prunecheck.data.corruptions.compat import load_imagecorruptions
 
     ic = load_imagecorruptions()
     assert tuple(ic.get_corruption_names("common")) == BENCHMARK_CORRUPTIONS

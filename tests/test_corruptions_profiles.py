@@ -17,10 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
-from prunecheck.corruptions import cifar_c, compat, profiles
-from prunecheck.corruptions.generate import CorruptedDataset, corrupt_images
-from prunecheck.corruptions.names import ALL_CORRUPTIONS
+from prunecheck.core.corruption_names import ALL_CORRUPTIONS
 from prunecheck.data.base import TensorDataset
+from prunecheck.data.corruptions import cifar_c, compat, profiles
+from prunecheck.data.corruptions.generate import CorruptedDataset, corrupt_images
 
 CIFAR = "make_cifar_c.py"
 IC = "imagecorruptions/corruptions.py"
@@ -269,7 +269,7 @@ dataset = "c"
 def _parse(extra: str, tmp_path):
     import tomllib
 
-    from prunecheck.config import parse_settings
+    from prunecheck.config.loader import parse_settings
 
     return parse_settings(tomllib.loads(CONFIG.format(extra=extra)), source="prunecheck.toml", base_dir=tmp_path)
 
@@ -281,7 +281,7 @@ def test_config_key_defaults_to_auto_and_accepts_each_profile(tmp_path):
 
 
 def test_config_key_error_names_file_key_and_choices(tmp_path):
-    from prunecheck.errors import ConfigError
+    from prunecheck.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         _parse('corruption_profile = "tinyimagenet"', tmp_path)
@@ -291,9 +291,9 @@ def test_config_key_error_names_file_key_and_choices(tmp_path):
 
 
 def test_workspace_generates_with_the_configured_profile_and_says_so(tmp_path):
-    from prunecheck.settings import DatasetSpec, RunSettings, Settings
-    from prunecheck.views import NOMINAL, corruption
-    from prunecheck.workspace import Workspace
+    from prunecheck.config.settings import DatasetSpec, RunSettings, Settings
+    from prunecheck.core.views import NOMINAL, corruption
+    from prunecheck.session.workspace import Workspace
 
     rng = np.random.default_rng(0)
     base = TensorDataset("toy", torch.from_numpy(rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)),
@@ -312,7 +312,7 @@ def test_workspace_generates_with_the_configured_profile_and_says_so(tmp_path):
 
 
 def test_corruption_table_lists_the_source_of_each_view():
-    from prunecheck.tables import corruptions as table
+    from prunecheck.report.tables import corruptions as table
 
     entries = [
         {"subject": "a", "payload": {"kind": "pair", "view": "fog-3", "parent_accuracy": 0.9,

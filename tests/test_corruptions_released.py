@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from prunecheck.corruptions.released import (
+from prunecheck.data.corruptions.released import (
     available_released_corruptions,
     load_cifar_c,
     load_imagenet_c,
 )
-from prunecheck.errors import DataError
+from prunecheck.core.errors import DataError
 
 N = 10  # rows per severity (10000 in the released files)
 CORRUPTIONS = {"gaussian_noise": 1, "fog": 2}  # name -> planted id

@@ -23,11 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from prunecheck.config.settings import DatasetSpec
+from prunecheck.core.errors import DataError
 from prunecheck.data import cifar, imagefolder
 from prunecheck.data.base import Subset, TensorDataset, stratified_indices
 from prunecheck.data.registry import known_kinds, load_dataset
-from prunecheck.errors import DataError
-from prunecheck.settings import DatasetSpec
 
 CIFAR10_NAMES = [
     b"airplane", b"automobile", b"bird", b"cat", b"deer",
@@ -611,9 +611,9 @@ def test_demo_kind_calls_load_demo_dataset(monkeypatch):
         seen.append(spec)
         return fake_ds
 
-    module = types.ModuleType("prunecheck.demo.dataset")
+    module = types.ModuleType("prunecheck.data.demo")
     module.load_demo_dataset = load_demo_dataset  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "prunecheck.demo.dataset", module)
+    monkeypatch.setitem(sys.modules, "prunecheck.data.demo", module)
     spec = DatasetSpec(name="demo", kind="demo")
     assert load_dataset(spec) is fake_ds and seen == [spec]
     limited = load_dataset(spec, limit=3)

@@ -12,16 +12,16 @@ import pytest
 import torch
 from torch import nn
 
+from prunecheck.config.settings import DatasetSpec
+from prunecheck.core.errors import DataError, PrunecheckError
 from prunecheck.data.base import TensorDataset
-from prunecheck.errors import DataError, PrunecheckError
-from prunecheck.settings import DatasetSpec
 
-from prunecheck.demo import dataset as demo_dataset
+from prunecheck.config.options import default_gate_options
+from prunecheck.data import demo as demo_dataset
+from prunecheck.data.demo import NUM_CLASSES, generate_demo_images, load_demo_dataset
 from prunecheck.demo import zoo as demo_zoo
-from prunecheck.demo.dataset import NUM_CLASSES, generate_demo_images, load_demo_dataset
 from prunecheck.demo.net import DemoNet
 from prunecheck.demo.settings import DEMO_SEVERITY, DEMO_TEST_SIZE, demo_settings
-from prunecheck.options import default_gate_options
 from prunecheck.demo.zoo import ZooConfig, ensure_zoo, load_zoo_model, read_manifest
 
 # A toy zoo: a few hundred images, one epoch, width 4; builds in a few seconds.
@@ -379,7 +379,7 @@ def test_demo_settings_cross_references(toy_zoo, tmp_path):
     assert family.deployed == "wt80" and [m.model for m in family.members] == ["wt50", "wt80"]
     assert all(m.model in s.models for m in family.members) and family.parent in s.models
     assert [m.ratio for m in family.members] == [0.5, 0.8]
-    from prunecheck.options import default_gate_options
+    from prunecheck.config.options import default_gate_options
 
     # SPEC defaults except the keys the demo sets for clear verdicts (see _demo_gates)
     defaults = default_gate_options()

@@ -17,7 +17,7 @@ import pytest
 
 from prunecheck.demo.expectations import KNOWN_FAILURES
 from prunecheck.demo.margins import GateMargin, _Resampler, format_table, measure_margins, too_close
-from prunecheck.gates import decide
+from prunecheck.gates.decide import decide
 
 ROOT = Path(__file__).resolve().parents[1]
 

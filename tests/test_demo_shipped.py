@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from prunecheck.core.errors import PrunecheckError
+from prunecheck.data import demo as demo_dataset
+from prunecheck.data.demo import generate_demo_images
 from prunecheck.demo import compact, shipped
-from prunecheck.demo import dataset as demo_dataset
-from prunecheck.demo.dataset import generate_demo_images
 from prunecheck.demo.net import DemoNet
 from prunecheck.demo.shipped import SHIPPED_DIR, WEIGHTS, install_shipped_zoo, shipped_manifest, stale_reasons
 from prunecheck.demo.zoo import ZooConfig, to_input
-from prunecheck.errors import PrunecheckError
 
 MAX_SHIPPED_BYTES = 3 * 1024 * 1024  # the budget for the wheel's growth
 

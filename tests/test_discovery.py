@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from prunecheck.cli import main as cli_main
-from prunecheck.config import discover_config
+from prunecheck.config.loader import discover_config
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
 pytest_plugins = ["pytester"]

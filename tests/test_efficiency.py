@@ -1,4 +1,4 @@
-"""Tests of prunecheck.efficiency against hand-computed counts."""
+"""Tests of prunecheck.nn.efficiency against hand-computed counts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from prunecheck.efficiency import EfficiencyFacts, compression_ratio, efficiency_facts
-from prunecheck.models import ensemble_from_members, model_from_module
+from prunecheck.nn.efficiency import EfficiencyFacts, compression_ratio, efficiency_facts
+from prunecheck.nn.models import ensemble_from_members, model_from_module
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation notices
 

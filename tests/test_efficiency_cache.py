@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from prunecheck import efficiency
+from prunecheck.nn import efficiency
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
 pytest_plugins = ["pytester"]

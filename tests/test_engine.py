@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from prunecheck.cache import ArrayCache
+from prunecheck.config.settings import ModelSpec
+from prunecheck.core.errors import ModelError
+from prunecheck.core.views import NOMINAL, noise
 from prunecheck.data.base import TensorDataset
-from prunecheck.engine import PredictionEngine
-from prunecheck.errors import ModelError
-from prunecheck.models import ensemble_from_members, model_from_module
-from prunecheck.settings import ModelSpec
-from prunecheck.views import NOMINAL, noise
+from prunecheck.engine.cache import ArrayCache
+from prunecheck.engine.predictor import PredictionEngine
+from prunecheck.nn.models import ensemble_from_members, model_from_module
 
 
 class SmallNet(nn.Module):

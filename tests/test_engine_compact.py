@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from prunecheck.cache import ArrayCache
-from prunecheck.engine import PredictionEngine, part_key
-from prunecheck.models import ensemble_from_members
-from prunecheck.predictions import SUMMARY_FIELDS
-from prunecheck.views import NOMINAL, noise
+from prunecheck.core.views import NOMINAL, noise
+from prunecheck.engine.cache import ArrayCache
+from prunecheck.engine.predictions import SUMMARY_FIELDS
+from prunecheck.engine.predictor import PredictionEngine, part_key
+from prunecheck.nn.models import ensemble_from_members
 from tests.test_engine import make_dataset, make_model
 
 

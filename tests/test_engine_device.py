@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from prunecheck.cache import ArrayCache
 from prunecheck.data.base import TensorDataset
-from prunecheck.engine import PredictionEngine, key_lock
-from prunecheck.models import model_from_module
+from prunecheck.engine.cache import ArrayCache
+from prunecheck.engine.predictor import PredictionEngine, key_lock
+from prunecheck.nn.models import model_from_module
 from prunecheck.plugin import worker_device
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
@@ -88,7 +88,7 @@ def test_fp32_keys_are_unchanged_and_reduced_precision_has_its_own(tmp_path):
 
 
 def data_view():
-    from prunecheck.views import NOMINAL
+    from prunecheck.core.views import NOMINAL
 
     return NOMINAL
 

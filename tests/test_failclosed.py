@@ -95,8 +95,8 @@ def test_nan_model_fails_gates_and_every_report_is_written(pytester: pytest.Pyte
 
 
 def test_error_text_is_plain_without_terminal_colour_codes() -> None:
-    from prunecheck.errors import ModelError
-    from prunecheck.gates import cannot_compute
+    from prunecheck.core.errors import ModelError
+    from prunecheck.gates.decide import cannot_compute
 
     coloured = "Weights only load failed. \x1b[1mRe-running with weights_only=False\x1b[0m will likely succeed"
     assert str(ModelError(f"model 'm': {coloured}")) == (

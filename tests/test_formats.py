@@ -17,10 +17,10 @@ import pytest
 import torch
 from torch import nn
 
-from prunecheck.efficiency import efficiency_facts, pair_ratios
-from prunecheck.errors import ModelError
-from prunecheck.models import load_model, mask_transfer_problem, model_from_module, prunable_weights
-from prunecheck.settings import ModelSpec
+from prunecheck.config.settings import ModelSpec
+from prunecheck.core.errors import ModelError
+from prunecheck.nn.efficiency import efficiency_facts, pair_ratios
+from prunecheck.nn.models import load_model, mask_transfer_problem, model_from_module, prunable_weights
 
 pytest_plugins = ["pytester"]
 
@@ -296,7 +296,7 @@ def test_torch_pruning_file_with_foreign_global_is_refused_without_running(tmp_p
 def test_structurally_pruned_pair_fails_instability_closed_with_the_hint(tmp_path, net):
     import copy
 
-    from prunecheck.stability import masked_parent_model
+    from prunecheck.gates.stability import masked_parent_model
 
     parent = model_from_module("parent", copy.deepcopy(net))
     pruned = model_from_module("small", _tp_prune(net)[0])
@@ -335,7 +335,7 @@ def _config(model: dict) -> dict:
 def test_new_format_keys_parse(model, spec_fields):
     from pathlib import Path
 
-    from prunecheck.config import parse_settings
+    from prunecheck.config.loader import parse_settings
 
     spec = parse_settings(_config(model), source="p.toml", base_dir=Path("/proj")).models["q"]
     assert {k: getattr(spec, k) for k in spec_fields} == spec_fields
@@ -356,8 +356,8 @@ def test_new_format_keys_parse(model, spec_fields):
 def test_new_format_keys_are_validated(model, key, message):
     from pathlib import Path
 
-    from prunecheck.config import parse_settings
-    from prunecheck.errors import ConfigError
+    from prunecheck.config.loader import parse_settings
+    from prunecheck.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         parse_settings(_config(model), source="p.toml", base_dir=Path("/proj"))

@@ -14,13 +14,13 @@ import pytest
 import torch
 from hypothesis import given, settings as hsettings, strategies as st
 
-from prunecheck.checks import GateChecker
-from prunecheck.engine import Predictions
-from prunecheck.gates import ROUNDING_TOLERANCE, decide, fmt
+from prunecheck.config.options import AccuracyMarginOptions, CorruptionsOptions
+from prunecheck.config.settings import RunSettings, Settings
+from prunecheck.core.views import NOMINAL
+from prunecheck.engine.predictor import Predictions
+from prunecheck.gates.checks import GateChecker
+from prunecheck.gates.decide import ROUNDING_TOLERANCE, decide, fmt
 from prunecheck.metrics.pruning import PRUNE_POTENTIAL_EPS
-from prunecheck.options import AccuracyMarginOptions, CorruptionsOptions
-from prunecheck.settings import RunSettings, Settings
-from prunecheck.views import NOMINAL
 
 
 def predictions(correct: int, n: int, model: str) -> Predictions:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from prunecheck.gates import decide, failed_closed
+from prunecheck.gates.decide import decide, failed_closed
 
 
 def make(value, threshold=0.005, **kw):

@@ -1,4 +1,4 @@
-"""Tests of prunecheck.models: every weights format, fingerprints, output check, masks."""
+"""Tests of prunecheck.nn.models: every weights format, fingerprints, output check, masks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import prune
 
-from prunecheck.errors import ModelError
-from prunecheck.models import (
+from prunecheck.core.errors import ModelError
+from prunecheck.nn.models import (
     LoadedModel,
     apply_mask,
     check_output_width,
@@ -24,7 +24,7 @@ from prunecheck.models import (
     model_from_module,
     zero_mask,
 )
-from prunecheck.settings import ModelSpec
+from prunecheck.config.settings import ModelSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation notices
 

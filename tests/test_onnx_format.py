@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from prunecheck.efficiency import efficiency_facts
-from prunecheck.errors import ModelError
-from prunecheck.models import load_model
-from prunecheck.settings import ModelSpec
+from prunecheck.config.settings import ModelSpec
+from prunecheck.core.errors import ModelError
+from prunecheck.nn.efficiency import efficiency_facts
+from prunecheck.nn.models import load_model
 from prunecheck.testing import RedChannelNet, class_colour_images, model_table, red_channel_weights, write_planted_project
 
 pytest.importorskip("onnxruntime")  # dev installs it; a bare install without the extra skips visibly

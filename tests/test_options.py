@@ -1,4 +1,4 @@
-"""The typed ``[gates.*]`` schema (prunecheck.options) as a user meets it through a config file.
+"""The typed ``[gates.*]`` schema (prunecheck.config.options) as a user meets it through a config file.
 
 Every value that used to load and only surface later as a strange gate result is one
 configuration error naming the file and the key (issue: options schema; fail closed).
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from prunecheck import options
-from prunecheck.config import load_settings
-from prunecheck.errors import ConfigError, PrunecheckDeprecationWarning
+from prunecheck.config import options
+from prunecheck.config.loader import load_settings
+from prunecheck.core.errors import ConfigError, PrunecheckDeprecationWarning
 
 MINIMAL = """\
 [datasets.c]

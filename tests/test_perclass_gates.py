@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from prunecheck.engine import Predictions
-from prunecheck.options import ClassAccuracyOptions
-from prunecheck.gates import GateResult, decide, optional_fraction, with_relative_drop
-from prunecheck.perclass import class_accuracy_gate, png_thumbnail
+from prunecheck.config.options import ClassAccuracyOptions
+from prunecheck.core.views import NOMINAL
+from prunecheck.engine.predictor import Predictions
+from prunecheck.gates.decide import GateResult, decide, optional_fraction, with_relative_drop
+from prunecheck.gates.perclass import class_accuracy_gate, png_thumbnail
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
-from prunecheck.views import NOMINAL
 
 pytest_plugins = ["pytester"]
 
@@ -200,9 +200,9 @@ def test_bad_optional_threshold_is_a_configuration_error_naming_the_key(pytester
 
 
 def test_per_class_gate_and_pies_add_no_forward_pass(tmp_path):
-    from prunecheck.config import load_settings
-    from prunecheck.perclass import pie_report
-    from prunecheck.workspace import Pair, Workspace
+    from prunecheck.config.loader import load_settings
+    from prunecheck.gates.perclass import pie_report
+    from prunecheck.session.workspace import Pair, Workspace
 
     write_project(tmp_path)
     settings = load_settings(tmp_path / "prunecheck.toml")
@@ -221,9 +221,9 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     # Reference = parent with class 8 zeroed. Class-9 images: parent and reference say 9, pruned
     # does not -> PIE. Class-8 images: the unpruned votes tie {8, reference's pick}, pruned says 8
     # -> a shared class, not a PIE. So still exactly the 60 class-9 images.
-    from prunecheck.config import load_settings
-    from prunecheck.perclass import pie_report
-    from prunecheck.workspace import Pair, Workspace
+    from prunecheck.config.loader import load_settings
+    from prunecheck.gates.perclass import pie_report
+    from prunecheck.session.workspace import Pair, Workspace
 
     root = write_project(tmp_path)
     reference = red_channel_weights()

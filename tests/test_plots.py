@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from prunecheck import plots
-from prunecheck.html import markdown_to_html, render_html
+from prunecheck.report import plots
+from prunecheck.report.html import markdown_to_html, render_html
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.colors import to_hex  # noqa: E402

@@ -114,7 +114,7 @@ def test_bad_ini_value_names_its_source(pytester):
 
 
 def test_model_that_does_not_load_stops_the_run_before_any_test(pytester):
-    # The session-start deep check (prunecheck.validation) reports it once, not once per test.
+    # The session-start deep check (prunecheck.session.validation) reports it once, not once per test.
     root = write_project(pytester, drop_classes=0)
     (root / "pruned.pt").write_bytes(b"not a checkpoint")
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prunecheck.progress import (
+from prunecheck.core.progress import (
     Reporter, counting, fmt_duration, plain_output_wanted, task, with_finetune_progress,
 )
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from scipy import integrate
 from torch import nn
 
-from prunecheck.config import parse_settings
-from prunecheck.models import apply_mask, load_model, zero_mask
+from prunecheck.config.loader import parse_settings
+from prunecheck.nn.models import apply_mask, load_model, zero_mask
 from prunecheck.pruning import (
     METHODS,
     STRUCTURED_METHODS,
@@ -41,8 +41,8 @@ from prunecheck.pruning import (
     prune_with_report,
     weight_mask,
 )
+from prunecheck.config.settings import ModelSpec
 from prunecheck.pruning import command
-from prunecheck.settings import ModelSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -709,7 +709,7 @@ def test_prune_command_with_finetune_and_errors(project, capsys):
     assert command.run_prune(args) == 0
     settings = _merged_settings(project, project / "fam" / "prunecheck-snippet.toml")
     assert settings.pairs[-1].pre_finetune == "parent-random_channels-50-pre"
-    from prunecheck.errors import PrunecheckError
+    from prunecheck.core.errors import PrunecheckError
 
     bad = _parser().parse_args(["--model", "nope", "--method", "l1_filter", "--ratios", "0.5", "--out", "x"])
     with pytest.raises(PrunecheckError, match="known models"):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from prunecheck.cache import ArrayCache, cache_key
-from prunecheck.remote import FsspecArrayCache, open_cache
+from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.engine.remote import FsspecArrayCache, open_cache
 
 BUCKET = "prunecheck-test"
 
@@ -26,9 +26,9 @@ WORKER = textwrap.dedent(
     import json, sys, torch
     from torch import nn
     from prunecheck.data.base import TensorDataset
-    from prunecheck.engine import PredictionEngine
-    from prunecheck.models import model_from_module
-    from prunecheck.remote import FsspecArrayCache
+    from prunecheck.engine.predictor import PredictionEngine
+    from prunecheck.nn.models import model_from_module
+    from prunecheck.engine.remote import FsspecArrayCache
 
     def model(seed):
         torch.manual_seed(seed)
@@ -106,7 +106,7 @@ def test_roundtrip_on_s3(s3_url):
 
 
 def test_truncated_and_foreign_objects_are_recomputed_not_trusted(s3_url, tmp_path):
-    from prunecheck.engine import PredictionEngine
+    from prunecheck.engine.predictor import PredictionEngine
     from tests.test_engine import make_dataset, make_model
 
     model, data = make_model(), make_dataset()
@@ -169,8 +169,8 @@ def test_shared_folder_writes_then_renames(tmp_path):
 
 
 def test_config_takes_a_url_cache_dir_or_prediction_cache(tmp_path):
-    from prunecheck.config import parse_settings
-    from prunecheck.errors import ConfigError
+    from prunecheck.config.loader import parse_settings
+    from prunecheck.core.errors import ConfigError
 
     def run(table):
         data = {

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from prunecheck import report as rp
-from prunecheck.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
 from prunecheck.cli import main as cli_main
-from prunecheck.gates import decide, failed_closed
+from prunecheck.gates.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
+from prunecheck.gates.decide import decide, failed_closed
+from prunecheck.report import document as rp
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "reports.md"
 LONG_METRIC = ("deployed prune ratio (wt95; nominal prune potential 0.950, lowest contrast-1 0.700, "

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from prunecheck import report as rp
-from prunecheck.html import WIDE_PX, render_html
+from prunecheck.report import document as rp
+from prunecheck.report.html import WIDE_PX, render_html
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 from report_samples import sample_report
 
@@ -72,7 +72,7 @@ def test_ansi_colour_codes_never_reach_a_report():
     record = rp.RunRecord(source="x.toml")
     from types import SimpleNamespace
 
-    from prunecheck.checks import TEST_PROPERTY
+    from prunecheck.gates.checks import TEST_PROPERTY
     record.add_report(SimpleNamespace(nodeid="t.py::a", when="call", user_properties=[(TEST_PROPERTY, "1")],
                                       failed=True, skipped=False, passed=False, longreprtext="E   " + coloured))
     doc = record.to_json(exitstatus=1)

@@ -1,4 +1,4 @@
-"""prunecheck.robustness: shifted views, prune-accuracy curves, prune potential, excess error.
+"""prunecheck.gates.robustness: shifted views, prune-accuracy curves, prune potential, excess error.
 
 References are written here independently: plain loops over the curves and small
 families worked out by hand.
@@ -16,13 +16,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prunecheck import robustness as R
-from prunecheck.options import CorruptionsOptions
-from prunecheck.settings import FamilyMember, FamilySpec, RunSettings
-from prunecheck.tables import corruptions as corruption_table
-from prunecheck.tables import prune_potential as potential_table
-from prunecheck.views import corruption, noise
-from prunecheck.workspace import Family
+from prunecheck.config.options import CorruptionsOptions
+from prunecheck.config.settings import FamilyMember, FamilySpec, RunSettings
+from prunecheck.core.views import corruption, noise
+from prunecheck.gates import robustness as R
+from prunecheck.report.tables import corruptions as corruption_table
+from prunecheck.report.tables import prune_potential as potential_table
+from prunecheck.session.workspace import Family
 
 # -- configured shifts --------------------------------------------------------------------
 
@@ -251,7 +251,7 @@ class FakePredictions:
 
 def fake_facts(ratio):
     """Facts of a masked model with ``ratio`` of its 1000 prunable entries zero (the parent: 0)."""
-    from prunecheck.efficiency import EfficiencyFacts
+    from prunecheck.nn.efficiency import EfficiencyFacts
 
     nonzero = round(1000 * (1 - ratio))
     return EfficiencyFacts(1000, nonzero, 1000, nonzero, ratio, 0, 0.0, 1, 1)
@@ -358,7 +358,7 @@ def test_payload_and_tables():
 
 
 def test_family_payload_raises_a_gate_error_with_the_reason():
-    from prunecheck.errors import GateError
+    from prunecheck.core.errors import GateError
 
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3}, nan_model="b")
     options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from prunecheck.cli import main as cli_main
-from prunecheck.config import load_settings
-from prunecheck.errors import PrunecheckError
-from prunecheck.options import SUITES
+from prunecheck.config.loader import load_settings
+from prunecheck.config.options import SUITES
+from prunecheck.core.errors import PrunecheckError
 from prunecheck.scaffold import CONFIG_TEMPLATE, scaffold, suite_templates
 
 if sys.version_info >= (3, 11):

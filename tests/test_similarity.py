@@ -1,4 +1,4 @@
-"""prunecheck.similarity: agreement/distance under noise, and batched BackSelect."""
+"""prunecheck.gates.similarity: agreement/distance under noise, and batched BackSelect."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from prunecheck.cache import ArrayCache
 from prunecheck.data.base import Subset, TensorDataset
-from prunecheck.engine import PredictionEngine
-from prunecheck.models import model_from_module
-from prunecheck.similarity import (
+from prunecheck.engine.cache import ArrayCache
+from prunecheck.engine.predictor import PredictionEngine
+from prunecheck.nn.models import model_from_module
+from prunecheck.gates.similarity import (
     backselect_order,
     cross_confidence,
     sample_rows,
@@ -22,7 +22,7 @@ from prunecheck.similarity import (
     noise_views,
     pixel_overlap,
 )
-from prunecheck.views import NOMINAL, noise
+from prunecheck.core.views import NOMINAL, noise
 
 
 def _dataset(n=48, seed=0):
@@ -167,7 +167,7 @@ def test_backselect_rejects_bad_arguments():
 
 def test_agreement_modes_bootstrap_the_per_image_agreement_like_a_loop():
     from prunecheck.metrics.bootstrap import bootstrap_indices
-    from prunecheck.similarity import SimilarityPoint, similarity_result
+    from prunecheck.gates.similarity import SimilarityPoint, similarity_result
 
     rng = np.random.default_rng(0)
     pruned_img = rng.choice([0.0, 0.5, 1.0], size=120, p=[0.06, 0.04, 0.9])

@@ -1,4 +1,4 @@
-"""prunecheck.stability: step planning, masked parents, and instability from predictions."""
+"""prunecheck.gates.stability: step planning, masked parents, and instability from predictions."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from prunecheck.cache import ArrayCache
+from prunecheck.config.settings import PairSpec
+from prunecheck.core.errors import ModelError
 from prunecheck.data.base import TensorDataset
-from prunecheck.engine import PredictionEngine
-from prunecheck.errors import ModelError
-from prunecheck.models import ensemble_from_members, model_from_module
-from prunecheck.settings import PairSpec
-from prunecheck.stability import (
+from prunecheck.engine.cache import ArrayCache
+from prunecheck.engine.predictor import PredictionEngine
+from prunecheck.nn.models import ensemble_from_members, model_from_module
+from prunecheck.gates.stability import (
     apply_channel_mask,
     channel_mask,
     evaluate_steps,
@@ -201,9 +201,9 @@ def test_mask_step_zeroes_the_parent_like_the_pruned_model(tmp_path):
 def test_one_shot_mask_damage_is_its_own_quantity_with_its_own_threshold(tmp_path):
     """0.7 of the accuracy lost by the one-shot mask: fails max_instability 0.5 if it were a step, passes
     max_mask_damage 0.8, and is never called instability (hand count: 7 of 10 classes' rows zeroed)."""
-    from prunecheck.options import InstabilityOptions
-    from prunecheck.stability import step_results
-    from prunecheck.tables import instability as table
+    from prunecheck.config.options import InstabilityOptions
+    from prunecheck.gates.stability import step_results
+    from prunecheck.report.tables import instability as table
 
     pruned = _red()
     with torch.no_grad():

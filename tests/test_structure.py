@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from prunecheck.efficiency import efficiency_facts, pair_ratios
-from prunecheck.models import prunable_weights
-from prunecheck.structure import structural_keep
+from prunecheck.nn.efficiency import efficiency_facts, pair_ratios
+from prunecheck.nn.models import prunable_weights
+from prunecheck.nn.structure import structural_keep
 
 SHAPE = (3, 8, 8)
 

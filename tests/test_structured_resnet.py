@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from prunecheck.efficiency import efficiency_facts, pair_ratios
-from prunecheck.errors import ModelError
-from prunecheck.models import load_model, model_from_module
-from prunecheck.settings import ModelSpec
+from prunecheck.config.settings import ModelSpec
+from prunecheck.core.errors import ModelError
+from prunecheck.nn.efficiency import efficiency_facts, pair_ratios
+from prunecheck.nn.models import load_model, model_from_module
 
 tp = pytest.importorskip("torch_pruning")
 torchvision = pytest.importorskip("torchvision")
@@ -112,7 +112,7 @@ def test_torch_pruning_resnet18_in_every_format(tmp_path, capsys):
     assert ratios["filters-only"].zeros < ratios["filters-only"].structural - 0.2  # zeros alone under-count
 
     # Instability: the masked twin's mask fits the parent; the shrunk ones fail closed with the hint.
-    from prunecheck.stability import masked_parent_model
+    from prunecheck.gates.stability import masked_parent_model
 
     masked_parent_model(parent_model, variants["masked"])
     masked_parent_model(parent_model, variants["filters-only"])

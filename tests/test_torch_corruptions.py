@@ -12,9 +12,9 @@ import pytest
 import torch
 from scipy.stats import chisquare, ks_2samp
 
-from prunecheck.corruptions import torch_backend as tb
-from prunecheck.corruptions.generate import CorruptedDataset, corrupt_images
 from prunecheck.data.base import TensorDataset
+from prunecheck.data.corruptions import torch_backend as tb
+from prunecheck.data.corruptions.generate import CorruptedDataset, corrupt_images
 
 # Tolerances stated in docs/performance.md.
 MAX_ABS_DIFF = 1  # deterministic corruptions, grey levels
@@ -156,9 +156,9 @@ def test_torch_dataset_is_cached_under_its_own_key(tmp_path):
 
 
 def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
-    from prunecheck.settings import CORRUPTION_BACKENDS, DatasetSpec, RunSettings, Settings
-    from prunecheck.views import NOMINAL, corruption
-    from prunecheck.workspace import Workspace
+    from prunecheck.config.settings import CORRUPTION_BACKENDS, DatasetSpec, RunSettings, Settings
+    from prunecheck.core.views import NOMINAL, corruption
+    from prunecheck.session.workspace import Workspace
 
     assert RunSettings().corruption_backend == "imagecorruptions"
     assert CORRUPTION_BACKENDS == ("imagecorruptions", "torch")
@@ -186,7 +186,7 @@ def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
 def test_hsv_corruptions_are_byte_identical_on_natural_images(name, profile):
     """The HSV round trip mirrors scikit-image's float64 arithmetic: no value differs
     (the former float32 RGB shortcut differed on ~12% of values at saturate severity 3)."""
-    from prunecheck.demo.dataset import generate_demo_images
+    from prunecheck.data.demo import generate_demo_images
 
     demo, _ = generate_demo_images("test", 100)
     for images in (natural_like(8), np.ascontiguousarray(demo)):
@@ -200,9 +200,9 @@ def test_hsv_corruptions_are_byte_identical_on_natural_images(name, profile):
 def test_motion_blur_at_a_given_angle_matches_the_reference(severity, profile):
     """Given the angle, motion blur is deterministic: compare with imagecorruptions' own
     kernel at the same angles (within one grey level), including angles that hit taps' edges."""
-    from prunecheck.corruptions import torch_spatial
-    from prunecheck.corruptions.compat import load_imagecorruptions
-    from prunecheck.corruptions.profiles import parameters
+    from prunecheck.data.corruptions import torch_spatial
+    from prunecheck.data.corruptions.compat import load_imagecorruptions
+    from prunecheck.data.corruptions.profiles import parameters
 
     radius, sigma = parameters(profile, "motion_blur", severity)
     images = natural_like(7, seed=severity)
@@ -218,7 +218,7 @@ def test_motion_blur_at_a_given_angle_matches_the_reference(severity, profile):
 def test_motion_blur_angles_are_uniform_on_plus_minus_45():
     from scipy.stats import kstest
 
-    from prunecheck.corruptions.torch_random import uniform01
+    from prunecheck.data.corruptions.torch_random import uniform01
 
     degrees = (uniform01(torch.arange(4000), 1, "motion_blur", 3, 0)[:, 0] * 90 - 45).numpy()
     assert degrees.min() >= -45 and degrees.max() <= 45
@@ -228,7 +228,7 @@ def test_motion_blur_angles_are_uniform_on_plus_minus_45():
 @pytest.fixture
 def numpy_draws(monkeypatch):
     """Feed torch_spatial the reference's uniform draws: np.random.random_sample in call order."""
-    from prunecheck.corruptions import torch_spatial
+    from prunecheck.data.corruptions import torch_spatial
 
     def from_numpy(indices, per_image, *args):
         return torch.from_numpy(np.random.random_sample((len(indices), per_image)))
@@ -241,7 +241,7 @@ def numpy_draws(monkeypatch):
 def test_plasma_with_the_reference_draws_is_the_reference_plasma(numpy_draws, size, decay):
     """Fog's only randomness is the plasma field: with the same uniform draws (one image, the
     reference's draw order) the batched plasma equals compat.plasma_fractal."""
-    from prunecheck.corruptions import compat
+    from prunecheck.data.corruptions import compat
 
     np.random.seed(3)
     expected = compat.plasma_fractal(size, decay)
@@ -263,7 +263,7 @@ def test_fog_with_the_reference_draws_matches_the_reference(numpy_draws, severit
 
 
 def test_fog_fields_differ_between_images_and_seeds():
-    from prunecheck.corruptions import torch_spatial
+    from prunecheck.data.corruptions import torch_spatial
 
     a = torch_spatial.plasma_batch(torch.arange(3), 32, 2.0, 3, 0)
     b = torch_spatial.plasma_batch(torch.arange(3), 32, 2.0, 3, 1)
@@ -272,7 +272,7 @@ def test_fog_fields_differ_between_images_and_seeds():
 
 
 def compat_apply(image_chw: np.ndarray, name: str, severity: int, profile: str) -> np.ndarray:
-    from prunecheck.corruptions.compat import apply_corruption
+    from prunecheck.data.corruptions.compat import apply_corruption
 
     out = apply_corruption(np.ascontiguousarray(image_chw.transpose(1, 2, 0)), name, severity, profile)
     return out.transpose(2, 0, 1)
@@ -289,7 +289,7 @@ def test_jpeg_compression_is_byte_identical(profile):
 @pytest.fixture
 def numpy_glass_moves(monkeypatch):
     """The reference's glass_blur draws: np.random.randint(-d, d, size=(visited, 2)) per pass."""
-    from prunecheck.corruptions import torch_warp
+    from prunecheck.data.corruptions import torch_warp
 
     def from_numpy(indices, count, delta, *args):
         return torch.from_numpy(np.random.randint(-delta, delta, size=(count, 2))).view(1, count, 2)
@@ -317,7 +317,7 @@ def test_glass_blur_with_the_reference_draws_matches_the_reference(numpy_glass_m
 
 @pytest.fixture
 def numpy_warp_draws(monkeypatch):
-    from prunecheck.corruptions import torch_warp
+    from prunecheck.data.corruptions import torch_warp
 
     def from_numpy(indices, per_image, *args):
         return torch.from_numpy(np.random.random_sample((len(indices), per_image)))
@@ -352,7 +352,7 @@ def test_warps_depend_only_on_the_image_index(name):
 @pytest.fixture
 def numpy_weather_draws(monkeypatch):
     """The reference's draws for frost (randint texture, top, left) and snow (normal field, angle)."""
-    from prunecheck.corruptions import torch_weather
+    from prunecheck.data.corruptions import torch_weather
 
     def frost_choices(indices, sizes, height, width, *args):
         k = np.random.randint(5)
@@ -394,7 +394,7 @@ def test_weather_depends_only_on_the_image_index(name):
 
 
 def test_frost_choices_cover_every_texture_and_window():
-    from prunecheck.corruptions import torch_weather
+    from prunecheck.data.corruptions import torch_weather
 
     sizes = [(100, 120), (60, 80), (70, 70), (90, 50), (40, 200)]
     choice = torch_weather.frost_choices(torch.arange(20000), sizes, 32, 32, 3, 0).numpy()

@@ -1,4 +1,4 @@
-"""prunecheck.uncertainty: method rules, uncertainties, gates, and MC dropout through the workspace.
+"""prunecheck.gates.uncertainty: method rules, uncertainties, gates, and MC dropout through the workspace.
 
 References are written here independently: plain Python loops for the variance,
 disagreement and bootstrap interval, scipy for Spearman, hand-worked examples for
@@ -18,14 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from prunecheck import metrics, uncertainty
-from prunecheck.checks import GateChecker
-from prunecheck.engine import Predictions
-from prunecheck.options import UncertaintyOptions
-from prunecheck.models import ensemble_from_members, model_from_module
-from prunecheck.settings import ModelSpec, RunSettings, Settings
+from prunecheck import metrics
+from prunecheck.config.options import UncertaintyOptions
+from prunecheck.config.settings import ModelSpec, RunSettings, Settings
+from prunecheck.engine.predictor import Predictions
+from prunecheck.gates import uncertainty
+from prunecheck.gates.checks import GateChecker
+from prunecheck.nn.models import ensemble_from_members, model_from_module
+from prunecheck.report.tables import uncertainty as table
 from prunecheck.strategies import member_stacks
-from prunecheck.tables import uncertainty as table
 from prunecheck.testing import (
     DropoutRedChannelNet,
     RedChannelNet,
@@ -33,7 +34,7 @@ from prunecheck.testing import (
     dropout_red_channel_weights,
     write_cifar10,
 )
-from prunecheck.views import NOMINAL, blur
+from prunecheck.core.views import NOMINAL, blur
 
 
 # --------------------------------------------------------------------------- helpers
@@ -255,8 +256,8 @@ def test_blur_views_share_the_nominal_view_at_radius_zero():
 
 # --------------------------------------------------------------------------- MC dropout through the workspace
 def _workspace(tmp_path, cache):
-    from prunecheck.config import load_settings
-    from prunecheck.workspace import Pair, Workspace
+    from prunecheck.config.loader import load_settings
+    from prunecheck.session.workspace import Pair, Workspace
 
     images, labels = class_colour_images(64)
     write_cifar10(tmp_path / "data", images, labels)
@@ -310,8 +311,8 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
 
 def _scripted_pair(tmp_path, how: str):
     """A pair of TorchScript DropoutRedChannelNets (``torch.jit.script`` or ``torch.jit.trace``)."""
-    from prunecheck.config import load_settings
-    from prunecheck.workspace import Pair, Workspace
+    from prunecheck.config.loader import load_settings
+    from prunecheck.session.workspace import Pair, Workspace
 
     images, labels = class_colour_images(64)
     write_cifar10(tmp_path / "data", images, labels)
@@ -440,7 +441,7 @@ def test_seed000_ece_gate_bootstraps_in_confident_mode_and_bad_protocol_fails_cl
     results, _ = uncertainty.drift_gates(checker(protocol="seed000", mode="confident"), "pair", "mc_dropout", p, p)
     ece_gate = [r for r in results if r.metric.startswith("ECE increase")][0]
     assert "normalised logit variance" in ece_gate.metric and ece_gate.value == 0.0 and ece_gate.ci == (0.0, 0.0)
-    from prunecheck.options import OptionError, UncertaintyOptions
+    from prunecheck.config.options import OptionError, UncertaintyOptions
 
     with pytest.raises(OptionError, match="expected one of 'prunecheck', 'seed000', found string 'paper'"):
         UncertaintyOptions.from_table({"protocol": "paper"})  # refused when the config is loaded

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from prunecheck.core.io import cache_key
 
 
 class ImageDataset(abc.ABC):
@@ -54,11 +55,7 @@ class ImageDataset(abc.ABC):
 
 def digest(*parts: object) -> str:
     """Short sha256 over the text of ``parts`` (for fingerprints)."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(repr(part).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
+    return cache_key(*parts)[:16]
 
 
 def stratified_indices(labels: np.ndarray | torch.Tensor, size: int, *, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,7 @@ row-major 32x32) and ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100).
 The pickles are read with :class:`RestrictedUnpickler`, which resolves only the
 handful of globals these files need (numpy array and dtype reconstruction, a
 latin-1 string encoder); any other global, such as ``os.system`` planted in a
-malicious ``__reduce__``, raises :class:`~prunecheck.errors.DataError` before it
+malicious ``__reduce__``, raises :class:`~prunecheck.core.errors.DataError` before it
 can be called. Integrity is checked by validating shapes and label ranges, not
 by md5 sums, so small hand-written files in the same format load as well.
 """
@@ -28,9 +28,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from prunecheck.config.settings import DatasetSpec
+from prunecheck.core.errors import DataError
 from prunecheck.data.base import TensorDataset
-from prunecheck.errors import DataError
-from prunecheck.settings import DatasetSpec
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _np_multiarray

@@ -40,9 +40,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from prunecheck.config.settings import DatasetSpec
+from prunecheck.core.errors import DataError
 from prunecheck.data.base import ImageDataset, digest
-from prunecheck.errors import DataError
-from prunecheck.settings import DatasetSpec
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".jpg",

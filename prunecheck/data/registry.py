@@ -6,21 +6,21 @@ class-stratified sample of that many rows (``run.limit`` in the config).
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
+from prunecheck.config.settings import DatasetSpec
+from prunecheck.core.errors import DataError
 from prunecheck.data import cifar, imagefolder
 from prunecheck.data.base import ImageDataset, Subset, stratified_indices
-from prunecheck.errors import DataError
-from prunecheck.settings import DatasetSpec
 
 Loader = Callable[[DatasetSpec], ImageDataset]
 
 
 def _load_demo(spec: DatasetSpec) -> ImageDataset:
     """The built-in procedural dataset (imported only when asked for)."""
-    module = importlib.import_module("prunecheck.demo.dataset")
-    return module.load_demo_dataset(spec)
+    from prunecheck.data.demo import load_demo_dataset  # lazy: generating it needs torch
+
+    return load_demo_dataset(spec)
 
 
 LOADERS: dict[str, Loader] = {

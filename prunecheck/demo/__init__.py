@@ -1,6 +1,6 @@
 """The embedded demo (SPEC 6): what ``pytest suites/`` runs when there is no config file.
 
-- :mod:`prunecheck.demo.dataset`: a generated, deterministic 10-class 32x32 RGB
+- :mod:`prunecheck.data.demo`: a generated, deterministic 10-class 32x32 RGB
   dataset (``train`` / ``test`` / ``ood`` splits).
 - :mod:`prunecheck.demo.net`: ``DemoNet``, a small CNN with BatchNorm and dropout.
 - :mod:`prunecheck.demo.zoo`: parent, reference, ensemble members and an
@@ -11,7 +11,7 @@
 Importing this package imports torch; the pytest plugin imports it lazily.
 """
 
-from prunecheck.demo.dataset import DEMO_CLASSES, generate_demo_images, load_demo_dataset
+from prunecheck.data.demo import DEMO_CLASSES, generate_demo_images, load_demo_dataset
 from prunecheck.demo.net import DemoNet
 from prunecheck.demo.settings import demo_settings
 from prunecheck.demo.zoo import ZOO_VERSION, ZooConfig, ensure_zoo, load_zoo_model

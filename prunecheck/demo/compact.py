@@ -24,8 +24,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from prunecheck.atomic import atomic_file
-from prunecheck.errors import PrunecheckError
+from prunecheck.core.errors import PrunecheckError
+from prunecheck.core.io import atomic_file
 
 #: Tensors with at least this fraction of exact zeros are stored sparsely.
 SPARSE_MIN_ZEROS = 0.5

@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pytest
 
-from prunecheck.gates import GateResult
+from prunecheck.gates.decide import GateResult
 
 #: Required distance to the threshold, in standard errors.
 MIN_STANDARD_ERRORS = 3.0
@@ -161,7 +161,7 @@ class MarginProbe:
     def _patch(self) -> None:
         if self._patched:
             return
-        from prunecheck.engine import PredictionEngine
+        from prunecheck.engine.predictor import PredictionEngine
 
         self._original = PredictionEngine.predict_many
         PredictionEngine.predict_many = self.resampler.wrap(self._original)
@@ -169,7 +169,7 @@ class MarginProbe:
 
     def unpatch(self) -> None:
         if self._patched:
-            from prunecheck.engine import PredictionEngine
+            from prunecheck.engine.predictor import PredictionEngine
 
             PredictionEngine.predict_many = self._original
             self._patched = False
@@ -181,7 +181,7 @@ class MarginProbe:
         checker = pyfuncitem.funcargs.get("gate")
         if checker is None or not checker.results:
             return
-        from prunecheck.checks import GateChecker
+        from prunecheck.gates.checks import GateChecker
         from prunecheck.demo.expectations import KNOWN_FAILURES
 
         nominal = list(checker.results)
@@ -231,7 +231,7 @@ def _fresh(value: Any) -> Any:
 
 def _forget_memos() -> None:
     """Drop results memoised from predictions (family curves), so a replicate recomputes them."""
-    from prunecheck import robustness
+    from prunecheck.gates import robustness
 
     robustness._MEMO.clear()
 

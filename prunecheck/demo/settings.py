@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prunecheck.demo.dataset import DEMO_MEAN, DEMO_STD, DEFAULT_SIZES
+from prunecheck.config.options import SuiteOptions, default_gate_options
+from prunecheck.core.errors import PrunecheckError
+from prunecheck.data.demo import DEMO_MEAN, DEMO_STD, DEFAULT_SIZES
 from prunecheck.demo.expectations import expect_fail_of
-from prunecheck.errors import PrunecheckError
-from prunecheck.options import SuiteOptions, default_gate_options
-from prunecheck.settings import (
+from prunecheck.config.settings import (
     DatasetSpec, FamilyMember, FamilySpec, ModelSpec, PairSpec, RunSettings, Settings,
 )
 

@@ -34,14 +34,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunecheck.atomic import write_text
+from prunecheck.core.io import file_lock, write_text
+from prunecheck.data.demo import generate_demo_images
 from prunecheck.demo import compact
-from prunecheck.demo.dataset import generate_demo_images
 from prunecheck.demo.net import DemoNet
 from prunecheck.demo.zoo import (
-    MANIFEST, Progress, ZooConfig, _exclusive, _sha256, accuracy_on, build_zoo, read_manifest, to_input,
+    MANIFEST,
+    Progress,
+    ZooConfig,
+    _sha256,
+    accuracy_on,
+    build_zoo,
+    read_manifest,
+    to_input,
 )
-from prunecheck.errors import PrunecheckError
+from prunecheck.core.errors import PrunecheckError
 
 #: Where the shipped zoo lives inside the package.
 SHIPPED_DIR = Path(__file__).resolve().parent / "data"
@@ -122,7 +129,7 @@ def install_shipped_zoo(zoo_dir: Path, progress: Progress = lambda s: None, *,
     if _installed_ok(zoo_dir, manifest):
         return zoo_dir
     zoo_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(zoo_dir.with_name(zoo_dir.name + ".lock")):
+    with file_lock(zoo_dir.with_name(zoo_dir.name + ".lock")):
         if _installed_ok(zoo_dir, manifest):
             return zoo_dir
         archive = Path(shipped_dir) / WEIGHTS

@@ -24,7 +24,6 @@ changes, or a file no longer matches its recorded hash.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -43,12 +42,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
-from prunecheck.atomic import write_text
-from prunecheck.demo.dataset import (
+from prunecheck.core.io import file_lock, write_text
+from prunecheck.data.demo import (
     DEMO_CLASSES, DEMO_MEAN, DEMO_STD, GENERATOR_VERSION, IMAGE_SIZE, generate_demo_images,
 )
+from prunecheck.core.errors import PrunecheckError
 from prunecheck.demo.net import DemoNet
-from prunecheck.errors import PrunecheckError
 
 #: Bump whenever the zoo recipe changes the weights it produces.
 ZOO_VERSION = "1"
@@ -385,22 +384,6 @@ def zoo_is_valid(zoo_dir: Path, cfg: ZooConfig) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``lock_path`` (blocks until free)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
-        yield
-        return
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def ensure_zoo(zoo_dir: Path, progress: Progress = lambda s: None, config: ZooConfig | None = None) -> Path:
     """Return ``zoo_dir`` holding a valid demo zoo, building it first if needed.
 
@@ -423,7 +406,7 @@ def ensure_zoo(zoo_dir: Path, progress: Progress = lambda s: None, config: ZooCo
         progress(f"demo zoo: reusing {zoo_dir}")
         return zoo_dir
     zoo_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(zoo_dir.with_name(zoo_dir.name + ".lock")):
+    with file_lock(zoo_dir.with_name(zoo_dir.name + ".lock")):
         if zoo_is_valid(zoo_dir, cfg):  # another process built it while we waited
             progress(f"demo zoo: reusing {zoo_dir}")
             return zoo_dir

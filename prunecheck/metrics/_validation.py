@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunecheck.errors import PrunecheckError
+from prunecheck.core.errors import PrunecheckError
 
 #: Default tolerance on row sums and on the [0, 1] range of probabilities.
 ROW_SUM_ATOL = 1e-3

@@ -12,7 +12,7 @@ convolution's output through at most one BatchNorm and one residual ``add``
 activation; :func:`activation_maps` runs batches and hands each conv's
 activation output [B, C, H, W] to a callback. Models that cannot be traced
 fall back to registration order (conv, optional BN, activation module), the
-way :func:`prunecheck.pruning.layers.conv_bn_pairs` does.
+way :func:`prunecheck.nn.layers.conv_bn_pairs` does.
 """
 
 from __future__ import annotations

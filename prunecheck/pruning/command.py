@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from prunecheck.errors import ConfigError, PrunecheckError
+from prunecheck.core.errors import ConfigError, PrunecheckError
 
 __all__ = ["add_prune_arguments", "run_prune", "parse_ratios"]
 
@@ -173,7 +173,7 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def _run_prune(args: argparse.Namespace) -> int:
-    from prunecheck.config import find_config, load_settings
+    from prunecheck.config.loader import find_config, load_settings
     from prunecheck.pruning.family import build_family, member_names
 
     path = find_config(Path.cwd(), args.config)
@@ -216,7 +216,7 @@ def _run_prune(args: argparse.Namespace) -> int:
         print("prunecheck prune: no --finetune given: the models are pruned without fine-tuning "
               "(no pre-fine-tune snapshots are written)", file=sys.stderr)
 
-    from prunecheck.progress import stderr_reporter, with_finetune_progress
+    from prunecheck.core.progress import stderr_reporter, with_finetune_progress
 
     progress = stderr_reporter()
     if finetune is not None:

@@ -30,11 +30,11 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from prunecheck.errors import ModelError
-from prunecheck.atomic import atomic_file, write_text
-from prunecheck.pruning.methods import STRUCTURED_METHODS
+from prunecheck.config.settings import ModelSpec
+from prunecheck.core.errors import ModelError
+from prunecheck.core.io import atomic_file, write_text
 from prunecheck.pruning.iterative import FineTune, PruneStep, check_ratios, iterative_prune
-from prunecheck.settings import ModelSpec
+from prunecheck.pruning.methods import STRUCTURED_METHODS
 
 __all__ = ["build_family", "member_names", "SNIPPET_FILENAME", "MANIFEST_FILENAME"]
 
@@ -95,7 +95,7 @@ def build_family(
         ModelError: The parent cannot be loaded or has no factory.
         ValueError: Bad method, ratios or options.
     """
-    from prunecheck.models import load_model
+    from prunecheck.nn.models import load_model
 
     values = check_ratios(ratios)
     if not isinstance(dataset, str) or not dataset:
@@ -151,7 +151,7 @@ def build_family(
 
 
 def _final_sparsity(step: PruneStep) -> float:
-    from prunecheck.models import prunable_weights
+    from prunecheck.nn.models import prunable_weights
 
     weights = prunable_weights(step.finetuned)
     total = sum(w.numel() for w in weights.values())

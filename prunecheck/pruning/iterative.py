@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from prunecheck.pruning.layers import check_module
+from prunecheck.nn.layers import check_module
 from prunecheck.pruning.masks import apply_keep_mask, keep_mask, mask_violations
 from prunecheck.pruning.methods import PruneReport, check_ratio, prune_with_report
 

@@ -111,12 +111,12 @@ def mask_violations(model: nn.Module, mask: Mask) -> dict[str, int]:
 
 
 def weight_mask(mask: Mask, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The entries of a keep-mask that :func:`prunecheck.models.apply_mask` accepts.
+    """The entries of a keep-mask that :func:`prunecheck.nn.models.apply_mask` accepts.
 
     That is, the Conv/Linear ``.weight`` entries (biases and BatchNorm
     parameters of structured methods are dropped).
     """
-    from prunecheck.models import prunable_weights
+    from prunecheck.nn.models import prunable_weights
 
     names = set(prunable_weights(model))
     return {name: keep for name, keep in mask.items() if name in names}

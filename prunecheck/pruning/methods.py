@@ -3,7 +3,7 @@
 Every method takes a model and a prune ``ratio`` in [0, 1) and returns a pruned
 *copy* (the input is not modified) whose masks are made permanent with
 ``prune.remove``: plain parameters with exact zeros, which save as ordinary
-state dicts and which :func:`prunecheck.models.zero_mask` reads back.
+state dicts and which :func:`prunecheck.nn.models.zero_mask` reads back.
 
 Unstructured methods (ratio = fraction of the prunable *weights*, counted over
 every Conv/Linear weight the method considers, the classifier included):
@@ -14,7 +14,7 @@ every Conv/Linear weight the method considers, the classifier included):
 
 Structured methods (ratio = fraction of the *output filters* of the
 convolutions they consider; the final classifier is never pruned, see
-:mod:`prunecheck.pruning.layers`). A pruned filter is removed as a whole: its
+:mod:`prunecheck.nn.layers`). A pruned filter is removed as a whole: its
 conv weights and bias are zeroed, and so are ``gamma`` and ``beta`` of the
 BatchNorm that follows it, so the channel outputs exactly 0 whatever the
 running statistics (zeroing the conv alone would leave BN's constant offset).
@@ -60,7 +60,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from prunecheck.pruning.layers import (
+from prunecheck.nn.layers import (
     check_module,
     conv_bn_pairs,
     filter_layers,
@@ -115,7 +115,7 @@ class PruneReport:
             for structured ones).
         structured: True for filter methods.
         zero_weights: Exact zeros among all prunable weights of the model
-            (every Conv/Linear weight, as :func:`prunecheck.models.zero_mask` counts).
+            (every Conv/Linear weight, as :func:`prunecheck.nn.models.zero_mask` counts).
         prunable_weights: Number of those weights.
         pruned_filters: All-zero output filters among the layers the method
             considered (structured methods; ``None`` otherwise).
@@ -164,7 +164,7 @@ class PruneResult:
             ``weight``/``bias`` of the considered channels. Fine-tuning should
             keep the False entries at zero (:func:`prunecheck.pruning.keep_mask`).
             The entries for Conv/Linear ``.weight`` are what
-            :func:`prunecheck.models.apply_mask` accepts (:func:`weight_mask`).
+            :func:`prunecheck.nn.models.apply_mask` accepts (:func:`weight_mask`).
         report: Counts (:class:`PruneReport`).
     """
 
@@ -312,7 +312,7 @@ def _report(
     layers: Mapping[str, nn.Module],
     structured: bool,
 ) -> PruneReport:
-    from prunecheck.models import prunable_weights
+    from prunecheck.nn.models import prunable_weights
 
     weights = prunable_weights(model)
     zeros = sum(int((w == 0).sum()) for w in weights.values())

@@ -1,0 +1,1 @@
+"""Typed settings and the TOML loader that validates a configuration once, at load."""

@@ -1,0 +1,106 @@
+"""File io every layer shares: atomic writes, one cross-process file lock, content keys.
+
+Atomic writes: a reader sees the old file or the complete new one, never a part.
+
+Every file prunecheck writes for later runs or other processes (cache entries,
+reports, checkpoints, manifests) goes through :func:`atomic_file`: written to a
+temporary file in the same folder, flushed and fsynced, then ``os.replace``d into
+place; on any error the temporary file is removed and the target is untouched.
+The file gets the permissions of a plain ``open`` (0666 minus the umask), not the
+0600 of a temporary file, so CI artifact uploaders and teammates can read reports
+and caches.
+
+Locks: :func:`file_lock` is the one cross-process lock (prediction cache keys,
+the demo zoo, corruption entries).
+
+Keys: :func:`cache_key` is the one content hash (prediction cache entries; dataset
+fingerprints use its first 16 hex digits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it straight back
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it replaces ``path``.
+
+    Args:
+        path: the target file (its folder must exist).
+        mode: ``"wb"`` or ``"w"`` (text, UTF-8).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp creates 0600
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically."""
+    with atomic_file(path, "w") as handle:
+        handle.write(text)
+
+
+@contextmanager
+def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """Exclusive advisory lock (``fcntl.flock``) on ``path``, created with its folder if missing.
+
+    Yields True while the lock is held; False at once when ``blocking`` is off and
+    another process holds it. Without ``fcntl`` (non-POSIX) there is no
+    cross-process lock and it yields True.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
+        yield True
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def cache_key(*parts: object) -> str:
+    """sha256 hex over the text of ``parts``: the cache key of one entry."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()

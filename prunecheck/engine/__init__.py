@@ -1,0 +1,1 @@
+"""Predictions of models on dataset views, batched and cached on disk."""

@@ -1,0 +1,537 @@
+"""The prediction engine: class probabilities of models on dataset views.
+
+Every (leaf model, dataset, view, passes) is predicted once and cached on disk
+(:mod:`prunecheck.engine.cache`), keyed by the model's weight fingerprint, the dataset
+fingerprint, the view, the engine version and whatever else changes the numbers.
+Ensembles are combined from their members' cached predictions, so a parent that
+is also an ensemble member is predicted once. All models that miss the cache are
+evaluated on each batch once it has been loaded and normalised.
+
+Speed (docs/performance.md): batches travel as uint8 and are normalised on the
+evaluation device; the next batch is loaded (decoded, corrupted view read) in a
+background thread while the models run on the current one; optional
+channels-last memory format and bf16/fp16 autocast (``precision``, part of the
+cache key when not fp32). Two processes (pytest-xdist workers) never compute the
+same entry: each cache key is computed under an exclusive file lock, and a
+process that finds the lock taken waits and then reads the entry.
+
+Predictions are stored as per-member (or per-MC-pass) log-probabilities
+[M, N, C] in float32: exact (no underflow to log 0), and enough to build both
+ensemble variants (mean of probabilities, or softmax of mean logits: softmax is
+shift-invariant per row, so mean log-softmax gives the same result). A caller
+that needs no rows (``rows=False``: accuracy-type gates) gets per-sample
+summaries instead (:mod:`prunecheck.engine.predictions`), 28 bytes per image; MC passes
+and ensemble members always keep their rows. An entry with rows serves a
+summaries request too; a summaries entry asked for rows is recomputed with rows.
+
+Sharding (``shard=(i, n)``, ``prunecheck predict --shard``): each missing entry
+is computed for the i-th of n batch-aligned row ranges only and stored as a part
+entry; whichever shard finds all n parts assembles the full entry. Batches keep
+their absolute index, so noise and MC dropout draw the same numbers as unsharded.
+While sharding, predict calls return placeholders (uniform probabilities) for
+entries not complete yet: the suites run only to name what they need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+import torch
+
+from prunecheck import ENGINE_VERSION
+from prunecheck.engine.cache import ArrayCache, cache_key
+
+if TYPE_CHECKING:  # the remote backend imports fsspec
+    from prunecheck.engine.remote import FsspecArrayCache
+from prunecheck.core.errors import ModelError
+from prunecheck.data.base import ImageDataset
+from prunecheck.nn.models import LoadedModel
+from prunecheck.nn.models import _is_dropout as is_dropout  # the one predicate LoadedModel.has_dropout uses
+from prunecheck.core.views import NOMINAL, View
+from prunecheck.engine.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
+from prunecheck.core.io import file_lock
+
+NOISE_BLOCK = 64  # noise is drawn per block of rows, so it does not depend on the batch size
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+Progress = Callable[[str], None]
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks the first CUDA device when one is visible, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def key_lock(cache: ArrayCache, key: str, *, blocking: bool = True):
+    """Exclusive advisory lock on ``<cache>/locks/<key>.lock`` (:func:`prunecheck.core.io.file_lock`).
+
+    Yields True when the lock is held, False when ``blocking`` is off and another
+    process holds it. Without ``fcntl`` (non-POSIX) it always yields True.
+    """
+    with file_lock(Path(cache.root) / "locks" / f"{key}.lock", blocking=blocking) as held:
+        yield held
+
+
+def _seed_for(*parts: object) -> int:
+    return int(cache_key(*parts)[:15], 16)
+
+
+def _set_mc_dropout(module: torch.nn.Module, enabled: bool) -> None:
+    """Dropout modules only: train mode when enabled; BatchNorm and the rest stay in eval.
+
+    Uses the predicate of ``LoadedModel.has_dropout``, so scripted dropout
+    submodules (TorchScript) are switched too, not only Python ``_DropoutNd``.
+    """
+    module.eval()
+    if enabled:
+        for sub in module.modules():
+            if is_dropout(sub):
+                sub.train()
+
+
+class PredictionEngine:
+    """Predicts models on datasets, batched, cached; counts forward passes for tests.
+
+    Args:
+        cache: where predictions are stored.
+        device: "auto", "cpu", "cuda", "cuda:N".
+        batch_size: images per batch.
+        seed: seed of noise views and MC dropout.
+        progress: called with one line of text for long work.
+        channels_last: run models and batches in channels-last memory format.
+        precision: "fp32" (default), "bf16" or "fp16" autocast for the forward passes;
+            log-probabilities are computed from float32 logits either way.
+        prefetch: load the next batch in a background thread while the models run.
+            None (default): on for CUDA devices, and on the CPU when torch leaves cores
+            free for it (``torch.get_num_threads() < os.cpu_count()``); otherwise the
+            loader would only compete with the forward passes for the same cores.
+        shard: (i, n) to compute only the i-th of n row parts of missing entries
+            (``prunecheck predict --shard``); None (default) computes whole entries.
+    """
+
+    def __init__(
+        self,
+        cache: "ArrayCache | FsspecArrayCache",
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        seed: int = 0,
+        progress: Progress | None = None,
+        channels_last: bool = False,
+        precision: str = "fp32",
+        prefetch: bool | None = None,
+        shard: tuple[int, int] | None = None,
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
+        self.cache = cache
+        self.device = resolve_device(device)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.progress = progress or (lambda message: None)
+        self.channels_last = bool(channels_last)
+        self.precision = precision
+        if prefetch is None:
+            prefetch = self.device.type == "cuda" or torch.get_num_threads() < (os.cpu_count() or 1)
+        self.prefetch = bool(prefetch)
+        self.forward_passes = 0  # one per leaf model per batch per MC pass
+        self._view_label: str | None = None
+        self.computed: list[str] = []  # cache keys this engine computed (not read), in order
+        self._seen: dict[str, object] = {}
+        if shard is not None and not (0 <= shard[0] < shard[1]):
+            raise ValueError(f"shard: expected (i, n) with 0 <= i < n, found {shard!r}")
+        self.shard = shard
+
+    # -- public -------------------------------------------------------------------
+    def predict(
+        self,
+        model: LoadedModel,
+        dataset: ImageDataset,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+        num_classes: int | None = None,
+        rows: bool = True,
+    ) -> Predictions:
+        return self.predict_many([model], dataset, view, mc_passes=mc_passes, num_classes=num_classes, rows=rows)[0]
+
+    def predict_many(
+        self,
+        models: Sequence[LoadedModel],
+        dataset: ImageDataset,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+        num_classes: int | None = None,
+        label: str | None = None,
+        rows: bool = True,
+    ) -> list[Predictions]:
+        """Predictions for each model; uncached leaf models share every loaded batch.
+
+        ``num_classes`` is the models' output width when it differs from the
+        dataset's (out-of-distribution data: CIFAR-100 images shown to a CIFAR-10 model).
+        ``label`` names the view in progress output when ``dataset`` already is a
+        pixel view (a corruption): the engine itself sees it as nominal data.
+        ``rows=False``: the caller needs only per-sample summaries (accuracy, ECE, AUSE,
+        NLL, Brier, entropy); plain models are then stored compact. MC passes, ensembles
+        and labels outside the output width keep rows.
+        """
+        self._view_label = label
+        width = int(num_classes or dataset.num_classes)
+        if view.changes_pixels:
+            # Pixel views are datasets of their own (see prunecheck.session.workspace).
+            raise ValueError(f"view {view.id} must be applied to the dataset before prediction")
+        labels = dataset.labels
+        compact_ok = (
+            not rows and not mc_passes and len(labels) > 0
+            and int(labels.min()) >= 0 and int(labels.max()) < width
+        )
+        leaves: dict[str, LoadedModel] = {}
+        need_rows: dict[str, bool] = {}
+        for model in models:
+            for leaf in self._leaves(model):
+                key = self._key(leaf, dataset, view, mc_passes)
+                leaves.setdefault(key, leaf)
+                need_rows[key] = need_rows.get(key, False) or not compact_ok or model.is_ensemble
+        found: dict[str, dict[str, np.ndarray]] = {}
+        missing: dict[str, LoadedModel] = {}
+        self._seen: dict[str, tuple[int, int] | None] = {}
+        for key, leaf in leaves.items():
+            self._seen[key] = self.cache.signature(key)  # what the miss was based on
+            entry = self.cache.get(key)
+            if entry is not None and self._entry_fits(entry, len(dataset), mc_passes, width, need_rows[key]):
+                found[key] = entry
+            else:
+                missing[key] = leaf
+        if missing:
+            compute = self._compute_shard if self.shard is not None else self._compute_locked
+            found.update(compute(missing, dataset, view, mc_passes, width, need_rows))
+        results = []
+        for model in models:
+            entries = [found[self._key(leaf, dataset, view, mc_passes)] for leaf in self._leaves(model)]
+            if "log_probs" in entries[0]:
+                log_probs, compact = torch.cat([torch.from_numpy(e["log_probs"]) for e in entries], dim=0), None
+            else:
+                log_probs, compact = None, PredictionSummary.from_arrays(entries[0])
+            results.append(
+                Predictions(
+                    model=model.name,
+                    dataset=dataset.name,
+                    view=view,
+                    log_probs=log_probs,
+                    labels=labels,
+                    average=model.spec.ensemble_average,
+                    mc_passes=mc_passes,
+                    compact=compact,
+                )
+            )
+        return results
+
+    # -- internals ----------------------------------------------------------------
+    @staticmethod
+    def _leaves(model: LoadedModel) -> tuple[LoadedModel, ...]:
+        return model.members if model.is_ensemble else (model,)
+
+    def _key(self, leaf: LoadedModel, dataset: ImageDataset, view: View, mc_passes: int) -> str:
+        stochastic_seed = self.seed if (view.kind == "noise" or mc_passes) else None
+        # Dropout masks are drawn per batch tensor, so MC results depend on the batching.
+        batching = self.batch_size if mc_passes else None
+        # Reduced precision changes the numbers; fp32 keeps the keys of earlier versions.
+        extra = () if self.precision == "fp32" else (("precision", self.precision),)
+        return cache_key(
+            "predictions", ENGINE_VERSION, leaf.fingerprint, dataset.fingerprint(), view.key,
+            mc_passes, stochastic_seed, batching, *extra,
+        )
+
+    def _fresh_entry(
+        self, key: str, n: int, mc_passes: int, width: int, need_rows: bool
+    ) -> dict[str, np.ndarray] | None:
+        """The entry if another process wrote it since this one missed it, else None."""
+        signature = self.cache.signature(key)
+        if signature is None or signature == self._seen.get(key):
+            return None  # unchanged since the miss: reading it again would only recount the miss
+        self._seen[key] = signature
+        entry = self.cache.get(key)
+        if entry is not None and self._entry_fits(entry, n, mc_passes, width, need_rows):
+            return entry
+        return None
+
+    def _compute_locked(
+        self,
+        missing: dict[str, LoadedModel],
+        dataset: ImageDataset,
+        view: View,
+        mc_passes: int,
+        width: int,
+        need_rows: dict[str, bool],
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Compute the missing entries, each under its key's file lock.
+
+        Keys whose lock is free are taken, re-checked (another process may have
+        just written them) and computed together in one pass. Keys locked by
+        another process are waited for afterwards, holding no lock meanwhile (so
+        two processes never wait on each other), and read; an entry still missing
+        then (its owner crashed) is computed here.
+        """
+        n = len(dataset)
+        found: dict[str, dict[str, np.ndarray]] = {}
+        busy: list[str] = []
+        with contextlib.ExitStack() as held:
+            mine: dict[str, LoadedModel] = {}
+            for key, leaf in missing.items():
+                if held.enter_context(key_lock(self.cache, key, blocking=False)):
+                    entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
+                    if entry is not None:
+                        found[key] = entry
+                    else:
+                        mine[key] = leaf
+                else:
+                    busy.append(key)
+            if mine:
+                computed = self._run(mine, dataset, view, mc_passes, width, need_rows, (0, n))
+                for key, arrays in computed.items():
+                    self.cache.put(key, arrays)
+                    self.computed.append(key)
+                found.update(computed)
+        still_missing: dict[str, LoadedModel] = {}
+        for key in busy:
+            with key_lock(self.cache, key):  # wait for the other process to finish
+                entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
+            if entry is not None:
+                found[key] = entry
+            else:
+                still_missing[key] = missing[key]
+        if still_missing:
+            found.update(self._compute_locked(still_missing, dataset, view, mc_passes, width, need_rows))
+        return found
+
+    def shard_rows(self, n: int) -> tuple[int, int]:
+        """Rows [start, stop) of this engine's shard: the i-th of n runs of whole batches."""
+        index, count = self.shard
+        batches = -(-n // self.batch_size)
+        first, last = index * batches // count, (index + 1) * batches // count
+        return min(first * self.batch_size, n), min(last * self.batch_size, n)
+
+    def _compute_shard(
+        self,
+        missing: dict[str, LoadedModel],
+        dataset: ImageDataset,
+        view: View,
+        mc_passes: int,
+        width: int,
+        need_rows: dict[str, bool],
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """This shard's part of each missing entry; full entries once all parts exist, else placeholders."""
+        index, count = self.shard
+        n = len(dataset)
+        start, stop = self.shard_rows(n)
+        mine: dict[str, LoadedModel] = {}
+        for key, leaf in missing.items():
+            part = self.cache.get(part_key(key, index, count))
+            if part is None or not self._entry_fits(part, stop - start, mc_passes, width, need_rows[key]):
+                mine[key] = leaf
+        if mine:  # an empty range still writes its (empty) part, so the others can assemble
+            for key, arrays in self._run(mine, dataset, view, mc_passes, width, need_rows, (start, stop)).items():
+                self.cache.put(part_key(key, index, count), arrays)
+                self.computed.append(part_key(key, index, count))
+        found: dict[str, dict[str, np.ndarray]] = {}
+        for key in missing:
+            entry = self._assemble(key, n, mc_passes, width, need_rows[key])
+            found[key] = entry if entry is not None else _placeholder(n, width, max(1, mc_passes), need_rows[key])
+        return found
+
+    def _assemble(self, key: str, n: int, mc_passes: int, width: int, need_rows: bool) -> dict[str, np.ndarray] | None:
+        """The full entry from all parts of ``key`` (then stored, parts removed), or None while some are missing."""
+        index, count = self.shard
+        parts = []
+        for other in range(count):
+            entry = self.cache.get(part_key(key, other, count))
+            if entry is None:
+                return None
+            parts.append(entry)
+        if "log_probs" in parts[0]:
+            if not all("log_probs" in part for part in parts):
+                return None
+            entry = {"log_probs": np.concatenate([part["log_probs"] for part in parts], axis=1)}
+        else:
+            entry = {name: np.concatenate([part[name] for part in parts]) for name in SUMMARY_FIELDS}
+        if not self._entry_fits(entry, n, mc_passes, width, need_rows):
+            return None
+        self.cache.put(key, entry)
+        for other in range(count):
+            self.cache.delete(part_key(key, other, count))
+        return entry
+
+    @staticmethod
+    def _entry_fits(entry: dict[str, np.ndarray], n: int, mc_passes: int, width: int, need_rows: bool) -> bool:
+        """Whether ``entry`` holds the predictions asked for: rows [M, n, width], or n summaries."""
+        log_probs = entry.get("log_probs")
+        if log_probs is not None:
+            return (
+                log_probs.ndim == 3
+                and log_probs.shape[0] == max(1, mc_passes)
+                and log_probs.shape[1] == n
+                and log_probs.shape[2] == width
+            )
+        return not need_rows and all(
+            name in entry and entry[name].shape == (n,) and entry[name].dtype == dtype
+            for name, dtype in SUMMARY_FIELDS.items()
+        )
+
+    def _normaliser(self, dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(dataset.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(dataset.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        return mean, std
+
+    def _noise(self, view: View, start: int, stop: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """U(-eps, eps) for rows [start, stop), drawn per fixed block of rows."""
+        first, last = start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK
+        blocks = []
+        for block in range(first, last + 1):
+            generator = torch.Generator().manual_seed(_seed_for("noise", self.seed, view.key, block))
+            blocks.append(torch.rand((NOISE_BLOCK, *shape), generator=generator))
+        noise = torch.cat(blocks)[start - first * NOISE_BLOCK : stop - first * NOISE_BLOCK]
+        return ((noise * 2.0 - 1.0) * view.eps).to(self.device)
+
+    def _run(
+        self,
+        missing: dict[str, LoadedModel],
+        dataset: ImageDataset,
+        view: View,
+        mc_passes: int,
+        width: int,
+        need_rows: dict[str, bool],
+        rows_range: tuple[int, int],
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Entries (rows or summaries) of the missing keys for dataset rows ``rows_range``."""
+        from prunecheck.core.progress import task
+
+        first, end = rows_range
+        n = end - first
+        names = ", ".join(leaf.name for leaf in missing.values())
+        part = f", rows {first}:{end} of {len(dataset)}" if n != len(dataset) else ""
+        label = f"{names} on {dataset.name} [{self._view_label or view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
+        job = task(self.progress, label, n, start_line=f"predicting {label} ({n} images{part}, {self.device})")
+        passes = max(1, mc_passes)
+        outputs: dict[str, dict[str, np.ndarray]] = {
+            key: (
+                {"log_probs": np.empty((passes, n, width), dtype=np.float32)}
+                if need_rows[key]
+                else {name: np.empty(n, dtype=dtype) for name, dtype in SUMMARY_FIELDS.items()}
+            )
+            for key in missing
+        }
+        labels = dataset.labels
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        modules = {key: leaf.module.to(self.device, memory_format=memory_format) for key, leaf in missing.items()}
+        for module in modules.values():
+            _set_mc_dropout(module, enabled=mc_passes > 0)
+        mean, std = self._normaliser(dataset)
+        scale, shift = 1.0 / (255.0 * std), -mean / std
+        pin = self.device.type == "cuda"
+
+        def load(start: int) -> torch.Tensor:
+            images = dataset.images(np.arange(start, min(start + self.batch_size, end)))
+            return images.pin_memory() if pin else images
+
+        starts = list(range(first, end, self.batch_size))
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prunecheck-prefetch") if self.prefetch else None
+        try:
+            pending = loader.submit(load, starts[0]) if (loader and starts) else None
+            with torch.inference_mode():
+                for position, start in enumerate(starts):
+                    stop = min(start + self.batch_size, end)
+                    batch_index = start // self.batch_size  # absolute: MC seeds do not depend on the shard
+                    if loader is not None:
+                        host = pending.result()
+                        if position + 1 < len(starts):  # load the next batch while the models run
+                            pending = loader.submit(load, starts[position + 1])
+                    else:
+                        host = load(start)
+                    images = host.to(self.device, non_blocking=True)
+                    # (x / 255 - mean) / std as one fused multiply-add on the device
+                    x = torch.addcmul(shift, images.to(torch.float32), scale)
+                    if view.kind == "noise" and view.eps > 0:
+                        x = x + self._noise(view, start, stop, tuple(x.shape[1:]))
+                    if self.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    rows = slice(start - first, stop - first)
+                    for key, module in modules.items():
+                        for mc_pass in range(passes):
+                            log_probs = self._forward(
+                                module, x, missing[key], dataset, width, mc_passes, mc_pass, batch_index
+                            )
+                            if need_rows[key]:
+                                outputs[key]["log_probs"][mc_pass, rows] = log_probs
+                            else:
+                                summary = PredictionSummary.from_probs(
+                                    torch.from_numpy(log_probs).exp(), labels[start:stop]
+                                ).arrays()
+                                for name, values in summary.items():
+                                    outputs[key][name][rows] = values
+                    job.update(stop - first)
+        finally:
+            if loader is not None:
+                loader.shutdown(wait=True, cancel_futures=True)
+            for module in modules.values():
+                _set_mc_dropout(module, enabled=False)
+                module.to("cpu", memory_format=torch.contiguous_format)
+        job.close()
+        return outputs
+
+    def _forward(
+        self,
+        module: torch.nn.Module,
+        x: torch.Tensor,
+        leaf: LoadedModel,
+        dataset: ImageDataset,
+        width: int,
+        mc_passes: int,
+        mc_pass: int,
+        batch_index: int,
+    ) -> np.ndarray:
+        self.forward_passes += 1
+        dtype = PRECISIONS[self.precision]
+        autocast = (
+            torch.autocast(device_type=self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        )
+        with autocast:
+            if mc_passes:
+                devices = [self.device] if self.device.type == "cuda" else []
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(_seed_for("mc", self.seed, mc_pass, batch_index))
+                    logits = module(x)
+            else:
+                logits = module(x)
+        if logits.ndim != 2 or logits.shape[1] != width:
+            raise ModelError(
+                f"model '{leaf.name}' outputs shape {tuple(logits.shape)} on a batch of "
+                f"{x.shape[0]} from dataset '{dataset.name}', expected [{x.shape[0]}, {width}]"
+                + (f" (the dataset has {width} classes)" if width == dataset.num_classes else "")
+            )
+        return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+def part_key(key: str, index: int, count: int) -> str:
+    """Cache key of the ``index``-th of ``count`` row parts of entry ``key``."""
+    return cache_key("part", key, index, count)
+
+
+def _placeholder(n: int, width: int, passes: int, rows: bool) -> dict[str, np.ndarray]:
+    """Uniform probabilities standing in for an entry other shards have not finished."""
+    if rows:
+        return {"log_probs": np.full((passes, n, width), -np.log(width), dtype=np.float32)}
+    uniform = 1.0 / width
+    return {
+        "predicted": np.zeros(n, np.int32), "confidence": np.full(n, uniform, np.float32),
+        "label_prob": np.full(n, uniform, np.float32), "entropy": np.full(n, np.log(width)),
+        "sum_sq": np.full(n, uniform),
+    }

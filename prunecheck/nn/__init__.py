@@ -1,0 +1,1 @@
+"""Models: loading and fingerprints, layer predicates, masks, efficiency facts, file formats."""

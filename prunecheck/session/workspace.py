@@ -1,0 +1,290 @@
+"""Resolves the names in the settings to loaded datasets, models and predictions.
+
+One Workspace lives for a pytest session. It memoises what it loads, maps pixel
+views (corruptions, blur) to datasets of their own, and hands prediction work
+to the engine, which owns batching and the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+from prunecheck.config.settings import FamilySpec, PairSpec, Settings
+from prunecheck.core.errors import ConfigError, DataError, PrunecheckError
+from prunecheck.core.progress import counting
+from prunecheck.core.views import NOMINAL, View
+from prunecheck.data.base import ImageDataset, Subset
+from prunecheck.data.registry import load_dataset
+from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.engine.predictor import PredictionEngine, Predictions, Progress
+from prunecheck.engine.remote import open_cache
+from prunecheck.nn.efficiency import EfficiencyFacts, efficiency_facts
+from prunecheck.nn.models import LoadedModel, load_model
+
+#: View kinds whose predictions feed accuracy-type gates only (corruption margin, prune
+#: potential, excess error): stored as per-sample summaries, not rows (prunecheck.engine.predictions).
+SUMMARY_VIEW_KINDS = ("corruption",)
+
+
+class Workspace:
+    """Datasets, models and predictions of one run, loaded on first use."""
+
+    def __init__(self, settings: Settings, *, progress: Progress | None = None):
+        self.settings = settings
+        self.progress = progress or (lambda message: None)
+        run = settings.run
+        self.engine = PredictionEngine(
+            open_cache(run.prediction_cache or run.cache_dir / "predictions"),
+            device=run.device,
+            batch_size=run.batch_size,
+            seed=run.seed,
+            progress=self.progress,
+            channels_last=run.channels_last,
+            precision=run.precision,
+        )
+        self._datasets: dict[tuple[str, View], ImageDataset] = {}
+        self._models: dict[str, LoadedModel] = {}
+        self._facts: dict[tuple[str, tuple[int, ...]], EfficiencyFacts] = {}
+        self._facts_cache = ArrayCache(run.cache_dir / "efficiency")
+        # what could not be loaded: its full reason is reported once, at the first test that
+        # needed it; later tests get a one-line pointer instead of the same error again
+        self._failed: dict[tuple[str, str], type[PrunecheckError]] = {}
+
+    def _load_once(self, kind: str, name: str, load):
+        if (kind, name) in self._failed:
+            raise self._failed[(kind, name)](
+                f"{kind} '{name}' could not be loaded; the reason is reported once, at the first test that used it"
+            )
+        try:
+            return load()
+        except PrunecheckError as exc:
+            self._failed[(kind, name)] = type(exc)
+            raise
+
+    # -- datasets -----------------------------------------------------------------
+    def dataset(self, name: str, view: View = NOMINAL) -> ImageDataset:
+        """The dataset ``name`` under ``view`` (pixel views only; noise is applied by the engine)."""
+        pixel_view = view if view.changes_pixels else NOMINAL
+        key = (name, pixel_view)
+        if key not in self._datasets:
+            self._datasets[key] = self._load_once("dataset", name, lambda: self._load_dataset(name, pixel_view))
+        return self._datasets[key]
+
+    def _load_dataset(self, name: str, view: View) -> ImageDataset:
+        spec = self._spec("datasets", self.settings.datasets, name)
+        limit = self.settings.run.limit
+        if view.kind == "nominal":
+            return load_dataset(spec, limit=limit, seed=self.settings.run.seed)
+        base = self.dataset(name)
+        if view.kind == "blur":
+            from prunecheck.data.corruptions.blur import BlurredDataset
+
+            return BlurredDataset(base, view.radius)
+        if spec.corruptions_root is not None:
+            released = self._released(spec, view)
+            if tuple(released.image_shape) != tuple(base.image_shape):
+                raise DataError(
+                    f"{spec.corruptions_root}: expected corrupted images of the nominal view's size "
+                    f"{tuple(base.image_shape)[1:]} (dataset '{name}'), found {tuple(released.image_shape)[1:]} "
+                    f"for {view.id}"
+                )
+            if limit is not None and len(released) > limit:
+                released = Subset(released, range(limit))
+            return released
+        from prunecheck.data.corruptions.generate import CorruptedDataset
+
+        common = dict(
+            profile=spec.corruption_profile,
+            seed=self.settings.run.seed,
+            cache_dir=self.settings.run.cache_dir / "corruptions",
+            progress=counting(self.progress, f"generating {view.id} of {base.name}"),
+        )
+        if self.corruption_backend == "torch":
+            from prunecheck.data.corruptions.torch_backend import TORCH_CORRUPTIONS, TorchCorruptedDataset
+
+            if view.name in TORCH_CORRUPTIONS:
+                return TorchCorruptedDataset(base, view.name, view.severity, device=self.engine.device, **common)
+        return CorruptedDataset(base, view.name, view.severity, **common)
+
+    def view_source(self, name: str, view: View) -> str:
+        """Where the images of a corruption view of dataset ``name`` come from, for the report.
+
+        ``"generated, cifar profile"`` (plus ``", torch backend"``), ``"released files in <root>"``,
+        ``"uniform L-inf noise in normalised input space"`` for noise views, ``""`` for the others.
+        """
+        if view.kind == "noise":
+            return "uniform L-inf noise in normalised input space"
+        if view.kind != "corruption":
+            return ""
+        dataset = self.dataset(name, view)
+        profile = getattr(dataset, "profile", None)
+        if profile is None:
+            return f"released files in {self._spec('datasets', self.settings.datasets, name).corruptions_root}"
+        backend = ", torch backend" if type(dataset).__name__ == "TorchCorruptedDataset" else ""
+        return f"generated, {profile} profile{backend}"
+
+    @property
+    def corruption_backend(self) -> str:
+        """``[run] corruption_backend``: "imagecorruptions" (default) or "torch"."""
+        return self.settings.run.corruption_backend
+
+    @staticmethod
+    def _released(spec, view: View) -> ImageDataset:
+        """The released benchmark files (CIFAR-10/100-C folder or ImageNet-C tree) for ``view``."""
+        from prunecheck.data.corruptions import released
+
+        common = dict(name=f"{spec.name}-c", mean=spec.mean, std=spec.std)
+        if spec.kind in ("cifar10", "cifar100"):
+            return released.load_cifar_c(
+                spec.corruptions_root, view.name, view.severity,
+                num_classes=10 if spec.kind == "cifar10" else 100, **common,
+            )
+        return released.load_imagenet_c(
+            spec.corruptions_root, view.name, view.severity, classes=spec.options.get("classes"),
+            resize=spec.resize, crop=spec.crop, **common,
+        )
+
+    # -- models -------------------------------------------------------------------
+    def model(self, name: str) -> LoadedModel:
+        if name not in self._models:
+            spec = self._spec("models", self.settings.models, name)
+            self._models[name] = self._load_once("model", name, lambda: load_model(spec, self.settings.models))
+        return self._models[name]
+
+    def facts(self, model_name: str, dataset_name: str) -> EfficiencyFacts:
+        model = self.model(model_name)
+        shape = model.spec.input_shape or tuple(self.dataset(dataset_name).image_shape)
+        key = (model_name, tuple(shape))
+        if key not in self._facts:
+            self._facts[key] = self._cached_facts(model, tuple(shape))
+        return self._facts[key]
+
+    def _cached_facts(self, model: LoadedModel, shape: tuple[int, ...]) -> EfficiencyFacts:
+        """Efficiency facts from the cache, keyed like predictions by the weight fingerprint.
+
+        Compressing a large state dict costs seconds per model; a warm run reads the
+        figures back instead. A damaged or outdated entry is recomputed.
+        """
+        import numpy as np
+        import torch
+
+        from prunecheck.nn.efficiency import ZLIB_LEVEL
+
+        names = tuple(f.name for f in dataclasses.fields(EfficiencyFacts))
+        # torch's version: torch.save's format (raw and zipped bytes) and the FLOP counter's formulas
+        key = cache_key("efficiency-facts-v1", model.fingerprint, shape, ZLIB_LEVEL, torch.__version__, names)
+        stored = self._facts_cache.get(key)
+        if stored is not None and set(stored) == set(names):
+            return EfficiencyFacts(**{name: stored[name].item() for name in names})
+        facts = efficiency_facts(model, shape)  # ensembles: summed over members
+        self._facts_cache.put(key, {name: np.asarray(getattr(facts, name)) for name in names})
+        return facts
+
+    # -- predictions --------------------------------------------------------------
+    def predict(
+        self,
+        model_name: str,
+        dataset_name: str,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+        num_classes: int | None = None,
+        rows: bool | None = None,
+    ) -> Predictions:
+        return self.predict_many(
+            [model_name], dataset_name, view, mc_passes=mc_passes, num_classes=num_classes, rows=rows
+        )[0]
+
+    def predict_many(
+        self,
+        model_names: Sequence[str],
+        dataset_name: str,
+        view: View = NOMINAL,
+        *,
+        mc_passes: int = 0,
+        num_classes: int | None = None,
+        rows: bool | None = None,
+    ) -> list[Predictions]:
+        """Predictions of the models on one dataset view; ``num_classes`` is the models'
+        output width when the dataset is out-of-distribution with another class count.
+
+        ``rows``: whether class probabilities are needed; None (default) decides by the
+        view: corruption views get per-sample summaries (:data:`SUMMARY_VIEW_KINDS`).
+        """
+        models = [self.model(name) for name in model_names]
+        # Pixel views are datasets of their own (their fingerprint names the view), so the
+        # engine sees them as nominal data; the predictions keep the real view.
+        engine_view = NOMINAL if view.changes_pixels else view
+        predictions = self.engine.predict_many(
+            models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes, num_classes=num_classes,
+            label=view.id,
+            rows=view.kind not in SUMMARY_VIEW_KINDS if rows is None else rows,
+        )
+        return [dataclasses.replace(p, view=view) for p in predictions]
+
+    def _spec(self, table: str, specs: dict, name: str):
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none"
+            raise ConfigError(f"unknown {table[:-1]} '{name}' (known: {known})", source=self.settings.source, key=table)
+        return specs[name]
+
+
+@dataclass
+class Pair:
+    """A (parent, pruned) pair as the suites see it: the ``pair`` fixture's value."""
+
+    spec: PairSpec
+    workspace: Workspace
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def predictions(
+        self, view: View = NOMINAL, *, mc_passes: int = 0, dataset: str | None = None, rows: bool | None = None
+    ) -> tuple[Predictions, Predictions]:
+        """(parent, pruned) predictions on the pair's dataset (or ``dataset``) under ``view``.
+
+        On another dataset (OOD data) the models keep the pair dataset's output width.
+        """
+        width = None
+        if dataset is not None and dataset != self.spec.dataset:
+            width = self.workspace.dataset(self.spec.dataset).num_classes
+        parent, pruned = self.workspace.predict_many(
+            [self.spec.parent, self.spec.pruned], dataset or self.spec.dataset, view,
+            mc_passes=mc_passes, num_classes=width, rows=rows,
+        )
+        return parent, pruned
+
+    def view_source(self, view: View) -> str:
+        """Where the pair dataset's images under ``view`` come from (see ``Workspace.view_source``)."""
+        return self.workspace.view_source(self.spec.dataset, view)
+
+    def efficiency(self) -> dict:
+        """Efficiency facts of both models and the compression ratio (SPEC 4.6)."""
+        from prunecheck.nn.efficiency import compression_ratio, pair_ratios
+
+        parent = self.workspace.facts(self.spec.parent, self.spec.dataset)
+        pruned = self.workspace.facts(self.spec.pruned, self.spec.dataset)
+        return {
+            "parent_name": self.spec.parent,
+            "pruned_name": self.spec.pruned,
+            "parent": dataclasses.asdict(parent),
+            "pruned": dataclasses.asdict(pruned),
+            "compression_ratio": compression_ratio(parent, pruned),
+            "ratios": dataclasses.asdict(pair_ratios(parent, pruned)),
+        }
+
+
+@dataclass
+class Family:
+    """A parent and its pruned versions: the ``family`` fixture's value."""
+
+    spec: FamilySpec
+    workspace: Workspace
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
