@@ -389,7 +389,7 @@ def test_demo_settings_cross_references(toy_zoo, tmp_path):
         ("accuracy_margin", "max_drop"), ("uncertainty", "max_ece_increase"), ("corruptions", "corruptions"),
         ("corruptions", "max_excess_error_diff"), ("functional", "eps"),
         ("functional", "min_agreement"), ("functional", "min_reference_margin"), ("instability", "max_instability"),
-        ("uncertainty", "blur_radii"), ("functional", "repetitions"),
+        ("uncertainty", "blur_radii"), ("uncertainty", "mc_passes"), ("functional", "repetitions"),
     }
     # severity 3 (the SPEC default, as seed 002) with the cifar profile picked for 32x32 images
     assert s.gates["corruptions"].severities == (DEMO_SEVERITY,) == (3,) and s.gates["corruptions"].max_drop == 0.005
