@@ -230,15 +230,9 @@ def _cifar_frost_texture(index: int, height: int, width: int) -> np.ndarray:
 
 def frost(x: Any, severity: int = 1, *, profile: str = "cifar") -> np.ndarray:
     """``clip(a x + b frost, 0, 255)`` with a random window of one of five scaled textures."""
-    image_weight, frost_weight = parameters(profile, "frost", severity)
-    index = np.random.randint(5)
-    image = np.array(x)
-    height, width = image.shape[:2]
-    texture = _cifar_frost_texture(index, height, width)
-    top = np.random.randint(0, texture.shape[0] - height)
-    left = np.random.randint(0, texture.shape[1] - width)
-    window = texture[top : top + height, left : left + width][..., [2, 1, 0]]
-    return np.clip(image_weight * image + frost_weight * window, 0, 255)
+    from prunecheck.data.corruptions.loaders import blend_frost
+
+    return blend_frost(x, severity, profile, _cifar_frost_texture)
 
 
 def elastic_transform(x: Any, severity: int = 1, *, profile: str = "cifar") -> np.ndarray:

@@ -41,6 +41,7 @@ from prunecheck.data.corruptions.loaders import (  # noqa: F401
     _cv2,
     _resource_filename,
     _standin_pkg_resources,
+    blend_frost,
     frost_texture_path,
     load_imagecorruptions,
 )
@@ -236,15 +237,7 @@ def frost(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray
     Returns:
         float64 array [H, W, 3] in [0, 255].
     """
-    image_weight, frost_weight = parameters(profile, "frost", severity)
-    index = np.random.randint(5)
-    image = np.asarray(x)
-    height, width = image.shape[:2]
-    texture = _frost_texture(index, height, width)
-    top = np.random.randint(0, texture.shape[0] - height)
-    left = np.random.randint(0, texture.shape[1] - width)
-    window = texture[top : top + height, left : left + width][..., [2, 1, 0]]
-    return np.clip(image_weight * image + frost_weight * window, 0, 255)
+    return blend_frost(x, severity, profile, _frost_texture)
 
 
 def spatter(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np.ndarray:

@@ -9,6 +9,9 @@ import os
 import sys
 import types
 import warnings
+from typing import Any, Callable
+
+import numpy as np
 
 
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
@@ -89,3 +92,24 @@ def frost_texture_path(index: int) -> str:
     """
     folder = os.path.join(os.path.dirname(load_imagecorruptions().__file__), "frost")
     return os.path.join(folder, _FROST_FILES[index])
+
+
+def blend_frost(
+    x: Any, severity: int, profile: str, texture: Callable[[int, int, int], np.ndarray]
+) -> np.ndarray:
+    """``clip(a x + b window, 0, 255)``: the frost of both profiles, which differ only in how
+    ``texture(index, height, width)`` scales the texture (BGR uint8) the window is cut from.
+
+    Draws from ``np.random`` in the reference order: texture index, then row, then column.
+    """
+    from prunecheck.data.corruptions.profiles import parameters
+
+    image_weight, frost_weight = parameters(profile, "frost", severity)
+    index = np.random.randint(5)
+    image = np.asarray(x)
+    height, width = image.shape[:2]
+    scaled = texture(index, height, width)
+    top = np.random.randint(0, scaled.shape[0] - height)
+    left = np.random.randint(0, scaled.shape[1] - width)
+    window = scaled[top : top + height, left : left + width][..., [2, 1, 0]]
+    return np.clip(image_weight * image + frost_weight * window, 0, 255)
