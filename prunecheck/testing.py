@@ -144,6 +144,21 @@ def dropout_red_channel_weights(
     return weights
 
 
+def minimal_config(kind: str = "cifar10", root: str = "c10", dataset_extra: str = "") -> str:
+    """The smallest valid ``prunecheck.toml`` text: dataset ``c``, models ``p`` and ``q``, one pair.
+
+    Nothing it names has to exist: it is for tests of parsing and validation.
+    ``dataset_extra`` lines go into the ``[datasets.c]`` table.
+    """
+    extra = f"\n{dataset_extra}" if dataset_extra else ""
+    return (
+        f'[datasets.c]\nkind = "{kind}"\nroot = "{root}"{extra}\n\n'
+        '[models.p]\nfactory = "m:f"\nweights = "p.pt"\n\n'
+        '[models.q]\nfactory = "m:f"\nweights = "q.pt"\n\n'
+        '[[pairs]]\nparent = "p"\npruned = "q"\ndataset = "c"\n'
+    )
+
+
 def model_table(name: str, weights: str, factory: str = "RedChannelNet", **kwargs: object) -> str:
     """TOML for a ``[models.<name>]`` entry of a planted model from this module."""
     lines = [f'[models."{name}"]', f'factory = "prunecheck.testing:{factory}"', f'weights = "{weights}"']

@@ -21,6 +21,7 @@ from prunecheck.config.loader import find_config, load_settings, parse_settings
 from prunecheck.config.options import GateMode, SuiteOptions, option
 from prunecheck.config.settings import DatasetSpec, FamilyMember, ModelSpec, PairSpec, RunSettings
 from prunecheck.core.errors import ConfigError
+from prunecheck.testing import minimal_config
 
 FULL = """\
 [run]
@@ -107,24 +108,7 @@ max_drop = 0.01
 mode = "confident"
 """
 
-MINIMAL = """\
-[datasets.c]
-kind = "cifar100"
-root = "c100"
-
-[models.p]
-factory = "m:f"
-weights = "p.pt"
-
-[models.q]
-factory = "m:f"
-weights = "q.pt"
-
-[[pairs]]
-parent = "p"
-pruned = "q"
-dataset = "c"
-"""
+MINIMAL = minimal_config("cifar100", "c100")
 
 
 def write(directory: Path, text: str, name: str = "prunecheck.toml") -> Path:

@@ -21,6 +21,7 @@ from prunecheck.core.corruption_names import ALL_CORRUPTIONS
 from prunecheck.data.base import TensorDataset
 from prunecheck.data.corruptions import cifar_c, compat, profiles
 from prunecheck.data.corruptions.generate import CorruptedDataset, corrupt_images
+from prunecheck.testing import minimal_config
 
 CIFAR = "make_cifar_c.py"
 IC = "imagecorruptions/corruptions.py"
@@ -245,33 +246,13 @@ def test_dataset_profile_defaults_to_auto_and_is_in_the_cache_key(tmp_path):
 
 # -- configuration and report ------------------------------------------------------------------
 
-CONFIG = """\
-[datasets.c]
-kind = "cifar10"
-root = "c10"
-{extra}
-
-[models.p]
-factory = "m:f"
-weights = "p.pt"
-
-[models.q]
-factory = "m:f"
-weights = "q.pt"
-
-[[pairs]]
-parent = "p"
-pruned = "q"
-dataset = "c"
-"""
-
 
 def _parse(extra: str, tmp_path):
     import tomllib
 
     from prunecheck.config.loader import parse_settings
 
-    return parse_settings(tomllib.loads(CONFIG.format(extra=extra)), source="prunecheck.toml", base_dir=tmp_path)
+    return parse_settings(tomllib.loads(minimal_config(dataset_extra=extra)), source="prunecheck.toml", base_dir=tmp_path)
 
 
 def test_config_key_defaults_to_auto_and_accepts_each_profile(tmp_path):

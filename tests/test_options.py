@@ -15,25 +15,9 @@ import pytest
 from prunecheck.config import options
 from prunecheck.config.loader import load_settings
 from prunecheck.core.errors import ConfigError, PrunecheckDeprecationWarning
+from prunecheck.testing import minimal_config
 
-MINIMAL = """\
-[datasets.c]
-kind = "cifar10"
-root = "c10"
-
-[models.p]
-factory = "m:f"
-weights = "p.pt"
-
-[models.q]
-factory = "m:f"
-weights = "q.pt"
-
-[[pairs]]
-parent = "p"
-pruned = "q"
-dataset = "c"
-"""
+MINIMAL = minimal_config()
 
 
 def load(tmp_path: Path, extra: str):
