@@ -16,18 +16,6 @@ from ``corruptions`` x ``severities`` plus one L-inf noise view per ``noise_leve
 import pytest
 
 from prunecheck.gates import robustness
-from prunecheck.plugin import get_settings
-
-def pytest_generate_tests(metafunc):
-    settings = get_settings(metafunc.config)
-    if "shift" in metafunc.fixturenames:
-        try:
-            shifts = robustness.configured_shifts(settings.gates[robustness.GATE])
-        except ValueError as exc:  # a collection error naming the file and key, without a traceback
-            pytest.fail(
-                f"prunecheck configuration error: {settings.source}: gates.{robustness.GATE}: {exc}", pytrace=False
-            )
-        metafunc.parametrize("shift", shifts, ids=[s.id for s in shifts])
 
 
 def test_corruption_margin(pair, shift, gate):

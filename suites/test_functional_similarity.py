@@ -28,16 +28,9 @@ from __future__ import annotations
 import pytest
 
 from prunecheck.gates.decide import COMPUTE_ERRORS, cannot_compute, failed_closed
-from prunecheck.plugin import get_settings
 
 SUITE = "functional"
 GATE = "functional"
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "eps" in metafunc.fixturenames:
-        levels = [float(e) for e in get_settings(metafunc.config).gates[SUITE]["eps"]]
-        metafunc.parametrize("eps", levels, ids=[f"eps{e:g}" for e in levels])
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -399,34 +399,52 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # the pair/family id comes first in test ids
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise ``pair``/``family`` over the configured ones.
+    """Parametrise ``pair``/``family`` over the configured ones, and every other axis
+    (:mod:`prunecheck.plugin.axes`) a suite test names as an argument.
 
-    A suite test can narrow them with ``@pytest.mark.prunecheck_pairs(predicate)`` /
+    A suite test can narrow pairs/families with ``@pytest.mark.prunecheck_pairs(predicate)`` /
     ``prunecheck_families(predicate)``, ``predicate(spec, settings) -> bool`` (e.g. only pairs
     with a reference model). A test left with nothing to run is deselected, not skipped.
     """
-    if not {"pair", "family"} & set(metafunc.fixturenames):
+    from prunecheck.plugin.axes import AXES, PAIR_AXES
+
+    names = set(metafunc.fixturenames)
+    if not ({"pair", "family"} | set(AXES)) & names:
         return
     settings = get_settings(metafunc.config)
     axes = (("pair", "prunecheck_pairs", settings.pairs), ("family", "prunecheck_families", settings.families))
     for name, marker_name, specs in axes:
-        if name not in metafunc.fixturenames:
+        if name not in names:
             continue
         for marker in metafunc.definition.iter_markers(marker_name):
             predicate = marker.args[0]
             specs = tuple(spec for spec in specs if predicate(spec, settings))
+        joint = [axis for axis in PAIR_AXES if axis in names] if name == "pair" else []
         if specs:
             # pytest-xdist: one pair's/family's tests share a worker (see prefer_loadgroup)
             group = metafunc.config.pluginmanager.hasplugin("xdist")
-            params = [
-                pytest.param(spec, id=spec.name, marks=[pytest.mark.xdist_group(spec.name)] if group else [])
-                for spec in specs
-            ]
-            metafunc.parametrize(name, params, indirect=True)
+            marks = lambda spec: [pytest.mark.xdist_group(spec.name)] if group else []  # noqa: E731
+            if joint:  # e.g. (pair, method): the methods are the pair's own
+                (axis,) = joint
+                params = [pytest.param(spec, value, id=f"{spec.name}-{value}", marks=marks(spec))
+                          for spec in specs for value in PAIR_AXES[axis](spec, settings)]
+                metafunc.parametrize(("pair", axis), params, indirect=["pair"])
+            else:
+                params = [pytest.param(spec, id=spec.name, marks=marks(spec)) for spec in specs]
+                metafunc.parametrize(name, params, indirect=True)
         else:
-            metafunc.parametrize(
-                name, [pytest.param(None, marks=pytest.mark.prunecheck_unconfigured)], ids=[f"no-{name}"], indirect=True
-            )
+            unconfigured = pytest.mark.prunecheck_unconfigured
+            argnames = ("pair", *joint) if joint else name
+            values = (None,) * (1 + len(joint)) if joint else (None,)
+            metafunc.parametrize(argnames, [pytest.param(*values, marks=unconfigured)], ids=[f"no-{name}"],
+                                 indirect=[name] if joint else True)
+    for axis, values_of in AXES.items():
+        if axis in names:
+            try:
+                values = values_of(settings)
+            except ValueError as exc:  # one collection error naming the file and key, without a traceback
+                pytest.fail(f"prunecheck configuration error: {settings.source}: {exc}", pytrace=False)
+            metafunc.parametrize(axis, [value for _, value in values], ids=[id_ for id_, _ in values])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
