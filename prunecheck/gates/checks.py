@@ -17,7 +17,7 @@ import pytest
 
 from prunecheck.config.options import SuiteOptions
 from prunecheck.config.settings import Settings
-from prunecheck.gates.decide import Direction, GateResult, decide, fail_closed, with_relative_drop
+from prunecheck.gates.decide import Direction, GateResult, Outcome, decide, fail_closed, with_relative_drop
 
 GATE_PROPERTY = "prunecheck_gate"
 DATA_PROPERTY = "prunecheck_data"
@@ -118,12 +118,21 @@ class GateChecker:
         )
 
     # -- recording ----------------------------------------------------------------
-    def check(self, *results: GateResult) -> None:
-        """Record every result, then fail the test listing all the failed ones.
+    def check(self, *items: GateResult | Outcome) -> None:
+        """Record every result (and an outcome's report data), then fail the test listing all
+        the failed ones.
 
         When every failed gate is listed in its pair's or family's ``expect_fail``,
         the test is reported as xfail with the same message instead.
         """
+        results: list[GateResult] = []
+        for item in items:
+            if isinstance(item, Outcome):
+                for section, subject, payload in item.records:
+                    self.record(section, subject, payload)
+                results.extend(item.results)
+            else:
+                results.append(item)
         for result in results:
             self.results.append(result)
             self.node.user_properties.append((GATE_PROPERTY, json.dumps(result.to_dict(), allow_nan=True)))

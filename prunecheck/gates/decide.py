@@ -108,6 +108,18 @@ class GateResult:
         return data
 
 
+@dataclass
+class Outcome:
+    """What a pure gate function returns: its gate results and the report data it adds.
+
+    ``records`` are ``(section, subject, payload)`` entries for the report's sections
+    (``prunecheck.report.tables``); a suite hands the whole outcome to ``gate.check``.
+    """
+
+    results: tuple[GateResult, ...] = ()
+    records: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+
+
 def decide(
     *,
     name: str,
