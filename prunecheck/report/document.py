@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 from prunecheck import __version__
 from prunecheck.core.errors import PrunecheckError, plain_text
 from prunecheck.core.io import atomic_file
 from prunecheck.gates.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
+from prunecheck.report import markdown
 from prunecheck.report.tables import ORDER as SECTION_ORDER
-from prunecheck.report.tables import render_sections
+from prunecheck.report.tables import build_sections
 # moved to format.py; imported back so old imports of these names keep working
 from prunecheck.report.format import (  # noqa: F401
     GATE_HEADERS,
@@ -47,6 +46,7 @@ from prunecheck.report.format import (  # noqa: F401
     fmt_value,
     gate_order,
     gate_row,
+    gate_table,
     groups,
     partial_note,
     problem_tests,
@@ -442,11 +442,6 @@ def render_terminal(doc: dict[str, Any], *, width: int = 100, verbose: bool = Fa
 # -- Markdown ----------------------------------------------------------------------
 
 
-def _md_table(gates: list[dict[str, Any]]) -> str:
-    rows = [[cell.replace("|", "\\|") for cell in gate_row(g)] for g in gates]
-    return tabulate(rows, headers=GATE_HEADERS, tablefmt="github", disable_numparse=True)
-
-
 def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.html", sections: bool = True) -> str:
     """The Markdown report: verdict, failing gates, passing gates (collapsed), section tables.
 
@@ -472,9 +467,9 @@ def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.
     if not gates:
         lines.append("No gate ran.")
     if failing:
-        lines += [_md_table(failing), ""]
+        lines += [markdown.table(gate_table(failing)), ""]
     if passing:
-        lines += ["<details>", f"<summary>{len(passing)} passing gates</summary>", "", _md_table(passing), "",
+        lines += ["<details>", f"<summary>{len(passing)} passing gates</summary>", "", markdown.table(gate_table(passing)), "",
                   "</details>"]
     for status, heading in (("FAIL", "Failures"), ("XFAIL", "Known failures (expect_fail)")):
         chosen = [g for g in gates if g["status"] == status]
@@ -485,8 +480,8 @@ def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.
     if problems:
         lines += ["", "## Errors (no gate result; counted as failed)", ""]
         lines += [f"- `{t['nodeid']}`: {t['message']}" for t in problems]
-    for block in render_sections(doc["data"]) if sections else []:
-        lines += ["", block]
+    for section in build_sections(doc["data"]) if sections else []:
+        lines += ["", markdown.section(section)]
     return "\n".join(lines) + "\n"
 
 
