@@ -1,7 +1,10 @@
 """GitHub Markdown for report tables and sections (:mod:`prunecheck.report.table`).
 
-Tables are GitHub pipe tables padded to the widest cell; ``|`` inside a cell is
-escaped (``\\|``) and a line break becomes a space, so no cell can break the table.
+Tables are GitHub pipe tables, every column padded to its widest cell (counted in
+characters, so the text does not depend on the terminal-width tables installed) and
+at least two characters wider than its header; cells are stripped, ``|`` inside a
+cell is escaped (``\\|``) and a line break becomes a space, so no cell can break
+the table.
 :class:`~prunecheck.report.table.Strong` is ``**bold**`` and
 :class:`~prunecheck.report.table.Code` a code span whose backtick fence is longer than
 any backtick run inside it. Plain text is written as it is (names like
@@ -11,8 +14,6 @@ any backtick run inside it. Plain text is written as it is (names like
 from __future__ import annotations
 
 import re
-
-from tabulate import tabulate
 
 from prunecheck.report.table import Block, BulletList, Code, Line, Paragraph, Section, Strong, Table
 
@@ -40,13 +41,31 @@ def inline(text: Line) -> str:
 
 def _cell(text: Line | str) -> str:
     shown = text if isinstance(text, str) else inline(text)
-    return shown.replace("|", "\\|").replace("\r\n", " ").replace("\n", " ")
+    # a backslash before a pipe is doubled, so the pipe's own escape cannot be cancelled
+    shown = re.sub(r"(\\*)\|", lambda m: 2 * m.group(1) + "\\|", shown)
+    return shown.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+
+
+def pipe_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A GitHub pipe table of already escaped cells, left-aligned like the reports have always been::
+
+        | pair   | drop   |
+        |--------|--------|
+        | a      | 0.0120 |
+    """
+    headers = [h.strip() for h in headers]
+    rows = [[cell.strip() for cell in row] for row in rows]
+    widths = [max([len(h) + 2] + [len(row[k]) for row in rows]) for k, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.ljust(w) for cell, w in zip(cells, widths)) + " |"
+
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
 def table(t: Table) -> str:
     """The table as a GitHub pipe table, its title above and its notes below (blank-line separated)."""
-    grid = tabulate([[_cell(cell) for cell in row] for row in t.rows], headers=[_cell(h) for h in t.headers],
-                    tablefmt="github", disable_numparse=True)
+    grid = pipe_table([_cell(h) for h in t.headers], [[_cell(cell) for cell in row] for row in t.rows])
     parts = ([inline(t.title)] if t.title is not None else []) + [grid] + [paragraph(note) for note in t.notes]
     return "\n\n".join(parts)
 

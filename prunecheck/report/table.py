@@ -123,6 +123,8 @@ class Table:
 
     def __post_init__(self) -> None:
         headers = tuple(str(h) for h in self.headers)
+        if not headers:
+            raise ValueError("table: expected at least one column header, found none")
         rows = []
         for k, row in enumerate(self.rows):
             row = tuple(row)
