@@ -211,7 +211,7 @@ def test_markdown_and_html_show_the_same_tables():
 
 # -- layering ------------------------------------------------------------------------------
 #: prunecheck.report modules, lowest first; a module imports only from modules before it.
-LAYERS = ["table", "format", "markdown", "tables", "plots", "html", "document"]
+LAYERS = ["table", "format", "markdown", "tables", "record", "terminal", "plots", "html", "document"]
 
 
 def report_imports(path: Path) -> set[str]:

@@ -68,6 +68,24 @@ def partial_note(doc: dict[str, Any]) -> str:
     return f"partial run: {what}" + (f" ({selection})" if selection else "") + ", not every gate ran"
 
 
+def verdict_line(doc: dict[str, Any]) -> str:
+    """``2 gates failed, 1 known failure (expect_fail), 95 passed; 1 error``."""
+    s = doc["summary"]
+    parts = [f"{s['gates']} gates: {s['gates_failed']} failed"]
+    if s["gates_xfailed"]:
+        parts.append(f"{s['gates_xfailed']} known failures (expect_fail)")
+    parts.append(f"{s['gates_passed']} passed")
+    text = ", ".join(parts)
+    if s["errors"]:
+        text += f"; {s['errors']} tests errored without a gate result (counted as failed)"
+    if doc["session"]["interrupted"]:
+        text += f"; run interrupted ({doc['session']['reason'] or 'stopped early'}): the report holds what ran"
+    partial = partial_note(doc)
+    if partial:
+        text += f"; {partial}"
+    return text
+
+
 def report_title(doc: dict[str, Any]) -> str:
     """The verdict with what makes it incomplete: ``PASSED (partial run: ...)``."""
     title = doc["summary"]["verdict"]
