@@ -7,6 +7,9 @@ from __future__ import annotations
 import ast
 import html
 import json
+import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -239,3 +242,27 @@ def test_rendering_a_payload_never_changes_it():
     before = json.dumps(doc["data"], sort_keys=True)
     render_markdown(doc), render_html(doc, [])
     assert json.dumps(doc["data"], sort_keys=True) == before
+
+
+@pytest.mark.slow
+def test_a_browser_lays_out_every_table_with_numbers_right_aligned(tmp_path):
+    """In headless chromium: each row has one cell per header and numeric cells are right-aligned."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    probe = ("<script>window.addEventListener('load', () => {"
+             " const tables = [...document.querySelectorAll('.tables table')];"
+             " const ragged = tables.filter(t => [...t.rows].some(r => r.cells.length !== t.rows[0].cells.length));"
+             " const nums = [...document.querySelectorAll('.tables td.num')];"
+             " const left = nums.filter(c => getComputedStyle(c).textAlign !== 'right');"
+             " document.body.setAttribute('data-probe', `${tables.length} ${ragged.length} ${nums.length} ${left.length}`);"
+             " });</script></body>")
+    page = render_html(sample_report(3), []).replace("</body>", probe)
+    (tmp_path / "page.html").write_text(page)
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                          "--dump-dom", (tmp_path / "page.html").as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    found = re.search(r'data-probe="(\d+) (\d+) (\d+) (\d+)"', dom)
+    assert found, dom[-500:]
+    n_tables, ragged, n_numeric, not_right = map(int, found.groups())
+    assert n_tables == 3 and ragged == 0 and n_numeric > 100 and not_right == 0, found.groups()
