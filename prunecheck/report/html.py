@@ -81,6 +81,7 @@ WIDE_PX = 900  # plots wider than this span the whole grid row
 # plot section -> the suite whose gates it illustrates
 PLOT_SUITE = {"prune_potential": "corruptions"}
 
+
 def inline_html(text: Line) -> str:
     """A line as escaped HTML: ``<strong>`` and ``<code>`` for the emphasised runs."""
     out = []
