@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 
-from prunecheck.report.document import SCHEMA, SCHEMA_VERSION, summarise
+from prunecheck.report.format import gate_order
+from prunecheck.report.record import SCHEMA, SCHEMA_VERSION, summarise
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
@@ -96,8 +97,6 @@ def sample_report(n_pairs: int, *, seed: int = 0) -> dict:
             for test in test_list:
                 if test["nodeid"] == gate["nodeid"]:
                     test["outcome"], test["message"] = "failed", gate["message"]
-    from prunecheck.report.document import gate_order
-
     gates.sort(key=gate_order)
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "prunecheck_version": "0", "created": "2026-01-01",
             "config": "prunecheck.toml", "demo": False,

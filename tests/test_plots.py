@@ -9,7 +9,7 @@ import re
 import pytest
 
 from prunecheck.report import plots
-from prunecheck.report.html import markdown_to_html, render_html
+from prunecheck.report.html import render_html
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.colors import to_hex  # noqa: E402
@@ -150,14 +150,6 @@ def test_html_embeds_every_plot_and_highlights_failing_rows():
     assert "drop &lt;b&gt;" in page and "&lt;cfg&gt;" in page  # text is escaped
     assert "<h3>Prune potential</h3>" in page and "<h3>Pruning instability</h3>" in page
     assert "pip install prunecheck[plots]" in render_html(report, None)
-
-
-def test_markdown_to_html_converts_the_tables_subset():
-    text = "## Title\n\n| a | b |\n|---|---|\n| 1 | **no** |\n| x<y | `c` |\n\nA note with **bold**.\nsecond line"
-    assert markdown_to_html(text) == (
-        "<h3>Title</h3>\n<table>\n<tr><th>a</th><th>b</th></tr>\n<tr><td>1</td><td><strong>no</strong></td></tr>\n"
-        "<tr><td>x&lt;y</td><td><code>c</code></td></tr>\n</table>\n<p>A note with <strong>bold</strong>.<br>\n"
-        "second line</p>")
 
 
 # -- fail closed: gates without values, and plots that cannot be drawn ---------------------

@@ -17,6 +17,8 @@ from prunecheck.cli import main as cli_main
 from prunecheck.gates.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
 from prunecheck.gates.decide import decide, failed_closed
 from prunecheck.report import document as rp
+from prunecheck.report import record as rec
+from prunecheck.report import terminal
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "reports.md"
 LONG_METRIC = ("deployed prune ratio (wt95; nominal prune potential 0.950, lowest contrast-1 0.700, "
@@ -34,9 +36,9 @@ def fake_report(nodeid, *, when="call", outcome="passed", gates=(), data=(), xfa
     return rep
 
 
-def sample_record() -> rp.RunRecord:
+def sample_record() -> rec.RunRecord:
     """Four tests: a failing gate, an expected failure, passing gates and a setup error."""
-    record = rp.RunRecord(source="/proj/prunecheck.toml")
+    record = rec.RunRecord(source="/proj/prunecheck.toml")
     fail = decide(name="accuracy_margin", metric="accuracy drop", value=0.1, threshold=0.005,
                   threshold_name="max_drop", parent=1.0, pruned=0.9, subject="bad-pair")
     known = decide(name="corruptions", metric=LONG_METRIC, value=0.95, threshold=0.89,
@@ -63,7 +65,7 @@ def sample_record() -> rp.RunRecord:
 
 def test_document_counts_orders_and_validates():
     doc = sample_record().to_json(exitstatus=1)
-    rp.validate_report(doc)
+    rec.validate_report(doc)
     statuses = [g["status"] for g in doc["gates"]]
     assert statuses == ["FAIL", "FAIL", "XFAIL", "PASS", "PASS"]
     # FAILs in suite order: accuracy_margin before uncertainty
@@ -76,12 +78,12 @@ def test_document_counts_orders_and_validates():
     assert doc["data"] == [{"section": "efficiency", "subject": "good-pair", "payload": {"x": 1},
                             "nodeid": "s/test_u.py::test_drift[good-pair]"}]
     # round trip through JSON text (NaN of the failed-closed gate included)
-    rp.validate_report(json.loads(json.dumps(doc, allow_nan=True)))
+    rec.validate_report(json.loads(json.dumps(doc, allow_nan=True)))
 
 
 def test_document_does_not_depend_on_arrival_order():
     a = sample_record()
-    b = rp.RunRecord(source=a.source)
+    b = rec.RunRecord(source=a.source)
     b.gates, b.data = list(reversed(a.gates)), list(reversed(a.data))
     b.tests = dict(reversed(list(a.tests.items())))
     da, db = a.to_json(), b.to_json()
@@ -107,34 +109,34 @@ def test_validation_names_the_bad_key(path, value, expected):
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    with pytest.raises(rp.ReportFormatError, match=re.escape(expected)):
-        rp.validate_report(doc)
+    with pytest.raises(rec.ReportFormatError, match=re.escape(expected)):
+        rec.validate_report(doc)
 
 
 def test_validation_missing_and_unknown_keys():
     doc = sample_record().to_json()
     broken = copy.deepcopy(doc)
     del broken["gates"][1]["margin"]
-    with pytest.raises(rp.ReportFormatError, match=r"key 'gates\[1\]': missing margin"):
-        rp.validate_report(broken)
+    with pytest.raises(rec.ReportFormatError, match=r"key 'gates\[1\]': missing margin"):
+        rec.validate_report(broken)
     extra = copy.deepcopy(doc)
     extra["gates"][0]["new_field"] = 1
-    with pytest.raises(rp.ReportFormatError, match="unknown key"):
-        rp.validate_report(extra)
-    rp.validate_report(extra, strict=False)  # prunecheck report tolerates keys it does not know
+    with pytest.raises(rec.ReportFormatError, match="unknown key"):
+        rec.validate_report(extra)
+    rec.validate_report(extra, strict=False)  # prunecheck report tolerates keys it does not know
 
 
 def test_docs_describe_every_field():
     text = DOCS.read_text()
-    for name, fields in rp.SCHEMA_DESCRIPTION.items():
+    for name, fields in rec.SCHEMA_DESCRIPTION.items():
         for key in fields:
             assert re.search(rf"\|\s*`{key}`\s*\|", text), f"docs/reports.md does not document {name}.{key}"
-    assert f"schema_version` is {rp.SCHEMA_VERSION}" in text
+    assert f"schema_version` is {rec.SCHEMA_VERSION}" in text
 
 
 def test_terminal_summary_groups_failing_first_and_fits_the_width():
     doc = sample_record().to_json(exitstatus=1)
-    text = rp.render_terminal(doc, width=80)
+    text = terminal.render_terminal(doc, width=80)
     lines = text.splitlines()
     too_long = [line for line in lines if len(line) > 80 and not line.startswith("ERROR  ")]  # node ids stay whole
     assert not too_long, too_long
@@ -148,7 +150,7 @@ def test_terminal_summary_groups_failing_first_and_fits_the_width():
     assert lines[xfail_at + 1].startswith(" " * 9) and "..." in "".join(lines[xfail_at:xfail_at + 3])
     # passing gates of a group collapse into one line unless verbose
     assert "  PASS   2 gates passed; smallest margin 0.0050 (ECE increase [mc])" in lines
-    verbose = rp.render_terminal(doc, width=120, verbose=True).splitlines()
+    verbose = terminal.render_terminal(doc, width=120, verbose=True).splitlines()
     assert sum(line.startswith("  PASS   ECE increase") for line in verbose) == 2
     at = lines.index("ERROR  s/test_a.py::test_facts[broken]")
     assert lines[at + 1] == "       no gate result (counted as failed): E   prunecheck: cannot load model"
@@ -159,7 +161,7 @@ def test_terminal_summary_groups_failing_first_and_fits_the_width():
 
 def test_terminal_summary_of_an_interrupted_run_says_so():
     doc = sample_record().to_json(exitstatus=2, interrupted=True, reason="KeyboardInterrupt")
-    assert "run interrupted (KeyboardInterrupt)" in " ".join(rp.render_terminal(doc).splitlines()[-3:])
+    assert "run interrupted (KeyboardInterrupt)" in " ".join(terminal.render_terminal(doc).splitlines()[-3:])
     assert rp.render_markdown(doc).startswith("# prunecheck report: FAILED (run interrupted: incomplete)")
 
 
@@ -206,20 +208,20 @@ def test_step_summary_stays_under_the_github_limit(tmp_path, monkeypatch):
 
 def test_load_report_upgrades_version_1_and_rejects_other_files(tmp_path):
     doc = sample_record().to_json()
-    v1 = {"schema": rp.SCHEMA, "schema_version": 1, "prunecheck_version": "0.1.0", "created": doc["created"],
+    v1 = {"schema": rec.SCHEMA, "schema_version": 1, "prunecheck_version": "0.1.0", "created": doc["created"],
           "config": doc["config"], "demo": False, "summary": {"gates": 5}, "gates": doc["gates"],
           "data": doc["data"], "tests": doc["tests"]}
     path = tmp_path / "old.json"
     path.write_text(json.dumps(v1, allow_nan=True))
-    loaded = rp.load_report(path)
-    assert loaded["schema_version"] == rp.SCHEMA_VERSION and loaded["summary"]["gates_failed"] == 2
-    rp.validate_report(loaded)
+    loaded = rec.load_report(path)
+    assert loaded["schema_version"] == rec.SCHEMA_VERSION and loaded["summary"]["gates_failed"] == 2
+    rec.validate_report(loaded)
     (tmp_path / "junk.json").write_text("{not json")
-    with pytest.raises(rp.ReportFormatError, match="junk.json: not JSON"):
-        rp.load_report(tmp_path / "junk.json")
+    with pytest.raises(rec.ReportFormatError, match="junk.json: not JSON"):
+        rec.load_report(tmp_path / "junk.json")
     (tmp_path / "other.json").write_text('{"schema": "something-else"}')
-    with pytest.raises(rp.ReportFormatError, match="not a prunecheck report"):
-        rp.load_report(tmp_path / "other.json")
+    with pytest.raises(rec.ReportFormatError, match="not a prunecheck report"):
+        rec.load_report(tmp_path / "other.json")
 
 
 def test_cli_report_rerenders_a_saved_run(tmp_path, capsys):
@@ -248,7 +250,7 @@ def test_reports_without_matplotlib_are_cheap_and_say_how_to_get_plots(tmp_path,
     assert "pip install prunecheck[plots]" in (tmp_path / "prunecheck.html").read_text()
     assert not (tmp_path / "plots" / "stale.png").exists()
     assert elapsed < 1.0
-    rp.validate_report(json.loads((tmp_path / "prunecheck.json").read_text()))
+    rec.validate_report(json.loads((tmp_path / "prunecheck.json").read_text()))
 
 
 def test_a_failing_writer_does_not_cost_the_other_reports(tmp_path, monkeypatch):
@@ -265,7 +267,7 @@ def test_a_failing_writer_does_not_cost_the_other_reports(tmp_path, monkeypatch)
 
 
 def test_reports_show_no_negative_zero_and_no_colour_codes():
-    record = rp.RunRecord()
+    record = rec.RunRecord()
     # an identical pair: the difference of equal float sums can come out as a tiny negative
     gate = decide(name="accuracy_margin", metric="accuracy drop", value=-1e-17, threshold=0.005,
                   threshold_name="max_drop", parent=0.95, pruned=0.95, subject="same")
@@ -274,7 +276,7 @@ def test_reports_show_no_negative_zero_and_no_colour_codes():
     record.add_report(fake_report("t::err", when="setup", outcome="failed",
                                   message="prunecheck: \x1b[1mWeights only load failed\x1b[0m"))
     doc = record.to_json()
-    for text in (rp.render_markdown(doc), rp.render_terminal(doc, width=120, verbose=True)):
+    for text in (rp.render_markdown(doc), terminal.render_terminal(doc, width=120, verbose=True)):
         assert "-0.0000" not in text and "\x1b" not in text
     messages = {t["nodeid"]: t["message"] for t in doc["tests"]}
     assert messages["t::err"] == "prunecheck: Weights only load failed"

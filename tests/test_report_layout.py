@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from prunecheck.report import document as rp
+from prunecheck.report import format as fmt
+from prunecheck.report import record as rec
+from prunecheck.report import terminal
 from prunecheck.report.html import WIDE_PX, render_html
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 from report_samples import sample_report
@@ -46,10 +49,10 @@ def png_width(data: bytes) -> int:
 def test_partial_run_is_flagged_in_terminal_markdown_and_html():
     doc = sample_report(1)
     doc["session"].update(deselected=107, selection="-k 'gm50'")
-    assert rp.partial_note(doc) == "partial run: 107 tests deselected (-k 'gm50'), not every gate ran"
+    assert fmt.partial_note(doc) == "partial run: 107 tests deselected (-k 'gm50'), not every gate ran"
     assert rp.render_markdown(doc).startswith("# prunecheck report: FAILED (partial run)")
     assert "partial run: 107 tests deselected" in rp.render_markdown(doc)
-    assert "partial run: 107 tests deselected" in rp.render_terminal(doc, width=200)
+    assert "partial run: 107 tests deselected" in terminal.render_terminal(doc, width=200)
     page = render_html(doc, [])
     assert "<title>prunecheck report: FAILED (partial run)</title>" in page
     assert "This is a partial run: 107 tests deselected" in page
@@ -62,14 +65,14 @@ def test_reports_written_before_the_selection_keys_still_load(tmp_path):
     for key in ("deselected", "selection"):
         del doc["session"][key]
     (tmp_path / "old.json").write_text(json.dumps(doc))
-    loaded = rp.load_report(tmp_path / "old.json")
-    assert loaded["session"]["deselected"] == 0 and rp.partial_note(loaded) == ""
+    loaded = rec.load_report(tmp_path / "old.json")
+    assert loaded["session"]["deselected"] == 0 and fmt.partial_note(loaded) == ""
 
 
 def test_ansi_colour_codes_never_reach_a_report():
     coloured = "\x1b[31mRuntimeError\x1b[0m: CUDA \x1b[1mout of memory\x1b[0m"
-    assert rp.strip_ansi(coloured) == "RuntimeError: CUDA out of memory"
-    record = rp.RunRecord(source="x.toml")
+    assert rec.strip_ansi(coloured) == "RuntimeError: CUDA out of memory"
+    record = rec.RunRecord(source="x.toml")
     from types import SimpleNamespace
 
     from prunecheck.gates.checks import TEST_PROPERTY
@@ -97,7 +100,7 @@ def test_html_opens_with_verdict_overview_and_failing_gates_and_folds_passing_on
     targets = set(ids)
     assert all(href[1:] in targets for href in re.findall(r'href="(#[^"]+)"', page))
     # a pair whose gates all passed is one folded line; failing gates are never folded
-    all_passed = [key for key, gates in rp.groups(doc["gates"]) if all(g["status"] == "PASS" for g in gates)]
+    all_passed = [key for key, gates in fmt.groups(doc["gates"]) if all(g["status"] == "PASS" for g in gates)]
     assert len(all_passed) == 3 * 5 + 1  # 3 passing pairs x 5 suites, and gm54's functional gate
     assert page.count('<details class="passed"') == len(all_passed)
     folded = re.findall(r"<details.*?</details>", page, flags=re.S)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prunecheck.report.table import Strong, Table
+
 
 STATUSES = ("FAIL", "XFAIL", "PASS")  # also the order gates are listed in
 
@@ -66,6 +68,24 @@ def partial_note(doc: dict[str, Any]) -> str:
     return f"partial run: {what}" + (f" ({selection})" if selection else "") + ", not every gate ran"
 
 
+def verdict_line(doc: dict[str, Any]) -> str:
+    """``2 gates failed, 1 known failure (expect_fail), 95 passed; 1 error``."""
+    s = doc["summary"]
+    parts = [f"{s['gates']} gates: {s['gates_failed']} failed"]
+    if s["gates_xfailed"]:
+        parts.append(f"{s['gates_xfailed']} known failures (expect_fail)")
+    parts.append(f"{s['gates_passed']} passed")
+    text = ", ".join(parts)
+    if s["errors"]:
+        text += f"; {s['errors']} tests errored without a gate result (counted as failed)"
+    if doc["session"]["interrupted"]:
+        text += f"; run interrupted ({doc['session']['reason'] or 'stopped early'}): the report holds what ran"
+    partial = partial_note(doc)
+    if partial:
+        text += f"; {partial}"
+    return text
+
+
 def report_title(doc: dict[str, Any]) -> str:
     """The verdict with what makes it incomplete: ``PASSED (partial run: ...)``."""
     title = doc["summary"]["verdict"]
@@ -91,9 +111,17 @@ def groups(gates: list[dict[str, Any]]) -> list[tuple[tuple[str, str], list[dict
 
 
 GATE_HEADERS = ["status", "gate", "subject", "view", "metric", "parent", "pruned", "value", "threshold", "margin"]
+GATE_NUMERIC = ["parent", "pruned", "value", "margin"]
 
 
-def gate_row(gate: dict[str, Any], *, markdown: bool = True) -> list[str]:
-    status = f"**{gate['status']}**" if markdown and gate["status"] == "FAIL" else gate["status"]
-    return [status, gate["name"], gate["subject"], gate["view"], gate["metric"], fmt_number(gate.get("parent")),
+def gate_row(gate: dict[str, Any]) -> list[str]:
+    """A gate's cells under :data:`GATE_HEADERS`, as text."""
+    return [gate["status"], gate["name"], gate["subject"], gate["view"], gate["metric"], fmt_number(gate.get("parent")),
             fmt_number(gate.get("pruned")), fmt_value(gate), fmt_threshold(gate), fmt_number(gate.get("margin"))]
+
+
+def gate_table(gates: list[dict[str, Any]]) -> Table:
+    """The gates as a table, a failing gate's status emphasised."""
+    rows = [[Strong(cells[0]) if gate["status"] == "FAIL" else cells[0], *cells[1:]]
+            for gate in gates for cells in [gate_row(gate)]]
+    return Table(GATE_HEADERS, rows, numeric=GATE_NUMERIC)

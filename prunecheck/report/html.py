@@ -6,9 +6,10 @@ message; then a table of contents per suite and per pair/family, failing first;
 then one section per suite and subject whose passing gates are folded
 (``<details>``) and whose plots sit in a grid that wraps (a plot per pair, never
 one wide row of all of them); the section tables come last. Plots are embedded
-as base64 PNG (or a note says they need ``pip install prunecheck[plots]``). The section tables are the Markdown that ``prunecheck.report.tables``
-renders, converted here by a small converter for the subset those modules emit:
-GitHub pipe tables, paragraphs, ``**bold**`` and ```code```.
+as base64 PNG (or a note says they need ``pip install prunecheck[plots]``). The
+section tables are the :mod:`prunecheck.report.table` objects that
+:mod:`prunecheck.report.tables` builds, rendered here directly: every piece of
+text escaped, numeric columns right-aligned.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import html
 import re
 from typing import Any
 
-from prunecheck.report.plots import PlotImage
 from prunecheck.report.format import (
-    GATE_HEADERS, SUITE_ORDER, UNITS_NOTE, gate_row, groups, partial_note, problem_tests, report_title,
+    GATE_HEADERS, GATE_NUMERIC, SUITE_ORDER, UNITS_NOTE, gate_row, groups, partial_note, problem_tests, report_title,
 )
-from prunecheck.report.tables import render_sections
+from prunecheck.report.plots import PlotImage
+from prunecheck.report.table import Block, BulletList, Code, Line, Paragraph, Section, Strong, Table
+from prunecheck.report.tables import build_sections
 
 PLOTS_MISSING = ("Plots need matplotlib, which is not installed: <code>pip install prunecheck[plots]</code>, "
                  "then re-render this page with <code>prunecheck report reports/prunecheck.json</code>.")
@@ -43,7 +45,7 @@ p.meta { margin: 0.3em 0; font-size: 0.85em; color: #555; }
 .badge.PASS { background: #d7efdc; color: #1a7f37; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
+th { background: #f2f2f2; } th.num { text-align: right; }
 tr.FAIL td { background: #fde0e0; } tr.FAIL td.status { color: #b71c1c; font-weight: bold; }
 tr.XFAIL td { background: #fff4d6; } tr.XFAIL td.status { color: #8a6d00; font-weight: bold; }
 tr.PASS td.status { color: #1a7f37; }
@@ -79,49 +81,53 @@ WIDE_PX = 900  # plots wider than this span the whole grid row
 # plot section -> the suite whose gates it illustrates
 PLOT_SUITE = {"prune_potential": "corruptions"}
 
-_NUMERIC = {"parent", "pruned", "value", "margin"}
 
-
-def _inline(text: str) -> str:
-    """Escape text, then apply the inline Markdown the tables use: **bold** and `code`."""
-    out = html.escape(text)
-    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-
-
-def _split_row(line: str) -> list[str]:
-    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
-    return [cell.strip().replace("\\|", "|") for cell in cells]
-
-
-def markdown_to_html(text: str) -> str:
-    """Convert the Markdown subset emitted by ``prunecheck.report.tables`` to HTML.
-
-    Args:
-        text: Blocks separated by blank lines: ``#`` headings, GitHub pipe tables
-            (header, ``|---|`` rule, rows) or paragraphs.
-
-    Returns:
-        HTML with every piece of text escaped.
-    """
-    parts = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        lines = block.strip().splitlines()
-        if not lines:
-            continue
-        heading = re.match(r"^(#{1,6})\s+(.*)$", lines[0])
-        if heading and len(lines) == 1:
-            level = min(len(heading.group(1)) + 1, 6)
-            parts.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
-        elif all(line.lstrip().startswith("|") for line in lines) and len(lines) >= 2:
-            header = _split_row(lines[0])
-            body = [_split_row(line) for line in lines[1:] if not re.fullmatch(r"\s*\|[\s:|-]+\|\s*", line)]
-            rows = ["<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in header) + "</tr>"]
-            rows += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in body]
-            parts.append("<table>\n" + "\n".join(rows) + "\n</table>")
+def inline_html(text: Line) -> str:
+    """A line as escaped HTML: ``<strong>`` and ``<code>`` for the emphasised runs."""
+    out = []
+    for run in text:
+        if isinstance(run, Strong):
+            out.append(f"<strong>{html.escape(run.text)}</strong>")
+        elif isinstance(run, Code):
+            out.append(f"<code>{html.escape(run.text)}</code>")
         else:
-            parts.append("<p>" + "<br>\n".join(_inline(line) for line in lines) + "</p>")
+            out.append(html.escape(run))
+    return "".join(out)
+
+
+def _paragraph(p: Paragraph) -> str:
+    return "<p>" + "<br>\n".join(inline_html(text) for text in p.lines) + "</p>"
+
+
+def table_html(t: Table) -> str:
+    """The table as HTML, numeric columns right-aligned; its title above and notes below as paragraphs."""
+    num = [t.is_numeric(k) for k in range(len(t.headers))]
+
+    def cell(tag: str, k: int, content: str) -> str:
+        return f'<{tag} class="num">{content}</{tag}>' if num[k] else f"<{tag}>{content}</{tag}>"
+
+    rows = ["<tr>" + "".join(cell("th", k, html.escape(h)) for k, h in enumerate(t.headers)) + "</tr>"]
+    rows += ["<tr>" + "".join(cell("td", k, inline_html(c)) for k, c in enumerate(row)) + "</tr>" for row in t.rows]
+    parts = [f"<p>{inline_html(t.title)}</p>"] if t.title is not None else []
+    parts.append("<table>\n" + "\n".join(rows) + "\n</table>")
+    parts += [_paragraph(note) for note in t.notes]
     return "\n".join(parts)
+
+
+def block_html(b: Block) -> str:
+    """One paragraph, list or table as HTML."""
+    if isinstance(b, Table):
+        return table_html(b)
+    if isinstance(b, BulletList):
+        return "<ul>" + "".join(f"<li>{inline_html(text)}</li>" for text in b.items) + "</ul>"
+    if isinstance(b, Paragraph):
+        return _paragraph(b)
+    raise TypeError(f"report block: expected Table, Paragraph or BulletList, found {type(b).__name__}")
+
+
+def section_html(s: Section) -> str:
+    """A section of the page's table part: an ``<h3>`` heading and its blocks."""
+    return "\n".join([f"<h3>{html.escape(s.title)}</h3>", *(block_html(b) for b in s.blocks)])
 
 
 def _anchor(*parts: str) -> str:
@@ -133,8 +139,8 @@ def _gate_table(gates: list[dict[str, Any]], *, messages: bool = True) -> str:
     rows = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"]
     for gate in gates:
         cells = []
-        for header, value in zip(GATE_HEADERS, gate_row(gate, markdown=False)):
-            cls = "status" if header == "status" else ("num" if header in _NUMERIC else
+        for header, value in zip(GATE_HEADERS, gate_row(gate)):
+            cls = "status" if header == "status" else ("num" if header in GATE_NUMERIC else
                                                        "nowrap" if header in ("gate", "subject", "view", "threshold") else "")
             cells.append(f'<td class="{cls}">{html.escape(value)}</td>' if cls else f"<td>{html.escape(value)}</td>")
         if messages:
@@ -323,8 +329,8 @@ def render_html(doc: dict[str, Any], images: list[PlotImage] | None) -> str:
         body.append("<p>No recorded data to plot.</p>")
 
     body.append('<h2 id="tables">Tables</h2><div class="tables">')
-    for block in render_sections(doc["data"]):
-        body.append(markdown_to_html(block))
+    for section in build_sections(doc["data"]):
+        body.append(section_html(section))
     body.append(_thumbnails(doc["data"]))
     body.append("</div>")
     return (

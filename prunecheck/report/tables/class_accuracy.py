@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, Code, Paragraph, Run, Strong, Table
 
 TITLE = "Per-class accuracy (most damaged classes)"
 HEADERS = ["pair", "class", "images", "parent correct", "pruned correct", "parent acc", "pruned acc", "drop", "95% CI"]
+NUMERIC = HEADERS[2:]
 
 
-def _drop(row: dict[str, Any], limit: float) -> str:
+def _drop(row: dict[str, Any], limit: float) -> Run:
     shown = f"{row['drop']:.4f}"
     if not row["gated"]:
         return shown + " (not gated)"
-    return f"**{shown} > {limit:g}**" if row["drop"] > limit else shown
+    return Strong(f"{shown} > {limit:g}") if row["drop"] > limit else shown
 
 
-def render(entries: list[dict[str, Any]]) -> str:
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """The ``report_classes`` largest drops of each pair, worst first."""
     rows = []
     notes = []
     for entry in entries:
@@ -33,14 +36,15 @@ def render(entries: list[dict[str, Any]]) -> str:
             ])
         small = [r["class"] for r in payload["classes"] if not r["gated"]]
         if small:
-            notes.append(
-                f"`{entry['subject']}`: {len(small)} classes with fewer than {payload['min_class_images']} images "
-                "are reported, not gated."
-            )
-    note = (
-        "\n\ndrop = accuracy(parent) - accuracy(pruned) among the images of that class; the worst gated class "
+            notes.append((Code(entry["subject"]), f": {len(small)} classes with fewer than "
+                          f"{payload['min_class_images']} images are reported, not gated."))
+    note = Paragraph.of(
+        "drop = accuracy(parent) - accuracy(pruned) among the images of that class; the worst gated class "
         "is compared with max_class_drop; rows sorted by drop, the report_classes largest per pair."
     )
-    if notes:
-        note += "\n\n" + "\n".join(notes)
-    return tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True) + note
+    return [Table(HEADERS, rows, numeric=NUMERIC, notes=(note, Paragraph.of(*notes)) if notes else (note,))]
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))

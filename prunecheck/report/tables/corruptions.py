@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, BulletList, Code, Paragraph, Table
 
 TITLE = "Accuracy under corruption"
 
@@ -39,7 +40,7 @@ def _cell(accuracy: Any, parent: Any) -> str:
     return f"{100.0 * accuracy:.1f} ({diff:+.1f})"
 
 
-def render_pairs(entries: list[dict[str, Any]]) -> str:
+def pairs_table(entries: list[dict[str, Any]]) -> Table:
     """One row per pair, one column per view: pruned accuracy % (difference to the parent, pp)."""
     views: list[str] = []
     cells: dict[str, dict[str, str]] = {}
@@ -50,10 +51,10 @@ def render_pairs(entries: list[dict[str, Any]]) -> str:
             views.append(view)
         cells.setdefault(entry["subject"], {})[view] = _cell(payload.get("pruned_accuracy"), payload.get("parent_accuracy"))
     rows = [[pair, *(row.get(v, "") for v in views)] for pair, row in cells.items()]
-    return tabulate(rows, headers=["pair", *views], tablefmt="github", disable_numparse=True)
+    return Table(["pair", *views], rows, numeric=views, title=("Pruned accuracy (%) per pair and view",))
 
 
-def render_sources(entries: list[dict[str, Any]]) -> str:
+def sources_list(entries: list[dict[str, Any]]) -> BulletList:
     """One line per image source of the corrupted views: ``source: view, view, ...``."""
     by_source: dict[str, list[str]] = {}
     for entry in entries:
@@ -61,10 +62,10 @@ def render_sources(entries: list[dict[str, Any]]) -> str:
         source = payload.get("source")
         if source and payload["view"] not in by_source.setdefault(source, []):
             by_source[source].append(payload["view"])
-    return "\n".join(f"- {source}: {', '.join(views)}" for source, views in by_source.items())
+    return BulletList.of(*(f"{source}: {', '.join(views)}" for source, views in by_source.items()))
 
 
-def render_family(subject: str, payload: dict[str, Any]) -> str:
+def family_table(subject: str, payload: dict[str, Any]) -> Table:
     """Prune-accuracy curves of one family: a row per prune ratio, a column per view."""
     views = payload["views"]
     rows = [[f"parent: {payload['parent']}", "0 (parent)", *(_pct(a) for a in payload["parent_accuracy"])]]
@@ -73,21 +74,27 @@ def render_family(subject: str, payload: dict[str, Any]) -> str:
             member, f"{100.0 * ratio:.1f}",
             *(_cell(payload["accuracy"][v][k], payload["parent_accuracy"][v]) for v in range(len(views))),
         ])
-    table = tabulate(rows, headers=["model", "prune ratio (%)", *views], tablefmt="github", disable_numparse=True)
-    return f"Family `{subject}`: prune-accuracy curves, accuracy (%) per view\n\n{table}"
+    title = ("Family ", Code(subject), ": prune-accuracy curves, accuracy (%) per view")
+    return Table(["model", "prune ratio (%)", *views], rows, numeric=["prune ratio (%)", *views], title=title)
+
+
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """The pairs' table and image sources, a table per family, then the note on the cells."""
+    pairs = [e for e in entries if e["payload"].get("kind") == "pair"]
+    families = [e for e in entries if e["payload"].get("kind") == "family"]
+    blocks: list[Block] = []
+    if pairs:
+        blocks.append(pairs_table(pairs))
+        sources = sources_list(pairs)
+        if sources.items:
+            blocks += [Paragraph.of("Images of the corrupted views (profile = the constants of generated "
+                                    "corruptions)"), sources]
+    blocks += [family_table(e["subject"], e["payload"]) for e in families]
+    blocks.append(Paragraph.of("Cells: accuracy in percent; in parentheses the difference to the parent on the "
+                               "same view, in percentage points (negative = worse than the parent)."))
+    return blocks
 
 
 def render(entries: list[dict[str, Any]]) -> str:
-    pairs = [e for e in entries if e["payload"].get("kind") == "pair"]
-    families = [e for e in entries if e["payload"].get("kind") == "family"]
-    blocks = []
-    if pairs:
-        blocks.append("Pruned accuracy (%) per pair and view\n\n" + render_pairs(pairs))
-        sources = render_sources(pairs)
-        if sources:
-            blocks.append("Images of the corrupted views (profile = the constants of generated corruptions)\n\n"
-                          + sources)
-    blocks += [render_family(e["subject"], e["payload"]) for e in families]
-    note = ("Cells: accuracy in percent; in parentheses the difference to the parent on the same view, "
-            "in percentage points (negative = worse than the parent).")
-    return "\n\n".join(blocks + [note])
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, Table
 
 TITLE = "Efficiency"
 HEADERS = [
     "pair", "model", "params", "non-zero", "zeros ratio", "removable", "structural", "MFLOPs",
     "eff. MFLOPs", "struct. MFLOPs", "zipped KiB", "file KiB", "compression",
 ]
+NUMERIC = HEADERS[2:]
 
 
-def render(entries: list[dict[str, Any]]) -> str:
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """One row per model (parent, pruned) of each pair, with the notes that define the columns."""
     rows = []
     for entry in entries:
         payload = entry["payload"]
@@ -35,7 +38,7 @@ def render(entries: list[dict[str, Any]]) -> str:
                 f"{payload['compression_ratio']:.2f}x" if role == "pruned" else "",
             ])
     note = (
-        "\n\nzeros ratio = exact zeros / prunable (Conv/Linear) weight entries; removable = entries a structural "
+        "zeros ratio = exact zeros / prunable (Conv/Linear) weight entries; removable = entries a structural "
         "pruner could remove (dead output or input channel, followed through BN, residual sums and "
         "concatenations); structural = 1 - (prunable - removable)(pruned) / prunable(parent), "
         "= 1 - params(pruned)/params(parent) for a physically smaller model. FLOPs count a multiply-add as 2; "
@@ -43,4 +46,9 @@ def render(entries: list[dict[str, Any]]) -> str:
         "non-removable fraction (the shrunk network's FLOPs); compression = parent zipped size / pruned zipped "
         "size; file = the model file as loaded."
     )
-    return tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True) + note
+    return [Table(HEADERS, rows, numeric=NUMERIC, notes=(note,))]
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, Strong, Table
 
 TITLE = "Functional similarity"
 NOISE_HEADERS = [
@@ -18,6 +19,8 @@ NOISE_HEADERS = [
     "distance pruned", "distance reference", "pruned closer",
 ]
 BACKSELECT_HEADERS = ["pair", "model", "images", "pixel overlap with parent", "confidence on parent's pixels", "parent's confidence on its pixels"]
+NOISE_NUMERIC = NOISE_HEADERS[1:-1]
+BACKSELECT_NUMERIC = BACKSELECT_HEADERS[2:]
 
 
 def _mean_std(point: dict[str, Any] | None, key: str) -> str:
@@ -27,14 +30,14 @@ def _mean_std(point: dict[str, Any] | None, key: str) -> str:
     return f"{mean:.4f}" if len(point[key]) == 1 else f"{mean:.4f} ± {std:.4f}"
 
 
-def _noise_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
+def _noise_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for entry in sorted(entries, key=lambda e: (e["subject"], e["payload"]["eps"])):
         p = entry["payload"]
         pruned, reference = p["pruned"], p.get("reference")
-        closer = ""
+        closer: str | Strong = ""
         if reference:
-            closer = "yes" if pruned["mean_agreement"] >= reference["mean_agreement"] else "**no**"
+            closer = "yes" if pruned["mean_agreement"] >= reference["mean_agreement"] else Strong("no")
         rows.append([
             entry["subject"], f"{p['eps']:g}", str(p["repetitions"]), str(p["images"]),
             _mean_std(pruned, "agreement"), _mean_std(reference, "agreement"),
@@ -56,23 +59,26 @@ def _backselect_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def render(entries: list[dict[str, Any]]) -> str:
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """The noise table (one row per pair and eps) and the BackSelect table, each with its notes."""
     noise = [e for e in entries if e["payload"].get("kind") == "noise"]
     backselect = [e for e in entries if e["payload"].get("kind") == "backselect"]
-    blocks = []
+    blocks: list[Block] = []
     if noise:
-        blocks.append(
-            tabulate(_noise_rows(noise), headers=NOISE_HEADERS, tablefmt="github", disable_numparse=True)
-            + "\n\nAgreement: fraction of images where the model's argmax equals the parent's; distance: mean L2 "
-            "norm of the softmax difference; inputs x + U(-eps, eps) in normalised space, mean ± std over R "
-            "seeded repetitions (one pass at eps 0). Pruned closer: agreement pruned >= agreement reference."
-        )
+        note = ("Agreement: fraction of images where the model's argmax equals the parent's; distance: mean L2 "
+                "norm of the softmax difference; inputs x + U(-eps, eps) in normalised space, mean ± std over R "
+                "seeded repetitions (one pass at eps 0). Pruned closer: agreement pruned >= agreement reference.")
+        blocks.append(Table(NOISE_HEADERS, _noise_rows(noise), numeric=NOISE_NUMERIC, notes=(note,)))
     if backselect:
         first = backselect[0]["payload"]
-        blocks.append(
-            tabulate(_backselect_rows(backselect), headers=BACKSELECT_HEADERS, tablefmt="github", disable_numparse=True)
-            + f"\n\nBackSelect: the {first['keep_fraction']:.0%} most informative pixels per image "
-            f"({first['pixels_per_round']} pixels removed per round); overlap = shared pixels / set size; "
-            "confidences are true-class probabilities with only the other model's informative pixels visible."
-        )
-    return "\n\n".join(blocks)
+        note = (f"BackSelect: the {first['keep_fraction']:.0%} most informative pixels per image "
+                f"({first['pixels_per_round']} pixels removed per round); overlap = shared pixels / set size; "
+                "confidences are true-class probabilities with only the other model's informative pixels visible.")
+        blocks.append(Table(BACKSELECT_HEADERS, _backselect_rows(backselect), numeric=BACKSELECT_NUMERIC,
+                            notes=(note,)))
+    return blocks
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))

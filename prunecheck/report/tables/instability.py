@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, Strong, Table
 
 TITLE = "Pruning instability"
 HEADERS = ["pair", "quantity", "step", "before", "acc before", "after (before fine-tuning)", "acc after", "value",
            "note"]
+NUMERIC = ["acc before", "acc after", "value"]
 
 _NOTES = {
     "parent-fallback": "parent stands in: no pair names the previous step's fine-tuned model",
@@ -16,7 +18,8 @@ _NOTES = {
 }
 
 
-def render(entries: list[dict[str, Any]]) -> str:
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """One row per pruning step (or the one-shot mask damage) of each pair."""
     rows = []
     any_mask = False
     for entry in entries:
@@ -26,9 +29,9 @@ def render(entries: list[dict[str, Any]]) -> str:
             any_mask |= mask
             limit = payload.get("max_mask_damage" if mask else "max_instability")
             value = step["instability"]
-            shown = f"{value:.4f}"
+            shown: str | Strong = f"{value:.4f}"
             if limit is not None and value > limit:
-                shown = f"**{shown} > {limit:g}**"
+                shown = Strong(f"{shown} > {limit:g}")
             note = _NOTES.get(step["acc_before_source"], "")
             if mask:
                 note = f"{payload['mask_mode']} final zero mask of the pruned model applied to the parent in one shot"
@@ -38,7 +41,7 @@ def render(entries: list[dict[str, Any]]) -> str:
                 step["after"], f"{step['acc_after']:.4f}", shown, note,
             ])
     note = (
-        "\n\nper-step instability = (acc before - acc after) / acc before of one pruning step, accuracies on the "
+        "per-step instability = (acc before - acc after) / acc before of one pruning step, accuracies on the "
         "pair's nominal test data; 0 = the step cost nothing, 1 = it destroyed the network (seed 004)."
     )
     if any_mask:
@@ -48,4 +51,9 @@ def render(entries: list[dict[str, Any]]) -> str:
             "per-step instability and is much larger than any step of an iterative pruning "
             "(gate: max_mask_damage)."
         )
-    return tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True) + note
+    return [Table(HEADERS, rows, numeric=NUMERIC, notes=(note,))]
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))

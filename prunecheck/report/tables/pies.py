@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, Strong, Table
 
 TITLE = "Pruning identified exemplars (PIEs)"
 HEADERS = ["pair", "unpruned population", "pruned population", "PIEs", "fraction", "classes (label: PIEs / images)"]
 FIRST_HEADERS = ["pair", "image", "label", "unpruned modal", "pruned modal"]
+NUMERIC = ["PIEs", "fraction"]
+FIRST_NUMERIC = ["image"]
 #: Classes listed per pair in the summary row.
 TOP_CLASSES = 8
 
@@ -23,29 +26,33 @@ def _classes(payload: dict[str, Any]) -> str:
     return ", ".join(shown) + (f", +{rest} more classes" if rest > 0 else "")
 
 
-def render(entries: list[dict[str, Any]]) -> str:
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """The PIE count per pair, then the first PIEs of every pair (their thumbnails are in the HTML page)."""
     rows, first = [], []
     for entry in entries:
         p = entry["payload"]
         if "error" in p:
             rows.append([entry["subject"], "", "", "not computed", "", p["error"]])
             continue
-        fraction = f"{p['fraction']:.4f}"
+        fraction: str | Strong = f"{p['fraction']:.4f}"
         limit = p.get("max_pie_fraction")
         if limit is not None and p["fraction"] > limit:
-            fraction = f"**{fraction} > {limit:g}**"
+            fraction = Strong(f"{fraction} > {limit:g}")
         rows.append([entry["subject"], _population(p["unpruned"]), _population(p["pruned"]), p["pies"],
                      fraction, _classes(p) or "none"])
         for item in p["first"]:
             first.append([entry["subject"], item["index"], item["label"],
                           "/".join(map(str, item["unpruned_modal"])), "/".join(map(str, item["pruned_modal"]))])
-    text = tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True)
-    text += (
-        "\n\nA PIE is an image whose modal (most voted) prediction differs between the unpruned and the pruned "
-        "population; with tied votes the modal prediction is the set of tied classes (a/b) and the image counts "
-        "only when the two sets share no class."
-    )
+    note = ("A PIE is an image whose modal (most voted) prediction differs between the unpruned and the pruned "
+            "population; with tied votes the modal prediction is the set of tied classes (a/b) and the image counts "
+            "only when the two sets share no class.")
+    blocks: list[Block] = [Table(HEADERS, rows, numeric=NUMERIC, notes=(note,))]
     if first:
-        text += "\n\nFirst PIEs (thumbnails in the HTML report):\n\n"
-        text += tabulate(first, headers=FIRST_HEADERS, tablefmt="github", disable_numparse=True)
-    return text
+        blocks.append(Table(FIRST_HEADERS, first, numeric=FIRST_NUMERIC,
+                            title=("First PIEs (thumbnails in the HTML report):",)))
+    return blocks
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))

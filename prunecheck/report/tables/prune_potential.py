@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, Paragraph, Table
 
 TITLE = "Prune potential"
 
@@ -39,7 +40,8 @@ def _ci(intervals: Any, key: str) -> str:
     return f" 95% CI [{_pct(low)}, {_pct(high)}]"
 
 
-def render_summary(entries: list[dict[str, Any]]) -> str:
+def summary_table(entries: list[dict[str, Any]]) -> Table:
+    """Average and minimum prune potential per family on both distributions (seed 002, Tables 9-10)."""
     headers = ["family", "parent", "Average: Train Dist.", "Average: Test Dist.", "Minimum: Train Dist.",
                "Minimum: Test Dist.", "deployed (ratio)", "gated P (policy)"]
     rows = []
@@ -52,19 +54,21 @@ def render_summary(entries: list[dict[str, Any]]) -> str:
             _pct(s["train"]["minimum"]), _pct(s["test"]["minimum"]), deployed,
             f"{_pct(p['policy_potential'])} ({p['policy']})" + _ci(p.get("intervals"), "policy_potential"),
         ])
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return Table(headers, rows, numeric=headers[2:6])
 
 
-def render_per_view(entries: list[dict[str, Any]]) -> str:
+def per_view_table(entries: list[dict[str, Any]]) -> Table:
+    """The prune potential of every family on every view."""
     views: list[str] = []
     for entry in entries:
         views += [v for v in entry["payload"]["views"] if v not in views]
     rows = [[e["subject"], *(_pct(e["payload"]["potentials"].get(v)) if v in e["payload"]["potentials"] else ""
                              for v in views)] for e in entries]
-    return tabulate(rows, headers=["family", *views], tablefmt="github", disable_numparse=True)
+    return Table(["family", *views], rows, numeric=views, title=("Prune potential (%) per view",))
 
 
-def render_excess(entries: list[dict[str, Any]]) -> str:
+def excess_table(entries: list[dict[str, Any]]) -> Table:
+    """Excess error (Def. 2) of the parent and every member, and each member's difference to the parent's."""
     rows = []
     for entry in entries:
         p = entry["payload"]
@@ -79,19 +83,21 @@ def render_excess(entries: list[dict[str, Any]]) -> str:
             rows.append([entry["subject"], member + mark, _pct(p["ratios"][k]), _pp(excess["members"][k]),
                          _pp(excess["difference"][k]) + ci])
     headers = ["family", "model", "prune ratio (%)", "excess error (pp)", "difference to parent (pp)"]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    title = ("Excess error: mean error over the corruptions minus the nominal error (percentage points); "
+             "the gate compares the deployed member's with the parent's.",)
+    return Table(headers, rows, numeric=headers[2:], title=title)
+
+
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """What prune potential means, then the summary, per-view and excess-error tables."""
+    delta = entries[0]["payload"].get("delta", 0.005) if entries else 0.005
+    intro = Paragraph.of(
+        f"Prune potential (%): the largest prune ratio whose error is within delta = {100 * delta:g} pp of "
+        "the parent's on the same data. Train distribution: nominal data; test distribution: the "
+        "configured corruptions and noise levels (average and minimum over them).")
+    return [intro, summary_table(entries), per_view_table(entries), excess_table(entries)]
 
 
 def render(entries: list[dict[str, Any]]) -> str:
-    delta = entries[0]["payload"].get("delta", 0.005) if entries else 0.005
-    return "\n\n".join([
-        f"Prune potential (%): the largest prune ratio whose error is within delta = {100 * delta:g} pp of "
-        "the parent's on the same data. Train distribution: nominal data; test distribution: the "
-        "configured corruptions and noise levels (average and minimum over them).",
-        render_summary(entries),
-        "Prune potential (%) per view",
-        render_per_view(entries),
-        "Excess error: mean error over the corruptions minus the nominal error (percentage points); "
-        "the gate compares the deployed member's with the parent's.",
-        render_excess(entries),
-    ])
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))

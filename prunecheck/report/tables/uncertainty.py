@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tabulate import tabulate
+from prunecheck.report import markdown
+from prunecheck.report.table import Block, Code, Paragraph, Strong, Table
 
 TITLE = "Uncertainty drift"
 DRIFT_HEADERS = ["pair", "method", "uncertainty", "model", "accuracy", "AUSE", "ECE", "NLL", "Brier"]
 OOD_HEADERS = ["pair", "method", "OOD data", "entropy parent", "entropy pruned", "disagreement parent",
                "disagreement pruned"]
 BLUR_HEADERS = ["pair", "method", "model", "radii", "mean uncertainty per radius", "Spearman"]
+DRIFT_NUMERIC = DRIFT_HEADERS[4:]
+OOD_NUMERIC = OOD_HEADERS[3:]
+BLUR_NUMERIC = ["Spearman"]
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -70,28 +74,34 @@ def _blur_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def render(entries: list[dict[str, Any]]) -> str:
-    """Markdown: drift table (accuracy / AUSE / ECE / NLL / Brier), then OOD and blur tables."""
+def build(entries: list[dict[str, Any]]) -> list[Block]:
+    """The drift table (accuracy / AUSE / ECE / NLL / Brier) with its notes, then the OOD and blur tables."""
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         by_kind.setdefault(entry["payload"].get("kind", "drift"), []).append(entry)
     order = lambda e: (e["subject"], e["payload"].get("method", ""))  # noqa: E731
-    blocks = []
+    blocks: list[Block] = []
     if "drift" in by_kind:
-        blocks.append(tabulate(_drift_rows(sorted(by_kind["drift"], key=order)), headers=DRIFT_HEADERS,
-                               tablefmt="github", disable_numparse=True))
-        blocks.append("Nominal data; accuracy, AUSE, ECE and Brier are fractions, NLL in nats. Uncertainty "
-                      "`msp` = 1 - max p, `variance` = variance over passes/members of the predicted class's "
-                      "probability, `logit_variance` (seed000 protocol, seed 000 Eq. 6) = the same over log-softmax "
-                      "outputs, with the prediction the softmax of the mean logits and the ECE binned on 1 - the "
-                      "min-max normalised variance. Sparsification curves and reliability bins are in prunecheck.json.")
+        note = Paragraph.of((
+            "Nominal data; accuracy, AUSE, ECE and Brier are fractions, NLL in nats. Uncertainty ", Code("msp"),
+            " = 1 - max p, ", Code("variance"), " = variance over passes/members of the predicted class's "
+            "probability, ", Code("logit_variance"), " (seed000 protocol, seed 000 Eq. 6) = the same over "
+            "log-softmax outputs, with the prediction the softmax of the mean logits and the ECE binned on 1 - the "
+            "min-max normalised variance. Sparsification curves and reliability bins are in prunecheck.json."))
+        blocks.append(Table(DRIFT_HEADERS, _drift_rows(sorted(by_kind["drift"], key=order)), numeric=DRIFT_NUMERIC,
+                            notes=(note,)))
     if "ood" in by_kind:
-        blocks.append("**Out-of-distribution data** (mean predictive entropy and disagreement, nats; "
-                      "lower for the pruned model = more overconfident)\n\n" + tabulate(
-                          _ood_rows(sorted(by_kind["ood"], key=order)), headers=OOD_HEADERS,
-                          tablefmt="github", disable_numparse=True))
+        title = (Strong("Out-of-distribution data"), " (mean predictive entropy and disagreement, nats; "
+                 "lower for the pruned model = more overconfident)")
+        blocks.append(Table(OOD_HEADERS, _ood_rows(sorted(by_kind["ood"], key=order)), numeric=OOD_NUMERIC,
+                            title=title))
     if "blur" in by_kind:
-        blocks.append("**Uncertainty vs. Gaussian blur** (seed 003; Spearman of mean uncertainty vs. radius)\n\n"
-                      + tabulate(_blur_rows(sorted(by_kind["blur"], key=order)), headers=BLUR_HEADERS,
-                                 tablefmt="github", disable_numparse=True))
-    return "\n\n".join(blocks)
+        title = (Strong("Uncertainty vs. Gaussian blur"), " (seed 003; Spearman of mean uncertainty vs. radius)")
+        blocks.append(Table(BLUR_HEADERS, _blur_rows(sorted(by_kind["blur"], key=order)), numeric=BLUR_NUMERIC,
+                            title=title))
+    return blocks
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    """The section as Markdown."""
+    return markdown.blocks(build(entries))
