@@ -112,9 +112,11 @@ def test_backselect_on_an_additive_model_removes_pixels_in_order_of_contribution
     # For an additive score, masking pixel p (to 0) lowers it by w_p*x_p regardless of the
     # others, so greedy backward selection removes pixels in increasing w_p*x_p: the
     # removal rank is the argsort of the contributions, whatever the pixels per round.
+    # float64: in float32 the sigmoid saturates for large scores, and two pixels whose
+    # contributions differ by ~1e-3 get the same confidence (a tie topk breaks arbitrarily)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand((3, 1, 4, 4), generator=gen) + 0.1
-    w = torch.randn(16, generator=gen)
+    x = torch.rand((3, 1, 4, 4), generator=gen, dtype=torch.float64) + 0.1
+    w = torch.randn(16, generator=gen, dtype=torch.float64)
     rank = backselect_order(_linear_forward(w), x, torch.zeros(3, dtype=torch.long), pixels_per_round=per_round)
     for b in range(3):
         contributions = (w * x[b, 0].flatten()).tolist()

@@ -104,7 +104,7 @@ def backselect_order(
         current = torch.where(removed[:, None, :], torch.full_like(flat, mask_value), flat)  # [B, C, P]
         image_of = torch.arange(b, device=device).repeat_interleave(r)  # [B*r]
         pixel_of = remaining.reshape(-1)  # [B*r]
-        scores = torch.empty(b * r, device=device)
+        scores = torch.empty(b * r, device=device, dtype=x.dtype)  # float64 inputs: ties stay resolvable
         for start in range(0, b * r, batch_size):
             stop = min(start + batch_size, b * r)
             variants = current[image_of[start:stop]].clone()  # [m, C, P]
