@@ -10,7 +10,6 @@ clipping; the same noise for parent, pruned and reference):
   the parent at least ``min_reference_margin`` more than the separately trained reference, at each eps.
 - ``test_informative_features[<pair>]`` (``backselect = true``; slow): overlap of the informative pixels
   (BackSelect) of parent, pruned model and reference; reported, not gated.
-
 ``mode`` confident / lenient uses the 95% bootstrap interval over the test images.
 """
 
@@ -24,16 +23,17 @@ SUITE = "functional"
 
 def test_agreement_with_parent(pair, gate, eps):
     options, run = gate.config(SUITE), gate.settings.run
-    gate.check(similarity.agreement(lambda: measure_noise_similarity(pair, eps, options), options, subject=pair.name,
-                                    eps=eps, seed=run.seed, n_resamples=run.bootstrap_resamples))
+    gate.check(similarity.agreement(
+        lambda: measure_noise_similarity(pair, eps, options), options,
+        subject=pair.name, eps=eps, seed=run.seed, n_resamples=run.bootstrap_resamples))
 
 
 @pytest.mark.prunecheck_pairs(lambda spec, settings: spec.reference is not None)
 def test_closer_than_reference(pair, gate, eps):
     options, run = gate.config(SUITE), gate.settings.run
-    gate.check(similarity.closer_than_reference(lambda: measure_noise_similarity(pair, eps, options), options,
-                                                subject=pair.name, eps=eps, seed=run.seed,
-                                                n_resamples=run.bootstrap_resamples))
+    gate.check(similarity.closer_than_reference(
+        lambda: measure_noise_similarity(pair, eps, options), options,
+        subject=pair.name, eps=eps, seed=run.seed, n_resamples=run.bootstrap_resamples))
 
 
 @pytest.mark.slow

@@ -28,4 +28,5 @@ GATE = "instability"
 @pytest.mark.prunecheck_pairs.with_args(stability.has_steps)
 def test_pruning_instability(pair, gate):
     gate.check(stability.pruning_instability(
-        lambda: step_accuracies(pair.workspace, pair.spec, pair.workspace.settings.pairs), pair.spec, gate.config(GATE)))
+        lambda: step_accuracies(pair.workspace, pair.spec, pair.workspace.settings.pairs),
+        pair.spec, gate.config(GATE)))

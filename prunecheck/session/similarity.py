@@ -157,7 +157,8 @@ def measure_noise_similarity(pair: Pair, eps: float, options: Mapping[str, Any])
             workspace.engine, workspace.model(spec.parent), [workspace.model(name) for name in names], data, eps,
             repetitions=options["repetitions"],
         )
-        memo[key] = NoiseSimilarity(spec.parent, float(eps), len(data), points[0], points[1] if len(points) > 1 else None)
+        reference = points[1] if len(points) > 1 else None
+        memo[key] = NoiseSimilarity(spec.parent, float(eps), len(data), points[0], reference)
     return memo[key]
 
 
@@ -195,7 +196,9 @@ def measure_informative_features(
 
     workspace, spec = pair.workspace, pair.spec
     pixels_per_round, keep_fraction = options["backselect_pixels_per_round"], options["backselect_keep_fraction"]
-    dataset = sample_rows(workspace.dataset(spec.dataset), options["backselect_images"], seed=workspace.settings.run.seed)
+    dataset = sample_rows(
+        workspace.dataset(spec.dataset), options["backselect_images"], seed=workspace.settings.run.seed
+    )
     roles = {"parent": spec.parent, "pruned": spec.pruned}
     if spec.reference:
         roles["reference"] = spec.reference

@@ -57,4 +57,6 @@ def step_accuracies(workspace, spec: PairSpec, pairs: Sequence[PairSpec] = ()) -
     names = list(models)
     predictions = workspace.engine.predict_many([models[n] for n in names], workspace.dataset(spec.dataset))
     accuracy = {n: metrics.accuracy(p.probs, p.labels) for n, p in zip(names, predictions)}
-    return [StepAccuracy(step, after, accuracy[step.before], accuracy[after]) for step, after in zip(steps, after_names)]
+    return [
+        StepAccuracy(step, after, accuracy[step.before], accuracy[after]) for step, after in zip(steps, after_names)
+    ]
