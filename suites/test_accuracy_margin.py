@@ -12,6 +12,7 @@ All but the efficiency facts use the same cached nominal predictions.
 """
 
 from prunecheck.gates import perclass
+from prunecheck.session.perclass import pie_populations
 
 
 def test_accuracy_margin(pair, gate):
@@ -24,19 +25,12 @@ def test_accuracy_margin(pair, gate):
 
 
 def test_class_accuracy(pair, gate):
-    parent, pruned = pair.predictions()
-    result, payload = perclass.class_accuracy_gate(
-        parent, pruned, gate.config(perclass.CLASS_GATE), subject=pair.name,
-        n_resamples=gate.settings.run.bootstrap_resamples, seed=gate.settings.run.seed,
-    )
-    gate.record(perclass.CLASS_GATE, pair.name, payload)
-    gate.check(result)
+    gate.check(perclass.class_accuracy(*pair.predictions(), gate.config(perclass.CLASS_GATE), subject=pair.name,
+                                       n_resamples=gate.settings.run.bootstrap_resamples, seed=gate.settings.run.seed))
 
 
 def test_pruning_identified_exemplars(pair, gate):
-    results, payload = perclass.pie_report(pair, gate.config(perclass.PIE_GATE))
-    gate.record(perclass.PIE_GATE, pair.name, payload)
-    gate.check(*results)
+    gate.check(perclass.pie_report(lambda: pie_populations(pair), gate.config(perclass.PIE_GATE), subject=pair.name))
 
 
 def test_efficiency_facts(pair, gate):

@@ -21,7 +21,7 @@ from prunecheck.config.options import ClassAccuracyOptions
 from prunecheck.core.views import NOMINAL
 from prunecheck.engine.predictor import Predictions
 from prunecheck.gates.decide import GateResult, decide, optional_fraction, with_relative_drop
-from prunecheck.gates.perclass import class_accuracy_gate, png_thumbnail
+from prunecheck.gates.perclass import PiePopulations, class_accuracy, pie_report, png_thumbnail
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
 pytest_plugins = ["pytester"]
@@ -38,6 +38,23 @@ def predictions(model: str, predicted: list[int], labels: list[int], num_classes
 
 def options(**changes):
     return {**ClassAccuracyOptions(), **changes}
+
+
+def class_accuracy_gate(*args, **kwargs) -> tuple[GateResult, dict]:
+    """The gate's one result and its one report entry."""
+    outcome = class_accuracy(*args, **kwargs)
+    (result,) = outcome.results
+    ((section, subject, payload),) = outcome.records
+    assert section == "class_accuracy" and subject == kwargs["subject"]
+    return result, payload
+
+
+def pies(measure, options, subject="pair") -> tuple[list[GateResult], dict]:
+    """The PIE report's results and its one report entry."""
+    outcome = pie_report(measure, options, subject=subject)
+    ((section, entry_subject, payload),) = outcome.records
+    assert section == "pies" and entry_subject == subject
+    return list(outcome.results), payload
 
 
 # ---------------------------------------------------------------- class_accuracy_gate
@@ -79,6 +96,41 @@ def test_confident_mode_gates_the_class_with_the_worst_upper_bound():
     )
     assert sure.details["class"] == 1 and not sure.passed and sure.ci[1] > 0.13
     assert all(row["ci"] is not None for row in payload["classes"])
+
+
+# ---------------------------------------------------------------- PIEs on hand-made populations
+def test_pies_from_hand_made_populations_without_a_workspace():
+    from prunecheck.config.options import PiesOptions
+    from prunecheck.data.base import TensorDataset
+
+    # 6 images of classes 0, 0, 1, 1, 2, 2; the pruned model moves images 1 and 4 to another class
+    labels = [0, 0, 1, 1, 2, 2]
+    images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 3, 4, 4).contiguous()
+    dataset = TensorDataset("d", images, torch.tensor(labels), 3, (0, 0, 0), (1, 1, 1))
+    populations = PiePopulations(
+        [predictions("p", labels, labels, 3)], [predictions("q", [0, 2, 1, 1, 0, 2], labels, 3)], dataset)
+    results, payload = pies(lambda: populations, {**PiesOptions(), "thumbnails": 1, "thumbnail_size": 8})
+    assert results == []  # max_pie_fraction not set: reported only
+    assert payload["pies"] == 2 and payload["images"] == 6 and payload["fraction"] == pytest.approx(1 / 3)
+    assert payload["classes"] == [{"class": 0, "pies": 1, "images": 2}, {"class": 2, "pies": 1, "images": 2}]
+    (first,) = payload["first"]
+    assert (first["index"], first["label"], first["unpruned_modal"], first["pruned_modal"]) == (1, 0, [0], [2])
+    (gated,), _ = pies(lambda: populations, {**PiesOptions(), "max_pie_fraction": 0.25})
+    assert not gated.passed and gated.message == "PIE fraction (2 of 6 images) 0.3333 > max_pie_fraction 0.25"
+
+
+def test_pies_fail_closed_with_the_reason_in_the_report_entry():
+    from prunecheck.config.options import PiesOptions
+    from prunecheck.core.errors import ModelError
+
+    def unloadable():
+        raise ModelError("model 'reference': weights file not found")
+
+    (result,), payload = pies(unloadable, PiesOptions())
+    assert not result.passed and result.threshold_name == "max_pie_fraction"
+    assert result.message == ("pruning identified exemplars: cannot be computed (model 'reference': weights file "
+                              "not found); the gate fails closed")
+    assert payload == {"error": "model 'reference': weights file not found"}
 
 
 # ---------------------------------------------------------------- relative margins
@@ -201,7 +253,7 @@ def test_bad_optional_threshold_is_a_configuration_error_naming_the_key(pytester
 
 def test_per_class_gate_and_pies_add_no_forward_pass(tmp_path):
     from prunecheck.config.loader import load_settings
-    from prunecheck.gates.perclass import pie_report
+    from prunecheck.session.perclass import pie_populations
     from prunecheck.session.workspace import Pair, Workspace
 
     write_project(tmp_path)
@@ -212,7 +264,7 @@ def test_per_class_gate_and_pies_add_no_forward_pass(tmp_path):
     passes = workspace.engine.forward_passes
     assert passes > 0
     result, _ = class_accuracy_gate(parent, pruned, settings.gates["class_accuracy"], subject=pair.name)
-    _, payload = pie_report(pair, settings.gates["pies"])
+    _, payload = pies(lambda: pie_populations(pair), settings.gates["pies"], subject=pair.name)
     assert workspace.engine.forward_passes == passes
     assert not result.passed and payload["pies"] == 60
 
@@ -222,7 +274,7 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     # does not -> PIE. Class-8 images: the unpruned votes tie {8, reference's pick}, pruned says 8
     # -> a shared class, not a PIE. So still exactly the 60 class-9 images.
     from prunecheck.config.loader import load_settings
-    from prunecheck.gates.perclass import pie_report
+    from prunecheck.session.perclass import pie_populations
     from prunecheck.session.workspace import Pair, Workspace
 
     root = write_project(tmp_path)
@@ -238,10 +290,10 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     pair = Pair(settings.pairs[0], workspace)
     pair.predictions()
     before = workspace.engine.forward_passes
-    _, payload = pie_report(pair, settings.gates["pies"])
+    _, payload = pies(lambda: pie_populations(pair), settings.gates["pies"], subject=pair.name)
     reference_batches = -(-600 // 64)  # one leaf model over 600 images in batches of 64
     assert workspace.engine.forward_passes - before == reference_batches
-    _, again = pie_report(pair, settings.gates["pies"])
+    _, again = pies(lambda: pie_populations(pair), settings.gates["pies"], subject=pair.name)
     assert workspace.engine.forward_passes - before == reference_batches  # cached from then on
     assert [m["model"] for m in payload["unpruned"]] == ["parent", "reference"]
     assert payload["pies"] == 60 and payload["classes"] == [{"class": 9, "pies": 60, "images": 60}]

@@ -1,4 +1,8 @@
-"""prunecheck.gates.similarity: agreement/distance under noise, and batched BackSelect."""
+"""Functional similarity: the session's noise measurement, batched BackSelect, and the pure gates.
+
+The gates (prunecheck.gates.similarity) are checked on hand-made points and predictions,
+without a workspace; the measurement (prunecheck.session.similarity) against a naive loop.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,8 @@ from prunecheck.data.base import Subset, TensorDataset
 from prunecheck.engine.cache import ArrayCache
 from prunecheck.engine.predictor import PredictionEngine
 from prunecheck.nn.models import model_from_module
-from prunecheck.gates.similarity import (
-    backselect_order,
-    cross_confidence,
-    sample_rows,
-    informative_pixels,
-    noise_similarity,
-    noise_views,
-    pixel_overlap,
-)
+from prunecheck.nn.backselect import backselect_order, cross_confidence, informative_pixels, pixel_overlap
+from prunecheck.session.similarity import noise_similarity, noise_views, sample_rows
 from prunecheck.core.views import NOMINAL, noise
 
 
@@ -115,9 +112,11 @@ def test_backselect_on_an_additive_model_removes_pixels_in_order_of_contribution
     # For an additive score, masking pixel p (to 0) lowers it by w_p*x_p regardless of the
     # others, so greedy backward selection removes pixels in increasing w_p*x_p: the
     # removal rank is the argsort of the contributions, whatever the pixels per round.
+    # float64: in float32 the sigmoid saturates for large scores, and two pixels whose
+    # contributions differ by ~1e-3 get the same confidence (a tie topk breaks arbitrarily)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand((3, 1, 4, 4), generator=gen) + 0.1
-    w = torch.randn(16, generator=gen)
+    x = torch.rand((3, 1, 4, 4), generator=gen, dtype=torch.float64) + 0.1
+    w = torch.randn(16, generator=gen, dtype=torch.float64)
     rank = backselect_order(_linear_forward(w), x, torch.zeros(3, dtype=torch.long), pixels_per_round=per_round)
     for b in range(3):
         contributions = (w * x[b, 0].flatten()).tolist()
@@ -185,3 +184,152 @@ def test_agreement_modes_bootstrap_the_per_image_agreement_like_a_loop():
     point = similarity_result(pruned, mode="point", threshold=0.88, **{**kwargs, "threshold_name": "min_agreement"})
     confident = similarity_result(pruned, mode="confident", threshold=0.88, **{**kwargs, "threshold_name": "min_agreement"})
     assert pruned.mean_agreement >= 0.88 and point.passed and not confident.passed and confident.mode == "confident"
+
+
+# ------------------------------------------------------------------ pure gates on hand-made inputs
+def _one_hot(model: str, predicted: list[int], labels: list[int], num_classes: int = 4):
+    from prunecheck.engine.predictor import Predictions
+
+    probs = torch.zeros((len(labels), num_classes))
+    probs[torch.arange(len(labels)), torch.tensor(predicted)] = 1.0
+    return Predictions(model=model, dataset="d", view=NOMINAL, log_probs=probs.clamp_min(1e-30).log()[None],
+                       labels=torch.tensor(labels))
+
+
+def _options(**changes):
+    from prunecheck.config.options import FunctionalOptions
+
+    return {**FunctionalOptions(), **changes}
+
+
+def _similarity(pruned_per_image, reference_per_image=None, eps=0.1):
+    from prunecheck.gates.similarity import NoiseSimilarity, SimilarityPoint
+
+    def point(name, per_image):
+        per_image = np.asarray(per_image, dtype=float)
+        return SimilarityPoint(name, eps, (float(per_image.mean()),), (0.25,), per_image)
+
+    reference = None if reference_per_image is None else point("ref", reference_per_image)
+    return NoiseSimilarity("par", eps, len(pruned_per_image), point("pru", pruned_per_image), reference)
+
+
+def test_similarity_points_from_hand_made_predictions_of_two_views():
+    from prunecheck.gates.similarity import similarity_points
+
+    labels = [0, 1, 2, 3]
+    views = [
+        [_one_hot("p", [0, 1, 2, 3], labels), _one_hot("q", [0, 1, 0, 0], labels)],  # agrees on 2 of 4
+        [_one_hot("p", [0, 1, 2, 3], labels), _one_hot("q", [0, 1, 2, 3], labels)],  # agrees on all
+    ]
+    (point,) = similarity_points(iter(views), ["q"], 0.3)
+    assert point.model == "q" and point.eps == 0.3 and point.agreement == (0.5, 1.0)
+    # two one-hot rows that differ are sqrt(2) apart; 2 of 4 images differ in the first view
+    assert point.distance == pytest.approx((2 * np.sqrt(2) / 4, 0.0))
+    assert point.per_image.tolist() == [1.0, 1.0, 0.5, 0.5]
+    with pytest.raises(ValueError, match="at least one noise view"):
+        similarity_points([], ["q"], 0.3)
+    with pytest.raises(ValueError, match="1 compared model"):
+        similarity_points([views[0][:1]], ["q"], 0.3)
+
+
+def test_agreement_gate_and_report_entry_from_a_hand_made_similarity():
+    from prunecheck.gates.similarity import agreement
+
+    similarity = _similarity([1.0] * 8 + [0.5, 0.0], [1.0] * 10)  # mean agreement 0.85
+    kwargs = dict(subject="pair", eps=0.1, seed=0, n_resamples=200)
+    outcome = agreement(lambda: similarity, _options(min_agreement=0.8), **kwargs)
+    (result,) = outcome.results
+    assert result.passed and result.value == pytest.approx(0.85) and result.view == "noise0.1"
+    assert result.threshold_name == "min_agreement" and result.direction == "min"
+    ((section, subject, payload),) = outcome.records
+    assert (section, subject) == ("functional", "pair")
+    assert payload["kind"] == "noise" and payload["images"] == 10 and payload["parent"] == "par"
+    assert payload["pruned"]["mean_agreement"] == pytest.approx(0.85) and payload["reference"]["model"] == "ref"
+    (strict,) = agreement(lambda: similarity, _options(min_agreement=0.9), **kwargs).results
+    assert not strict.passed and "0.8500 < min_agreement 0.9" in strict.message
+
+
+def test_similarity_gates_fail_closed_when_the_measurement_fails():
+    from prunecheck.core.errors import DataError
+    from prunecheck.gates.similarity import agreement, closer_than_reference
+
+    def broken():
+        raise DataError("colours: cannot read the images")
+
+    kwargs = dict(subject="pair", eps=0.2, seed=0, n_resamples=200)
+    outcome = agreement(broken, _options(), **kwargs)
+    (result,) = outcome.results
+    assert not outcome.records and not result.passed and result.view == "noise0.2"
+    assert result.message == ("agreement with parent: cannot be computed (colours: cannot read the images); "
+                              "the gate fails closed")
+    (closer,) = closer_than_reference(broken, _options(), **kwargs).results
+    assert not closer.passed and closer.metric == "agreement with parent, pruned minus reference"
+    # a similarity measured without a reference cannot be compared with one
+    (alone,) = closer_than_reference(lambda: _similarity([1.0, 1.0]), _options(), **kwargs).results
+    assert not alone.passed and "no reference model" in alone.reason
+
+
+def test_closer_than_reference_gates_the_margin_over_the_reference():
+    from prunecheck.gates.similarity import closer_than_reference
+
+    similarity = _similarity([1.0] * 9 + [0.0], [1.0] * 10)  # 0.9 - 1.0 = -0.1
+    kwargs = dict(subject="pair", eps=0.1, seed=0, n_resamples=200)
+    outcome = closer_than_reference(lambda: similarity, _options(min_reference_margin=-0.15), **kwargs)
+    (result,) = outcome.results
+    assert not outcome.records  # the agreement gate reports the points
+    assert result.passed and result.value == pytest.approx(-0.1) and result.pruned == pytest.approx(0.9)
+    assert result.metric == "agreement with parent of pruned 'pru' minus reference 'ref' (1.0000)"
+    (strict,) = closer_than_reference(lambda: similarity, _options(min_reference_margin=0.0), **kwargs).results
+    assert not strict.passed
+
+
+def test_informative_features_entry_from_hand_made_pixel_sets():
+    from prunecheck.gates.similarity import InformativeFeatures, informative_features
+
+    keep = {
+        "parent": torch.tensor([[True, True, False, False], [True, False, True, False]]),
+        "pruned": torch.tensor([[True, False, True, False], [True, False, True, False]]),
+    }
+    cross = {"parent": {"parent": 0.9, "pruned": 0.8}, "pruned": {"parent": 0.7, "pruned": 0.95}}
+    features = InformativeFeatures({"parent": "a", "pruned": "b"}, 2, 4, 0.5, keep, cross)
+    outcome = informative_features(features, subject="pair")
+    assert outcome.results == ()
+    ((section, subject, payload),) = outcome.records
+    assert (section, subject, payload["kind"]) == ("functional", "pair", "backselect")
+    assert payload["overlap_per_image"] == {"pruned": [0.5, 1.0]} and payload["overlap_with_parent"] == {"pruned": 0.75}
+    assert payload["models"] == {"parent": "a", "pruned": "b"} and payload["cross_confidence"] == cross
+
+
+def test_noise_similarity_is_measured_once_per_pair_and_eps(engine):
+    from types import SimpleNamespace
+
+    from prunecheck.config.settings import PairSpec
+    from prunecheck.session import similarity as session
+
+    models = {name: model_from_module(name, _net(seed)) for seed, name in enumerate(["parent", "pruned", "ref"])}
+    calls = []
+    original = engine.predict_many
+
+    def counting(models_, dataset, view, **kwargs):
+        calls.append(view)
+        return original(models_, dataset, view, **kwargs)
+
+    engine.predict_many = counting
+
+    class Workspace:  # what the measurement uses of a session workspace (weak-referenceable, as memo key)
+        settings = SimpleNamespace(run=SimpleNamespace(seed=0))
+        model = staticmethod(models.__getitem__)
+        dataset = staticmethod(lambda name: data)
+
+    data = _dataset(40)
+    workspace = Workspace()
+    workspace.engine = engine
+    pair = SimpleNamespace(workspace=workspace, spec=PairSpec("p", "parent", "pruned", "d", reference="ref"))
+    options = _options(max_images=20, repetitions=3)
+    first = session.measure_noise_similarity(pair, 0.1, options)
+    assert session.measure_noise_similarity(pair, 0.1, options) is first and len(calls) == 3  # one call per view
+    assert first.images == 20 and first.parent == "parent" and first.reference.model == "ref"
+    session.measure_noise_similarity(pair, 0.2, options)
+    assert len(calls) == 6
+    session.forget()
+    assert session.measure_noise_similarity(pair, 0.1, options) is not first and len(calls) == 9

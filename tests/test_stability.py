@@ -1,4 +1,4 @@
-"""prunecheck.gates.stability: step planning, masked parents, and instability from predictions."""
+"""Pruning instability: step planning, masked parents, the session's step accuracies, the pure gate."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from prunecheck.nn.models import ensemble_from_members, model_from_module
 from prunecheck.gates.stability import (
     apply_channel_mask,
     channel_mask,
-    evaluate_steps,
     masked_parent,
     masked_parent_model,
     plan_steps,
+    score_steps,
 )
+from prunecheck.session.stability import step_accuracies
 from prunecheck.testing import RedChannelNet, class_colour_images, red_channel_weights
 
 
@@ -140,7 +141,7 @@ def test_mask_instability_of_ensembles_is_refused_with_advice():
 
 # ------------------------------------------------------------------ evaluation
 class FakeWorkspace:
-    """The three things evaluate_steps uses: model(name), engine, dataset(name)."""
+    """The three things step_accuracies uses: model(name), engine, dataset(name)."""
 
     def __init__(self, tmp_path, models, n=100):
         images, labels = class_colour_images(n)
@@ -154,6 +155,10 @@ class FakeWorkspace:
 
     def dataset(self, name):
         return self.data
+
+
+def evaluate_steps(workspace, spec):
+    return score_steps(step_accuracies(workspace, spec))
 
 
 def _red(drop_classes: int = 0) -> RedChannelNet:
@@ -221,3 +226,49 @@ def test_one_shot_mask_damage_is_its_own_quantity_with_its_own_threshold(tmp_pat
                "steps": [o.to_dict() for o in outcomes]}
     text = table.render([{"subject": "p", "payload": payload}])
     assert "| one-shot mask damage |" in text and "**0.7000 > 0.6**" in text and "per-step instability |" not in text
+
+
+# ------------------------------------------------------------------ the pure gate on hand-made accuracies
+def _schedule_accuracies():
+    from prunecheck.gates.stability import Step, StepAccuracy
+
+    return [
+        StepAccuracy(Step(1, 2, "net", "net-50-pre", "schedule"), "net-50-pre", 0.9, 0.81),  # 0.1
+        StepAccuracy(Step(2, 2, "net-50", "net-80-pre", "schedule", "finetuned"), "net-80-pre", 0.8, 0.2),  # 0.75
+    ]
+
+
+def test_instability_gate_scores_every_step_and_reports_the_series_without_a_workspace():
+    from prunecheck.config.options import InstabilityOptions
+    from prunecheck.gates.stability import pruning_instability
+
+    spec = PairSpec("p", "net", "net-80", "d", schedule=("net-50-pre", "net-80-pre"))
+    outcome = pruning_instability(_schedule_accuracies, spec, InstabilityOptions(max_instability=0.5))
+    first, second = outcome.results
+    assert first.passed and first.value == pytest.approx(0.1) and first.parent == 0.9 and first.pruned == 0.81
+    assert not second.passed and second.value == pytest.approx(0.75) and second.threshold_name == "max_instability"
+    assert second.metric == "instability step 2/2: fine-tuned 'net-50' (accuracy 0.8000) -> 'net-80-pre' before fine-tuning"
+    ((section, subject, payload),) = outcome.records
+    assert (section, subject, payload["source"], payload["max_instability"]) == ("instability", "p", "schedule", 0.5)
+    assert [(s["index"], s["before"], s["after"]) for s in payload["steps"]] == [
+        (1, "net", "net-50-pre"), (2, "net-50", "net-80-pre")]
+    assert [s["instability"] for s in payload["steps"]] == [pytest.approx(0.1), pytest.approx(0.75)]
+
+
+def test_instability_gate_fails_closed_under_the_pairs_quantity():
+    from prunecheck.config.options import InstabilityOptions
+    from prunecheck.gates.stability import Step, StepAccuracy, pruning_instability
+
+    def structurally_pruned():
+        raise ModelError("one-shot zero mask of 'small' on 'parent' impossible: shapes differ")
+
+    outcome = pruning_instability(structurally_pruned, PairSpec("p", "parent", "small", "d"), InstabilityOptions())
+    (result,) = outcome.results
+    assert not outcome.records and not result.passed and result.threshold_name == "max_mask_damage"
+    assert result.metric == "one-shot mask damage" and "shapes differ" in result.reason
+    # a checkpoint step whose accuracy before is 0: the instability is undefined
+    zero = [StepAccuracy(Step(1, 1, "parent", "pre", "checkpoint"), "pre", 0.0, 0.0)]
+    spec = PairSpec("p", "parent", "pruned", "d", pre_finetune="pre")
+    (undefined,) = pruning_instability(lambda: zero, spec, InstabilityOptions()).results
+    assert not undefined.passed and undefined.threshold_name == "max_instability"
+    assert undefined.reason.startswith("cannot be computed (")

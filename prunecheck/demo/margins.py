@@ -230,10 +230,12 @@ def _fresh(value: Any) -> Any:
 
 
 def _forget_memos() -> None:
-    """Drop results memoised from predictions (family curves), so a replicate recomputes them."""
+    """Drop results memoised from predictions (family curves, noise similarity), so a replicate recomputes them."""
     from prunecheck.gates import robustness
+    from prunecheck.session import similarity
 
     robustness._MEMO.clear()
+    similarity.forget()
 
 
 def measure_margins(

@@ -250,3 +250,25 @@ def fail_closed(
             name=name, metric=metric, reason=cannot_compute(exc), threshold=threshold,
             threshold_name=threshold_name, direction=direction, subject=subject, view=view,
         )
+
+
+def fail_closed_outcome(
+    build: Callable[[], Outcome], *, name: str, metric: str, threshold: float, threshold_name: str,
+    direction: Direction = "max", subject: str = "", view: str = "nominal",
+    error_record: str | None = None,
+) -> Outcome:
+    """:func:`fail_closed` for a gate function that returns an :class:`Outcome` (several results,
+    report records): ``build()``, or an outcome with the one failed result.
+
+    With ``error_record`` (a report section), the failed outcome also records
+    ``{"error": <the error's text>}`` for ``subject`` there, so the section says why its data is missing.
+    """
+    try:
+        return build()
+    except COMPUTE_ERRORS as exc:
+        failed = failed_closed(
+            name=name, metric=metric, reason=cannot_compute(exc), threshold=threshold,
+            threshold_name=threshold_name, direction=direction, subject=subject, view=view,
+        )
+        records = ((error_record, subject, {"error": plain_text(exc)}),) if error_record else ()
+        return Outcome((failed,), records)

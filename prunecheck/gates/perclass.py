@@ -1,6 +1,6 @@
 """Damage the average hides (Hooker et al. 2019): the per-class accuracy gate and PIEs.
 
-- :func:`class_accuracy_gate`: accuracy(parent) - accuracy(pruned) of every class
+- :func:`class_accuracy`: accuracy(parent) - accuracy(pruned) of every class
   with at least ``min_class_images`` images; the worst one is gated against
   ``[gates.class_accuracy] max_class_drop``. In the ``confident`` / ``lenient``
   modes every gated class gets a paired bootstrap interval over its own images
@@ -12,24 +12,28 @@
   class distribution, thumbnails of the first ones; gated only when
   ``[gates.pies] max_pie_fraction`` is set.
 
-Both work on the pair's cached nominal predictions (the accuracy margin's); the
-PIE populations add the reference's nominal predictions when there is one.
+Both are pure functions of predictions and return an
+:class:`~prunecheck.gates.decide.Outcome` (results and report entries). They work on the
+pair's cached nominal predictions (the accuracy margin's); the PIE populations, which add
+the reference's nominal predictions when there is one, are gathered by
+:func:`prunecheck.session.perclass.pie_populations`.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from prunecheck import metrics
-from prunecheck.gates.decide import GateResult, decide, failed_closed, optional_fraction
+from prunecheck.gates.decide import GateResult, Outcome, decide, fail_closed, fail_closed_outcome, optional_fraction
 
 if TYPE_CHECKING:
+    from prunecheck.data.base import ImageDataset
     from prunecheck.engine.predictor import Predictions
-    from prunecheck.session.workspace import Pair
 
 CLASS_GATE = "class_accuracy"
 PIE_GATE = "pies"
@@ -38,7 +42,7 @@ PIE_GATE = "pies"
 # --------------------------------------------------------------------------- per-class accuracy
 
 
-def _count_option(options: dict[str, Any], key: str, suite: str, minimum: int) -> int:
+def _count_option(options: Mapping[str, Any], key: str, suite: str, minimum: int) -> int:
     """An integer option with a lower bound (the config checks only its type)."""
     value = options[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -55,16 +59,16 @@ def _deciding_key(mode: str, drops: np.ndarray, intervals: dict[int, metrics.Boo
     return lambda c: drops[c]
 
 
-def class_accuracy_gate(
+def class_accuracy(
     parent: Predictions,
     pruned: Predictions,
-    options: dict[str, Any],
+    options: Mapping[str, Any],
     *,
     subject: str,
     n_resamples: int = 1000,
     seed: int = 0,
-) -> tuple[GateResult, dict[str, Any]]:
-    """Gate the worst per-class accuracy drop of a pair; also return the report payload.
+) -> Outcome:
+    """Gate the worst per-class accuracy drop of a pair, with the report entry.
 
     Args:
         parent, pruned: Predictions of the two models on the same nominal view.
@@ -73,8 +77,9 @@ def class_accuracy_gate(
         n_resamples, seed: the run's bootstrap settings (used by confident / lenient).
 
     Returns:
-        ``(result, payload)``; the payload lists every class (images, correct counts,
-        both accuracies, drop, interval when computed, whether it was gated).
+        The gate and the ``class_accuracy`` entry, which lists every class (images,
+        correct counts, both accuracies, drop, interval when computed, whether it was
+        gated) and the worst class; the entry is recorded even when the gate fails closed.
     """
     threshold = options["max_class_drop"]
     mode = options.get("mode", "point")
@@ -82,7 +87,8 @@ def class_accuracy_gate(
         "view": parent.view.id, "max_class_drop": threshold, "min_class_images": options["min_class_images"],
         "mode": mode, "report_classes": options["report_classes"], "classes": [],
     }
-    try:
+
+    def build() -> GateResult:
         min_images = _count_option(options, "min_class_images", CLASS_GATE, 1)
         _count_option(options, "report_classes", CLASS_GATE, 0)
         before = metrics.per_class_accuracy(parent.probs, parent.labels)
@@ -109,23 +115,21 @@ def class_accuracy_gate(
                 f"(the largest has {int(before.counts.max())}); lower [gates.{CLASS_GATE}] min_class_images "
                 "or evaluate more images"
             )
-    except (ValueError, RuntimeError) as exc:
-        result = failed_closed(
-            name=CLASS_GATE, metric="worst per-class accuracy drop", threshold=threshold,
-            threshold_name="max_class_drop", subject=subject, view=parent.view.id,
-            reason=f"cannot be computed ({exc}); the gate fails closed",
+        worst = max(gated, key=_deciding_key(mode, drops, intervals))  # first class on ties
+        payload["worst_class"] = worst
+        return decide(
+            name=CLASS_GATE, metric=f"accuracy drop of class {worst} ({int(before.counts[worst])} images)",
+            value=drops[worst], threshold=threshold, threshold_name="max_class_drop", mode=mode,
+            ci=intervals[worst].ci if worst in intervals else None,
+            parent=before.accuracy[worst], pruned=after.accuracy[worst], subject=subject, view=parent.view.id,
+            details={"class": worst, "images": int(before.counts[worst]), "gated_classes": len(gated)},
         )
-        return result, payload
-    worst = max(gated, key=_deciding_key(mode, drops, intervals))  # first class on ties
-    result = decide(
-        name=CLASS_GATE, metric=f"accuracy drop of class {worst} ({int(before.counts[worst])} images)",
-        value=drops[worst], threshold=threshold, threshold_name="max_class_drop", mode=mode,
-        ci=intervals[worst].ci if worst in intervals else None,
-        parent=before.accuracy[worst], pruned=after.accuracy[worst], subject=subject, view=parent.view.id,
-        details={"class": worst, "images": int(before.counts[worst]), "gated_classes": len(gated)},
+
+    result = fail_closed(
+        build, name=CLASS_GATE, metric="worst per-class accuracy drop", threshold=threshold,
+        threshold_name="max_class_drop", subject=subject, view=parent.view.id,
     )
-    payload["worst_class"] = worst
-    return result, payload
+    return Outcome((result,), ((CLASS_GATE, subject, payload),))
 
 
 # --------------------------------------------------------------------------- PIEs
@@ -148,18 +152,20 @@ def png_thumbnail(image: np.ndarray, size: int) -> bytes:
     return buffer.getvalue()
 
 
-def pie_populations(pair: Pair) -> tuple[list[Predictions], list[Predictions]]:
-    """(unpruned, pruned) predictions of the pair's populations on its nominal test data.
+@dataclass(frozen=True)
+class PiePopulations:
+    """What the PIE report compares, as the session gathers it.
 
-    Unpruned: the parent, plus the reference when the pair has one; pruned: the
-    pruned model. Ensembles vote with each member, so an ensemble of pruned seeds
-    is a population of its own.
+    Attributes:
+        unpruned: Predictions of the unpruned population (the parent, plus the
+            reference when the pair has one) on the nominal test data.
+        pruned: Predictions of the pruned population (the pruned model).
+        dataset: The test data, for thumbnails of the first PIEs.
     """
-    parent, pruned = pair.predictions()
-    unpruned = [parent]
-    if pair.spec.reference:
-        unpruned.append(pair.workspace.predict(pair.spec.reference, pair.spec.dataset))
-    return unpruned, [pruned]
+
+    unpruned: Sequence[Predictions]
+    pruned: Sequence[Predictions]
+    dataset: ImageDataset
 
 
 def _stack(population: list[Predictions]):
@@ -172,38 +178,48 @@ def _describe(population: list[Predictions]) -> list[dict[str, Any]]:
     return [{"model": p.model, "members": p.num_members} for p in population]
 
 
-def pie_report(pair: Pair, options: dict[str, Any]) -> tuple[list[GateResult], dict[str, Any]]:
-    """PIEs of a pair: the report payload, and the gate when ``max_pie_fraction`` is set.
+def pie_report(
+    measure: Callable[[], PiePopulations], options: Mapping[str, Any], *, subject: str
+) -> Outcome:
+    """PIEs of a pair: the report entry, and the gate when ``max_pie_fraction`` is set.
+
+    Args:
+        measure: Returns the pair's :class:`PiePopulations`
+            (:func:`prunecheck.session.perclass.pie_populations`); called inside the
+            fail-closed wrapper.
+        options: ``[gates.pies]`` (max_pie_fraction, thumbnails, thumbnail_size).
+        subject: The pair's name.
 
     Returns:
-        ``(results, payload)``: ``results`` is empty when the fraction is not gated and
-        could be computed. The payload holds the populations, the count and fraction,
-        the class distribution (by true label) and base64 PNG thumbnails of the first
-        ``thumbnails`` PIEs with their labels and modal predictions. When the PIEs
-        cannot be computed (bad option, NaN predictions) the result fails closed and
-        the payload holds only ``error``.
+        No result when the fraction is not gated and could be computed. The ``pies``
+        entry holds the populations, the count and fraction, the class distribution (by
+        true label) and base64 PNG thumbnails of the first ``thumbnails`` PIEs with their
+        labels and modal predictions. When the PIEs cannot be computed (bad option, NaN
+        predictions, a model that does not load) the result fails closed and the entry
+        holds only ``error``.
     """
-    try:
+    def build() -> Outcome:
         limit = optional_fraction(options, "max_pie_fraction", PIE_GATE)
-        payload = _pie_payload(pair, options)
-    except (ValueError, RuntimeError) as exc:
-        reason = f"cannot be computed ({exc}); the gate fails closed"
-        return [failed_closed(name=PIE_GATE, metric="pruning identified exemplars", reason=reason,
-                              threshold=float("nan"), threshold_name="max_pie_fraction", subject=pair.name)], {
-            "error": str(exc)}
-    if limit is None:
-        return [], payload
-    return [decide(
-        name=PIE_GATE, metric=f"PIE fraction ({payload['pies']} of {payload['images']} images)",
-        value=payload["fraction"], threshold=limit, threshold_name="max_pie_fraction", subject=pair.name,
-        details={"pies": payload["pies"]},
-    )], payload
+        payload = _pie_payload(measure(), options)
+        records = ((PIE_GATE, subject, payload),)
+        if limit is None:
+            return Outcome((), records)
+        return Outcome((decide(
+            name=PIE_GATE, metric=f"PIE fraction ({payload['pies']} of {payload['images']} images)",
+            value=payload["fraction"], threshold=limit, threshold_name="max_pie_fraction", subject=subject,
+            details={"pies": payload["pies"]},
+        ),), records)
+
+    return fail_closed_outcome(
+        build, name=PIE_GATE, metric="pruning identified exemplars", threshold=float("nan"),
+        threshold_name="max_pie_fraction", subject=subject, error_record=PIE_GATE,
+    )
 
 
-def _pie_payload(pair: Pair, options: dict[str, Any]) -> dict[str, Any]:
+def _pie_payload(populations: PiePopulations, options: Mapping[str, Any]) -> dict[str, Any]:
     shown_count = _count_option(options, "thumbnails", PIE_GATE, 0)
     size = _count_option(options, "thumbnail_size", PIE_GATE, 8)
-    unpruned, pruned = pie_populations(pair)
+    unpruned, pruned = list(populations.unpruned), list(populations.pruned)
     labels = unpruned[0].labels
     before, after = _stack(unpruned), _stack(pruned)
     mask = metrics.pie_mask(before, after)
@@ -212,8 +228,7 @@ def _pie_payload(pair: Pair, options: dict[str, Any]) -> dict[str, Any]:
     histogram = metrics.class_histogram(labels, mask, num_classes)
     totals = np.bincount(labels.cpu().numpy(), minlength=num_classes)
     shown = np.flatnonzero(mask)[:shown_count]
-    dataset = pair.workspace.dataset(pair.spec.dataset)
-    images = dataset.images(shown).cpu().numpy() if len(shown) else np.empty((0, 3, 1, 1), np.uint8)
+    images = populations.dataset.images(shown).cpu().numpy() if len(shown) else np.empty((0, 3, 1, 1), np.uint8)
     label_list = labels.cpu().numpy()
     return {
         "unpruned": _describe(unpruned), "pruned": _describe(pruned),

@@ -1,62 +1,60 @@
-"""Functional similarity of a pruned model to its parent (seed 002, Sec. 4).
+"""Functional similarity of a pruned model to its parent (seed 002, Sec. 4): the gates.
 
-Two measures:
+Pure functions of what the session measured (:mod:`prunecheck.session.similarity`
+predicts; nothing here calls a model):
 
-- **Noise similarity** (:func:`noise_similarity`): on a seeded, class-stratified
-  sample of ``max_images`` test images (:func:`sample_rows`; seed 002: "a random
-  subset of 1000 test images"), for each noise level eps and R seeded repetitions, the inputs are
-  ``x + U(-eps, eps)`` in normalised input space, without clipping (the engine's
-  ``noise(eps, r)`` view: the same noise for every model), and we measure the
-  agreement of the argmax with the parent's and the mean L2 distance of the
-  softmax outputs (:func:`prunecheck.metrics.agreement`,
-  :func:`prunecheck.metrics.softmax_distance`). With eps = 0 every repetition
-  is the same input, so one nominal pass stands for all of them.
-- **Informative features** (:func:`backselect_order`): the greedy backward
-  selection (BackSelect) of Carter et al., as seed 002 uses it: pixels are
-  masked (all channels set to ``mask_value``, 0 = the dataset mean in
-  normalised space) in the order that lowers the confidence of the model's own
-  predicted class the least; the pixels masked last are the most informative.
-  Instead of one pixel per round, ``pixels_per_round`` pixels are removed per
-  round (those whose single removal lowers the confidence least), and all
-  images are processed as one batch. :func:`informative_pixels` keeps the
-  top ``keep_fraction`` (seed 002: 10%, a sparsity of 90%), :func:`pixel_overlap`
-  compares two models' sets and :func:`cross_confidence` evaluates each model
-  on each model's informative pixels (seed 002, Fig. 3).
+- :func:`similarity_points`: from the predictions of the parent and the compared
+  models under each noise view of one level eps (the same noisy inputs for all),
+  the agreement of the argmax with the parent's and the mean L2 distance of the
+  softmax outputs per view (:func:`prunecheck.metrics.agreement`,
+  :func:`prunecheck.metrics.softmax_distance`), and each image's agreement
+  averaged over the views (what the gate modes bootstrap).
+- :func:`agreement`: gate ``functional`` / ``min_agreement`` on the pruned model's
+  mean agreement at one eps, plus the report's "Functional similarity" entry.
+- :func:`closer_than_reference`: gate ``functional`` / ``min_reference_margin`` on
+  the pruned model's agreement minus the separately trained reference's, at one eps.
+- :func:`informative_features`: the BackSelect comparison (:mod:`prunecheck.nn.backselect`)
+  as a report entry: pixel overlap with the parent and cross-confidences; not gated.
+
+The gates take the measurement as a zero-argument function (``measure``) and call it
+inside :func:`prunecheck.gates.decide.fail_closed`: a similarity that cannot be measured
+(data that does not load, NaN outputs) is a failed gate with the reason, like a gate
+whose metric cannot be computed. Hand-made inputs: ``agreement(lambda: similarity, ...)``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from prunecheck import metrics
-from prunecheck.core.errors import ModelError
-from prunecheck.core.views import NOMINAL, View, noise
-from prunecheck.data.base import ImageDataset, Subset
-from prunecheck.nn.models import LoadedModel
+from prunecheck.gates.decide import GateResult, Outcome, decide, fail_closed, fail_closed_outcome
+
+if TYPE_CHECKING:
+    import torch
+
+    from prunecheck.engine.predictor import Predictions
 
 __all__ = [
+    "SUITE",
     "SimilarityPoint",
-    "sample_rows",
-    "noise_views",
-    "noise_similarity",
-    "model_probs",
-    "normalised_images",
-    "backselect_order",
-    "informative_pixels",
-    "pixel_overlap",
-    "cross_confidence",
+    "NoiseSimilarity",
+    "InformativeFeatures",
+    "similarity_points",
+    "agreement_interval",
+    "similarity_result",
+    "agreement",
+    "closer_than_reference",
     "informative_features",
 ]
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
+#: The options table (``[gates.functional]``), the gate's name and the report section.
+SUITE = "functional"
 
 
-# --------------------------------------------------------------------------- noise similarity
+# --------------------------------------------------------------------------- measurements
 
 
 @dataclass(frozen=True)
@@ -99,83 +97,93 @@ class SimilarityPoint:
         }
 
 
-def sample_rows(dataset: ImageDataset, max_images: int, *, seed: int = 0) -> ImageDataset:
-    """A seeded, class-stratified sample of ``max_images`` rows (the dataset itself when it is no larger).
+@dataclass(frozen=True)
+class NoiseSimilarity:
+    """A pair's pruned model (and reference) compared with its parent at one noise level.
 
-    Not the first rows: sorted datasets (ImageFolder, ImageNet val) hold their
-    classes in blocks. The rows depend only on the labels and ``seed``
-    (:func:`prunecheck.data.base.stratified_indices`), so every model and every
-    run with that seed use the same images.
-
-    Raises:
-        ValueError: ``max_images`` < 1.
+    Attributes:
+        parent: The parent's model name.
+        eps: Noise level.
+        images: How many test images were compared (the class-stratified sample).
+        pruned: The pruned model's point.
+        reference: The reference's point; ``None`` when the pair has no reference.
     """
-    from prunecheck.data.base import stratified_indices
 
-    if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
-        raise ValueError(f"max_images: expected an integer >= 1, found {max_images!r}")
-    if len(dataset) <= max_images:
-        return dataset
-    return Subset(dataset, stratified_indices(dataset.labels, int(max_images), seed=seed))
+    parent: str
+    eps: float
+    images: int
+    pruned: SimilarityPoint
+    reference: SimilarityPoint | None = None
 
 
-def noise_views(eps: float, repetitions: int) -> list[View]:
-    """The views behind one noise level: R seeded ``noise(eps, r)``, or NOMINAL once for eps = 0.
+@dataclass(frozen=True)
+class InformativeFeatures:
+    """BackSelect's result on a pair's models (``roles``: parent, pruned and maybe reference).
 
-    Raises:
-        ValueError: eps < 0 or not finite, or repetitions < 1.
+    Attributes:
+        roles: ``{"parent": name, "pruned": name, ["reference": name]}``.
+        images: How many images (a class-stratified sample).
+        pixels_per_round: Pixels BackSelect removed per round.
+        keep_fraction: Share of pixels kept as informative.
+        keep: bool [B, H*W] informative pixels of each role.
+        cross_confidence: ``[source][evaluator]``: the evaluator's mean true-class
+            probability with only the source's informative pixels visible.
     """
-    if isinstance(repetitions, bool) or not isinstance(repetitions, (int, np.integer)) or repetitions < 1:
-        raise ValueError(f"repetitions: expected an integer >= 1, found {repetitions!r}")
-    if not math.isfinite(float(eps)) or eps < 0:
-        raise ValueError(f"eps: expected a finite number >= 0, found {eps!r}")
-    if eps == 0:
-        return [NOMINAL]
-    return [noise(float(eps), r) for r in range(int(repetitions))]
+
+    roles: Mapping[str, str]
+    images: int
+    pixels_per_round: int
+    keep_fraction: float
+    keep: Mapping[str, "torch.Tensor"]
+    cross_confidence: Mapping[str, Mapping[str, float]]
 
 
-def noise_similarity(
-    engine,
-    parent: LoadedModel,
-    others: Sequence[LoadedModel],
-    dataset: ImageDataset,
-    eps: float,
-    *,
-    repetitions: int,
+def similarity_points(
+    views: Iterable[Sequence[Predictions]], models: Sequence[str], eps: float
 ) -> list[SimilarityPoint]:
-    """Agreement and softmax distance of each model in ``others`` to ``parent`` under noise.
-
-    All models are predicted in one engine call per view, so they see the same
-    noisy inputs (and each batch is loaded once).
+    """Agreement and softmax distance of each compared model to the parent, view by view.
 
     Args:
-        engine: A :class:`prunecheck.engine.predictor.PredictionEngine`.
-        parent: The reference point of the comparison.
-        others: Models to compare with it (pruned, reference, ...).
-        dataset: Images to use (e.g. :func:`sample_rows` of the test set).
-        eps: L-inf noise bound in normalised space (>= 0).
-        repetitions: Seeded noise draws R (>= 1; 1 is used for eps = 0).
+        views: Per noise view (repetition), the predictions ``[parent, *compared]``
+            on the same images and the same noisy inputs; consumed once, so a
+            generator that predicts one view at a time keeps one view in memory.
+        models: The compared models' names, in the order of the predictions.
+        eps: The noise level the views belong to.
 
     Returns:
-        One :class:`SimilarityPoint` per model of ``others``, in order.
+        One :class:`SimilarityPoint` per compared model, in order.
 
     Raises:
-        ValueError: Bad eps/repetitions, or predictions that are not valid
-            probabilities (NaN).
+        ValueError: No view, a view with another number of models, or predictions
+            that are not valid probabilities (NaN).
+
+    Example:
+        Two views in which the compared model agrees on 2 of 4 and on 4 of 4 images
+        give ``agreement == (0.5, 1.0)`` and ``per_image == [1, 1, 0.5, 0.5]``.
     """
-    views = noise_views(eps, repetitions)
-    agreements: list[list[float]] = [[] for _ in others]
-    distances: list[list[float]] = [[] for _ in others]
-    same = [np.zeros(len(dataset)) for _ in others]
-    for view in views:
-        parent_preds, *other_preds = engine.predict_many([parent, *others], dataset, view)
-        for i, preds in enumerate(other_preds):
-            agreements[i].append(metrics.agreement(preds.probs, parent_preds.probs))
-            distances[i].append(metrics.softmax_distance(preds.probs, parent_preds.probs))
-            same[i] += (preds.probs.argmax(dim=1) == parent_preds.probs.argmax(dim=1)).cpu().numpy()
+    agreements: list[list[float]] = [[] for _ in models]
+    distances: list[list[float]] = [[] for _ in models]
+    same: list[np.ndarray] = []
+    count = 0
+    for predictions in views:
+        if len(predictions) != len(models) + 1:
+            raise ValueError(
+                f"similarity: expected predictions of the parent and {len(models)} compared model(s) per view, "
+                f"found {len(predictions)}"
+            )
+        parent, *others = predictions
+        if not same:
+            same = [np.zeros(int(parent.labels.shape[0])) for _ in models]
+        for i, preds in enumerate(others):
+            agreements[i].append(metrics.agreement(preds.probs, parent.probs))
+            distances[i].append(metrics.softmax_distance(preds.probs, parent.probs))
+            same[i] += (preds.probs.argmax(dim=1) == parent.probs.argmax(dim=1)).cpu().numpy()
+        count += 1
+    if count == 0:
+        raise ValueError("similarity: expected predictions of at least one noise view, found none")
     return [
-        SimilarityPoint(model.name, float(eps), tuple(agreements[i]), tuple(distances[i]), same[i] / len(views))
-        for i, model in enumerate(others)
+        SimilarityPoint(name, float(eps), tuple(agreements[i]), tuple(distances[i]), same[i] / count)
+        for i, name in enumerate(models)
     ]
 
 
@@ -202,231 +210,123 @@ def agreement_interval(*points: SimilarityPoint, n_resamples: int, seed: int) ->
 def similarity_result(
     *points: SimilarityPoint, mode: str, threshold: float, threshold_name: str, metric: str,
     n_resamples: int, seed: int, subject: str, view: str, details: dict, pruned: float | None = None,
-):
+) -> GateResult:
     """The ``min`` gate on a mean agreement (one point) or an agreement margin (pruned, reference).
 
     ``confident`` passes only if the lower end of the 95% interval over test images
     reaches the threshold, ``lenient`` fails only if its upper end does not.
     """
-    from prunecheck.gates.decide import decide
-
     value = points[0].mean_agreement - (points[1].mean_agreement if len(points) > 1 else 0.0)
     ci = agreement_interval(*points, n_resamples=n_resamples, seed=seed) if mode != "point" else None
     return decide(
-        name="functional", metric=metric, value=value, threshold=threshold, threshold_name=threshold_name,
+        name=SUITE, metric=metric, value=value, threshold=threshold, threshold_name=threshold_name,
         direction="min", mode=mode, ci=ci, pruned=pruned, subject=subject, view=view,
         details={**details, **({"n_resamples": n_resamples} if ci else {})},
     )
 
 
-# --------------------------------------------------------------------------- BackSelect
-
-
-def model_probs(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
-    """Class probabilities [B, C] of a loaded model (ensembles combined as the engine does).
-
-    The model's networks must already be on ``x``'s device and in eval mode.
-    """
-    networks = model.networks()
-    if not networks:
-        raise ModelError(f"model '{model.name}': has neither a module nor ensemble members")
-    logits = [net(x).float() for net in networks]
-    if len(logits) == 1:
-        return torch.softmax(logits[0], dim=-1)
-    if model.spec.ensemble_average == "logits":
-        return torch.softmax(torch.stack([torch.log_softmax(z, -1) for z in logits]).mean(0), dim=-1)
-    return torch.stack([torch.softmax(z, -1) for z in logits]).mean(0)
-
-
-def normalised_images(dataset: ImageDataset, indices: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """float32 [B, 3, H, W] images of ``indices``, normalised as the engine does it."""
-    images = dataset.images(np.asarray(indices, dtype=np.int64)).to(device).float().div_(255.0)
-    mean = torch.tensor(dataset.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(dataset.std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    return (images - mean) / std
-
-
-@torch.no_grad()
-def backselect_order(
-    forward: Forward,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    pixels_per_round: int,
-    mask_value: float = 0.0,
-    batch_size: int = 512,
-) -> torch.Tensor:
-    """Removal rank of every pixel by batched backward selection (BackSelect).
-
-    Each round, for every image and every pixel still present, the image with
-    that pixel also masked is scored by the probability of ``target``; the
-    ``pixels_per_round`` pixels whose masking keeps it highest are masked
-    (in that order). Rounds repeat until every pixel is masked.
+def agreement(
+    measure: Callable[[], NoiseSimilarity], options: Mapping[str, Any], *,
+    subject: str, eps: float, seed: int, n_resamples: int,
+) -> Outcome:
+    """Gate ``min_agreement`` on the pruned model's mean agreement with the parent at ``eps``.
 
     Args:
-        forward: Maps float [M, C, H, W] inputs to probabilities [M, K].
-        x: float [B, C, H, W] (normalised) images.
-        target: int64 [B] class whose confidence is kept (usually the
-            model's own prediction on ``x``).
-        pixels_per_round: Pixels removed per round (>= 1; 1 is the exact
-            greedy procedure).
-        mask_value: Value of a masked pixel in every channel.
-        batch_size: Masked variants per forward call.
+        measure: Returns the pair's :class:`NoiseSimilarity` at ``eps``; called inside
+            the fail-closed wrapper.
+        options: ``[gates.functional]`` (``mode``, ``min_agreement``).
+        subject: The pair's name.
+        eps: The noise level (the gate's view is ``noise<eps>``).
+        seed, n_resamples: The run's bootstrap settings (``confident`` / ``lenient``).
 
     Returns:
-        int64 [B, H*W]: 0 for the pixel masked first (least informative),
-        H*W - 1 for the one masked last (most informative).
-
-    Raises:
-        ValueError: Bad shapes or a non-positive ``pixels_per_round``.
+        The gate and, when the similarity was measured, the report entry
+        (``kind = "noise"``: eps, repetitions, images, parent, pruned and reference points).
     """
-    if x.ndim != 4:
-        raise ValueError(f"backselect: expected images [B, C, H, W], found shape {tuple(x.shape)}")
-    b, c, h, w = x.shape
-    if tuple(target.shape) != (b,):
-        raise ValueError(f"backselect: expected one target per image ({b}), found shape {tuple(target.shape)}")
-    if isinstance(pixels_per_round, bool) or not isinstance(pixels_per_round, (int, np.integer)) or pixels_per_round < 1:
-        raise ValueError(f"backselect: pixels_per_round must be an integer >= 1, found {pixels_per_round!r}")
-    p = h * w
-    device = x.device
-    target = target.to(device)
-    flat = x.reshape(b, c, p)
-    removed = torch.zeros((b, p), dtype=torch.bool, device=device)
-    rank = torch.full((b, p), -1, dtype=torch.int64, device=device)
-    done = 0
-    while done < p:
-        remaining = (~removed).nonzero()[:, 1].view(b, p - done)  # [B, r], same r for every image
-        r = remaining.shape[1]
-        current = torch.where(removed[:, None, :], torch.full_like(flat, mask_value), flat)  # [B, C, P]
-        image_of = torch.arange(b, device=device).repeat_interleave(r)  # [B*r]
-        pixel_of = remaining.reshape(-1)  # [B*r]
-        scores = torch.empty(b * r, device=device)
-        for start in range(0, b * r, batch_size):
-            stop = min(start + batch_size, b * r)
-            variants = current[image_of[start:stop]].clone()  # [m, C, P]
-            variants[torch.arange(stop - start, device=device), :, pixel_of[start:stop]] = mask_value
-            probs = forward(variants.view(stop - start, c, h, w))
-            scores[start:stop] = probs[torch.arange(stop - start, device=device), target[image_of[start:stop]]]
-        k = min(int(pixels_per_round), r)
-        chosen = scores.view(b, r).topk(k, dim=1).indices  # highest kept confidence first
-        pixels = remaining.gather(1, chosen)  # [B, k]
-        order = torch.arange(done, done + k, device=device).expand(b, k)
-        rank.scatter_(1, pixels, order)
-        removed.scatter_(1, pixels, True)
-        done += k
-    return rank
+    threshold_name = "min_agreement"
+    view = f"noise{eps:g}"
+    failure = dict(name=SUITE, metric="agreement with parent", threshold=options[threshold_name],
+                   threshold_name=threshold_name, direction="min", subject=subject, view=view)
+
+    def build() -> Outcome:
+        similarity = measure()
+        pruned, reference = similarity.pruned, similarity.reference
+        record = {
+            "kind": "noise",
+            "eps": float(eps),
+            "repetitions": len(pruned.agreement),
+            "images": similarity.images,
+            "parent": similarity.parent,
+            "pruned": pruned.to_dict(),
+            "reference": reference.to_dict() if reference else None,
+            "min_agreement": options[threshold_name],
+        }
+        result = fail_closed(lambda: similarity_result(
+            pruned, mode=options["mode"], threshold=float(options[threshold_name]), threshold_name=threshold_name,
+            metric="agreement with parent", n_resamples=n_resamples, seed=seed, subject=subject, view=view,
+            details={"mean_distance": pruned.mean_distance, "repetitions": len(pruned.agreement),
+                     "images": similarity.images}), **failure)
+        return Outcome((result,), ((SUITE, subject, record),))
+
+    return fail_closed_outcome(build, **failure)
 
 
-def informative_pixels(rank: torch.Tensor, keep_fraction: float = 0.1) -> torch.Tensor:
-    """bool [B, P]: the ``ceil(keep_fraction * P)`` pixels masked last (most informative).
+def closer_than_reference(
+    measure: Callable[[], NoiseSimilarity], options: Mapping[str, Any], *,
+    subject: str, eps: float, seed: int, n_resamples: int,
+) -> Outcome:
+    """Gate ``min_reference_margin`` on agreement(pruned) - agreement(reference) with the parent at ``eps``.
 
-    Raises:
-        ValueError: ``keep_fraction`` not in (0, 1].
+    Per eps, so a failure points at the noise level where the pruned model drifted.
+    Arguments as :func:`agreement`; the similarity must carry a reference point
+    (else the gate fails closed). Adds no report entry (:func:`agreement` adds it).
     """
-    if not 0.0 < float(keep_fraction) <= 1.0:
-        raise ValueError(f"keep_fraction: expected a fraction in (0, 1], found {keep_fraction!r}")
-    p = rank.shape[-1]
-    keep = max(1, math.ceil(float(keep_fraction) * p))
-    return rank >= p - keep
+    threshold_name = "min_reference_margin"
+    threshold = float(options[threshold_name])
+    view = f"noise{eps:g}"
+    common = dict(name=SUITE, threshold=threshold, threshold_name=threshold_name, direction="min",
+                  subject=subject, view=view)
+
+    def build() -> Outcome:
+        similarity = measure()
+        pruned, reference = similarity.pruned, similarity.reference
+        if reference is None:
+            raise ValueError(f"the pair has no reference model to compare '{pruned.model}' with")
+        metric = (
+            f"agreement with parent of pruned '{pruned.model}' minus "
+            f"reference '{reference.model}' ({reference.mean_agreement:.4f})"
+        )
+        return Outcome((fail_closed(lambda: similarity_result(
+            pruned, reference, mode=options["mode"], threshold=threshold, threshold_name=threshold_name,
+            metric=metric, n_resamples=n_resamples, seed=seed, subject=subject, view=view,
+            pruned=pruned.mean_agreement, details={
+                "reference_agreement": reference.mean_agreement, "pruned_distance": pruned.mean_distance,
+                "reference_distance": reference.mean_distance}), metric=metric, **common),))
+
+    return fail_closed_outcome(build, metric="agreement with parent, pruned minus reference", **common)
 
 
-def pixel_overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per image |a ∩ b| / |a| of two informative-pixel sets of equal size: float [B] in [0, 1].
-
-    Raises:
-        ValueError: Shapes differ or a set is empty.
-    """
-    if a.shape != b.shape:
-        raise ValueError(f"pixel_overlap: expected equal shapes, found {tuple(a.shape)} and {tuple(b.shape)}")
-    size = a.sum(dim=-1)
-    if bool((size == 0).any()):
-        raise ValueError("pixel_overlap: expected non-empty pixel sets, found an empty one")
-    return (a & b).sum(dim=-1).float() / size.float()
-
-
-@torch.no_grad()
-def cross_confidence(
-    forward: Forward, x: torch.Tensor, keep: torch.Tensor, labels: torch.Tensor, *, mask_value: float = 0.0
-) -> float:
-    """Mean probability of the true class when only the ``keep`` pixels are shown (seed 002, Fig. 3).
-
-    Args:
-        forward: Maps float [B, C, H, W] to probabilities [B, K].
-        x: float [B, C, H, W] images.
-        keep: bool [B, H*W] pixels left visible (another model's informative pixels).
-        labels: int64 [B] true classes.
-    """
-    b, c, h, w = x.shape
-    shown = torch.where(keep.view(b, 1, h, w).to(x.device), x, torch.full_like(x, mask_value))
-    probs = forward(shown)
-    return float(probs[torch.arange(b, device=probs.device), labels.to(probs.device)].mean())
-
-
-def informative_features(
-    workspace,
-    spec,
-    *,
-    images: int,
-    pixels_per_round: int,
-    keep_fraction: float = 0.1,
-    mask_value: float = 0.0,
-) -> dict:
-    """BackSelect on ``images`` stratified test images (:func:`sample_rows`) for parent, pruned and reference.
-
-    Each model's informative pixels are found toward its own predicted class.
-    Runs on the engine's device; the networks go back to the CPU afterwards.
-
-    Args:
-        workspace: A :class:`prunecheck.session.workspace.Workspace`.
-        spec: The pair's :class:`~prunecheck.config.settings.PairSpec`.
-        images: How many images (a class-stratified sample, seeded by ``[run] seed``).
-        pixels_per_round: Pixels removed per BackSelect round.
-        keep_fraction: Share of pixels kept as informative (seed 002: 0.1).
-        mask_value: Value of a masked pixel (normalised space).
+def informative_features(features: InformativeFeatures, *, subject: str) -> Outcome:
+    """The BackSelect report entry of a pair (reported, not gated).
 
     Returns:
-        A report payload: ``kind = "backselect"``, the models, per-model overlap
-        with the parent's informative pixels (mean and per image), and
-        ``cross_confidence[source][evaluator]``: the evaluator's mean true-class
-        probability on the source model's informative pixels.
+        An outcome without gates whose entry has ``kind = "backselect"``, the models,
+        each model's overlap with the parent's informative pixels (mean and per image)
+        and ``cross_confidence[source][evaluator]``.
     """
-    dataset = sample_rows(workspace.dataset(spec.dataset), images, seed=workspace.settings.run.seed)
-    roles = {"parent": spec.parent, "pruned": spec.pruned}
-    if spec.reference:
-        roles["reference"] = spec.reference
-    models = {role: workspace.model(name) for role, name in roles.items()}
-    device = workspace.engine.device
-    x = normalised_images(dataset, np.arange(len(dataset)), device)
-    labels = dataset.labels.to(device)
-    networks = {id(n): n for m in models.values() for n in m.networks()}
-    keep: dict[str, torch.Tensor] = {}
-    try:
-        for net in networks.values():
-            net.to(device).eval()
-        forwards = {role: (lambda inputs, m=model: model_probs(m, inputs)) for role, model in models.items()}
-        with torch.no_grad():
-            for role, forward in forwards.items():
-                target = forward(x).argmax(dim=1)
-                rank = backselect_order(forward, x, target, pixels_per_round=pixels_per_round, mask_value=mask_value)
-                keep[role] = informative_pixels(rank, keep_fraction)
-            cross = {
-                source: {
-                    evaluator: cross_confidence(forward, x, keep[source], labels, mask_value=mask_value)
-                    for evaluator, forward in forwards.items()
-                }
-                for source in models
-            }
-    finally:
-        for net in networks.values():
-            net.to("cpu")
-    overlap = {role: pixel_overlap(keep[role], keep["parent"]) for role in models if role != "parent"}
-    return {
+    from prunecheck.nn.backselect import pixel_overlap
+
+    overlap = {
+        role: pixel_overlap(features.keep[role], features.keep["parent"])
+        for role in features.roles if role != "parent"
+    }
+    return Outcome(records=((SUITE, subject, {
         "kind": "backselect",
-        "images": len(dataset),
-        "pixels_per_round": int(pixels_per_round),
-        "keep_fraction": float(keep_fraction),
-        "models": roles,
+        "images": int(features.images),
+        "pixels_per_round": int(features.pixels_per_round),
+        "keep_fraction": float(features.keep_fraction),
+        "models": dict(features.roles),
         "overlap_with_parent": {role: float(v.mean()) for role, v in overlap.items()},
         "overlap_per_image": {role: v.cpu().tolist() for role, v in overlap.items()},
-        "cross_confidence": cross,
-    }
+        "cross_confidence": {source: dict(row) for source, row in features.cross_confidence.items()},
+    }),))

@@ -1,4 +1,7 @@
-"""Pruning instability (seed 004, Sec. 3): which accuracies to compare, and masked parents.
+"""Pruning instability (seed 004, Sec. 3): which accuracies to compare, masked parents, the gate.
+
+The gate (:func:`pruning_instability`) is a pure function of the step accuracies that
+:func:`prunecheck.session.stability.step_accuracies` measures on the pair's models.
 
 Seed 004 defines the instability of pruning iteration *k* from the top-1 test
 accuracy right before the pruning event and right after it (before any
@@ -42,13 +45,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from prunecheck.config.settings import PairSpec
 from prunecheck.core.errors import ModelError
+from prunecheck.gates.decide import Outcome, decide, fail_closed_outcome
 from prunecheck.nn.models import LoadedModel, apply_mask, mask_transfer_problem, model_from_module, zero_mask
 
 __all__ = [
@@ -60,6 +64,12 @@ __all__ = [
     "apply_channel_mask",
     "masked_parent",
     "masked_parent_model",
+    "StepAccuracy",
+    "StepOutcome",
+    "score_steps",
+    "step_results",
+    "has_steps",
+    "pruning_instability",
 ]
 
 MaskMode = Literal["unstructured", "channels"]
@@ -291,6 +301,24 @@ def masked_parent_model(parent: LoadedModel, pruned: LoadedModel, mode: str = "u
 
 
 @dataclass(frozen=True)
+class StepAccuracy:
+    """The accuracies around one :class:`Step`, as the session measured them.
+
+    Attributes:
+        step: The step.
+        after_name: Name of the model behind ``acc_after`` (the masked parent's
+            generated name for ``kind == "mask"``).
+        acc_before: Top-1 accuracy before the step, in [0, 1].
+        acc_after: Top-1 accuracy right after it, before fine-tuning, in [0, 1].
+    """
+
+    step: Step
+    after_name: str
+    acc_before: float
+    acc_after: float
+
+
+@dataclass(frozen=True)
 class StepOutcome:
     """Accuracies and instability of one :class:`Step`.
 
@@ -321,49 +349,23 @@ class StepOutcome:
         }
 
 
-def evaluate_steps(workspace, spec: PairSpec, pairs: Sequence[PairSpec] = ()) -> list[StepOutcome]:
-    """Predict every model the pair's steps need (one batched pass) and score each step.
-
-    Args:
-        workspace: A :class:`prunecheck.session.workspace.Workspace`.
-        spec: The pair.
-        pairs: Every configured pair (see :func:`plan_steps`).
-
-    Returns:
-        One :class:`StepOutcome` per step, in order.
+def score_steps(accuracies: Sequence[StepAccuracy]) -> list[StepOutcome]:
+    """The instability of every step from its accuracies (:func:`prunecheck.metrics.instability`).
 
     Raises:
-        ModelError: A model does not load or a mask does not fit.
-        ValueError: An accuracy cannot be computed (e.g. NaN predictions) or
-            ``acc_before`` is 0.
+        ValueError: an ``acc_before`` of 0 (instability undefined) or a value outside [0, 1].
+
+    Example:
+        >>> (outcome,) = score_steps([StepAccuracy(Step(1, 1, "a", "b", "checkpoint"), "b", 0.8, 0.6)])
+        >>> round(outcome.instability, 6)
+        0.25
     """
     from prunecheck import metrics
 
-    steps = plan_steps(spec, pairs)
-    models: dict[str, LoadedModel] = {}
-    after_names: list[str] = []
-    for step in steps:
-        models.setdefault(step.before, workspace.model(step.before))
-        if step.kind == "mask":
-            masked = masked_parent_model(
-                workspace.model(spec.parent), workspace.model(spec.pruned), spec.mask_mode
-            )
-            models.setdefault(masked.name, masked)
-            after_names.append(masked.name)
-        else:
-            after = str(step.after)  # always set for checkpoint and schedule steps
-            models.setdefault(after, workspace.model(after))
-            after_names.append(after)
-    names = list(models)
-    predictions = workspace.engine.predict_many([models[n] for n in names], workspace.dataset(spec.dataset))
-    accuracy = {n: metrics.accuracy(p.probs, p.labels) for n, p in zip(names, predictions)}
-    outcomes = []
-    for step, after in zip(steps, after_names):
-        before_acc, after_acc = accuracy[step.before], accuracy[after]
-        outcomes.append(
-            StepOutcome(step, after, before_acc, after_acc, metrics.instability(before_acc, after_acc))
-        )
-    return outcomes
+    return [
+        StepOutcome(a.step, a.after_name, a.acc_before, a.acc_after, metrics.instability(a.acc_before, a.acc_after))
+        for a in accuracies
+    ]
 
 
 # --------------------------------------------------------------------------- gates
@@ -398,13 +400,11 @@ def step_results(outcomes: Sequence[StepOutcome], spec: PairSpec, options: Mappi
     """One :class:`~prunecheck.gates.decide.GateResult` per step, each against its quantity's threshold.
 
     Args:
-        outcomes: From :func:`evaluate_steps`.
+        outcomes: From :func:`score_steps`.
         spec: The pair.
         options: ``[gates.instability]`` (``max_instability``, ``max_mask_damage``).
         name: The gate name.
     """
-    from prunecheck.gates.decide import decide
-
     results = []
     for outcome in outcomes:
         _, key = quantity(outcome.step)
@@ -420,3 +420,47 @@ def failure_threshold(spec: PairSpec, options: Mapping[str, float]) -> tuple[str
     """(metric, key, threshold) a failed computation is reported under, by the pair's step kind."""
     metric, key = MASK_DAMAGE if not (spec.schedule or spec.pre_finetune) else PER_STEP
     return metric, key, options[key]
+
+
+def has_steps(spec: PairSpec, settings) -> bool:
+    """Whether the instability gate applies: a schedule, a pre-fine-tune checkpoint, or a single
+    pruned model whose zero mask can stand in (an ensemble has no single mask)."""
+    return bool(spec.pre_finetune or spec.schedule or not settings.models[spec.pruned].members)
+
+
+def pruning_instability(
+    measure: Callable[[], Sequence[StepAccuracy]], spec: PairSpec, options: Mapping[str, float], *,
+    name: str = "instability",
+) -> Outcome:
+    """Gate every step of a pair and report the whole series.
+
+    Args:
+        measure: Returns the pair's :class:`StepAccuracy` list (the session's
+            :func:`prunecheck.session.stability.step_accuracies`); called inside the
+            fail-closed wrapper, so a step that cannot be measured (a mask that does not
+            fit, NaN outputs) fails the gate with the reason.
+        spec: The pair.
+        options: ``[gates.instability]`` (``max_instability``, ``max_mask_damage``).
+        name: The gate name and report section.
+
+    Returns:
+        One result per step (:func:`step_results`) and the report entry: parent, pruned,
+        mask mode, the steps' source, both thresholds and every step.
+    """
+    metric, key, threshold = failure_threshold(spec, options)
+
+    def build() -> Outcome:
+        outcomes = score_steps(measure())
+        record = {
+            "parent": spec.parent,
+            "pruned": spec.pruned,
+            "mask_mode": spec.mask_mode,
+            "source": outcomes[0].step.kind,
+            "max_instability": options["max_instability"],
+            "max_mask_damage": options["max_mask_damage"],
+            "steps": [outcome.to_dict() for outcome in outcomes],
+        }
+        return Outcome(tuple(step_results(outcomes, spec, options, name=name)), ((name, spec.name, record),))
+
+    return fail_closed_outcome(build, name=name, metric=metric, threshold=threshold, threshold_name=key,
+                               subject=spec.name)

@@ -1,0 +1,30 @@
+"""The populations the PIE report compares, gathered from a pair's models (Hooker et al. 2019).
+
+The gate is :func:`prunecheck.gates.perclass.pie_report`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prunecheck.gates.perclass import PiePopulations
+
+if TYPE_CHECKING:
+    from prunecheck.session.workspace import Pair
+
+__all__ = ["pie_populations"]
+
+
+def pie_populations(pair: Pair) -> PiePopulations:
+    """The pair's unpruned and pruned populations on its nominal test data.
+
+    Unpruned: the parent, plus the reference when the pair has one; pruned: the
+    pruned model. Ensembles vote with each member, so an ensemble of pruned seeds
+    is a population of its own. The parent's and pruned model's predictions are the
+    accuracy margin's (cached).
+    """
+    parent, pruned = pair.predictions()
+    unpruned = [parent]
+    if pair.spec.reference:
+        unpruned.append(pair.workspace.predict(pair.spec.reference, pair.spec.dataset))
+    return PiePopulations(unpruned, [pruned], pair.workspace.dataset(pair.spec.dataset))
