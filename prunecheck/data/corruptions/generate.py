@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable
@@ -26,7 +24,7 @@ import torch
 
 from prunecheck.core.corruption_names import ALL_CORRUPTIONS, check_severity
 from prunecheck.core.errors import CacheError
-from prunecheck.core.io import file_lock, write_text
+from prunecheck.core.io import atomic_path, file_lock, write_text
 from prunecheck.data.base import ImageDataset, digest
 from prunecheck.data.corruptions.compat import apply_corruption
 from prunecheck.data.corruptions.profiles import check_profile, resolve_profile
@@ -125,19 +123,6 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=1, sort_keys=True))
 
@@ -149,9 +134,8 @@ class CorruptedDataset(ImageDataset):
     :meth:`materialize`), not at construction, so a run whose predictions are
     already cached never pays for it. The view is stored in ``cache_dir`` as
     ``<key>.npy`` (uint8 [N, 3, H, W]) with a JSON sidecar ``<key>.json`` holding
-    shape, byte size and sha256; it is written to a temporary file in the same
-    folder, fsynced and moved into place with ``os.replace``, then the sidecar
-    likewise. Two processes generating the same view both write complete files and
+    shape, byte size and sha256; both are written atomically
+    (:func:`prunecheck.core.io.atomic_path`), the array first. Two processes generating the same view both write complete files and
     the last replace wins; the content is identical. On open the sidecar, header,
     shape and size are checked (and the sha256 for files up to
     ``HASH_VERIFY_MAX_BYTES``); a file that fails is regenerated.
@@ -273,10 +257,7 @@ class CorruptedDataset(ImageDataset):
         total = len(self.base)
         probe = self.base.images(np.arange(min(total, 1)))
         shape = (total, 3, *probe.shape[2:]) if total else (0, 3, 32, 32)
-        fd, tmp_name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.cache_dir)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_path(self.path) as tmp:  # a memmap needs a file name, not a handle
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             for start in range(0, total, CHUNK_SIZE):
                 rows = np.arange(start, min(start + CHUNK_SIZE, total))
@@ -285,14 +266,8 @@ class CorruptedDataset(ImageDataset):
                     self.progress(start + len(rows), total)
             out.flush()
             del out
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
             size = tmp.stat().st_size
             sha = _sha256_file(tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         _write_json_atomic(
             self.sidecar,
             {
@@ -308,4 +283,3 @@ class CorruptedDataset(ImageDataset):
                 "generator_version": GENERATOR_VERSION,
             },
         )
-        _fsync_dir(self.cache_dir)
