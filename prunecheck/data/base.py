@@ -1,9 +1,11 @@
 """The one interface every dataset offers to the prediction engine.
 
 Images travel as uint8 tensors [B, 3, H, W] (NCHW, RGB); normalisation with
-``mean``/``std`` happens in the engine, on the evaluation device. Datasets are
-indexable by an integer array so the engine (and corruption generators) can
-work in batches without per-sample Python in the hot path.
+``mean``/``std`` happens in the engine, on the evaluation device, followed by the
+dataset's :meth:`~ImageDataset.batch_transform` (identity, except for views that act
+in normalised space: noise, :mod:`prunecheck.data.views`). Datasets are indexable by
+an integer array so the engine (and corruption generators) can work in batches
+without per-sample Python in the hot path.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from prunecheck.core.io import cache_key
+from prunecheck.core.views import NOMINAL, View
 
 
 class ImageDataset(abc.ABC):
@@ -27,6 +30,8 @@ class ImageDataset(abc.ABC):
     #: Per-channel normalisation applied by the engine: (x/255 - mean) / std.
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    #: The view of the data these images present (:func:`prunecheck.data.views.apply_view` sets it).
+    view: View = NOMINAL
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -51,6 +56,20 @@ class ImageDataset(abc.ABC):
     def image_shape(self) -> tuple[int, int, int]:
         """(3, H, W) of one image."""
         return tuple(self.images(np.arange(1)).shape[1:])  # type: ignore[return-value]
+
+    def batch_transform(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Rows [start, stop) of this dataset, normalised, on the evaluation device -> model input.
+
+        The engine calls it on every batch after ``(x / 255 - mean) / std``. The default
+        returns ``x``; views that act in normalised space (noise) override it. It must be
+        cheap, stay on ``x.device``, and depend only on the row positions, not on the batching.
+        """
+        return x
+
+    @property
+    def transforms_batches(self) -> bool:
+        """Whether :meth:`batch_transform` is overridden (rows cannot then be re-indexed freely)."""
+        return type(self).batch_transform is not ImageDataset.batch_transform
 
 
 def digest(*parts: object) -> str:
@@ -100,8 +119,14 @@ class Subset(ImageDataset):
     """Given rows of a dataset, e.g. the config's ``limit`` (:func:`stratified_indices`)."""
 
     def __init__(self, base: ImageDataset, indices: Sequence[int] | np.ndarray):
+        if base.transforms_batches:
+            raise ValueError(
+                f"Subset: dataset '{base.name}' under view {base.view.id} transforms whole batches by row "
+                "position; take the subset of the nominal dataset first, then apply the view"
+            )
         self.base = base
         self.indices = np.asarray(indices, dtype=np.int64)
+        self.view = base.view
         self.name = base.name
         self.num_classes = base.num_classes
         self.mean = base.mean

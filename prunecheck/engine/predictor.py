@@ -1,8 +1,11 @@
 """The prediction engine: class probabilities of models on dataset views.
 
-Every (leaf model, dataset, view, passes) is predicted once and cached on disk
+Every (leaf model, dataset, passes) is predicted once and cached on disk
 (:mod:`prunecheck.engine.cache`), keyed by the model's weight fingerprint, the dataset
-fingerprint, the view, the engine version and whatever else changes the numbers.
+fingerprint, the engine version and whatever else changes the numbers. The engine does
+not interpret views: a view is a dataset of its own (:func:`prunecheck.data.views.apply_view`),
+whose fingerprint names it and whose ``batch_transform`` the engine applies to every
+normalised batch on the device (the identity, except for noise).
 Ensembles are combined from their members' cached predictions, so a parent that
 is also an ensemble member is predicted once. All models that miss the cache are
 evaluated on each batch once it has been loaded and normalised.
@@ -27,7 +30,8 @@ summaries request too; a summaries entry asked for rows is recomputed with rows.
 Sharding (``shard=(i, n)``, ``prunecheck predict --shard``): each missing entry
 is computed for the i-th of n batch-aligned row ranges only and stored as a part
 entry; whichever shard finds all n parts assembles the full entry. Batches keep
-their absolute index, so noise and MC dropout draw the same numbers as unsharded.
+their absolute row positions and index, so noise views and MC dropout draw the same
+numbers as unsharded.
 While sharding, predict calls return placeholders (uniform probabilities) for
 entries not complete yet: the suites run only to name what they need.
 """
@@ -50,14 +54,16 @@ from prunecheck.engine.cache import ArrayCache, cache_key
 if TYPE_CHECKING:  # the remote backend imports fsspec
     from prunecheck.engine.remote import FsspecArrayCache
 from prunecheck.core.errors import ModelError
+from prunecheck.core.io import derived_seed, file_lock
 from prunecheck.data.base import ImageDataset
+from prunecheck.engine.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
 from prunecheck.nn.models import LoadedModel
 from prunecheck.nn.models import _is_dropout as is_dropout  # the one predicate LoadedModel.has_dropout uses
-from prunecheck.core.views import NOMINAL, View
-from prunecheck.engine.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
-from prunecheck.core.io import file_lock
 
-NOISE_BLOCK = 64  # noise is drawn per block of rows, so it does not depend on the batch size
+#: The slot of the cache key that held the view's key before views became datasets of their
+#: own (their fingerprint names them now). It keeps the nominal view's key, so entries cached
+#: before stay valid; noise entries were re-keyed (their dataset fingerprint is new).
+_FORMER_VIEW_SLOT = "nominal||0|0.0|0|0.0"
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 Progress = Callable[[str], None]
 
@@ -80,10 +86,6 @@ def key_lock(cache: ArrayCache, key: str, *, blocking: bool = True):
         yield held
 
 
-def _seed_for(*parts: object) -> int:
-    return int(cache_key(*parts)[:15], 16)
-
-
 def _set_mc_dropout(module: torch.nn.Module, enabled: bool) -> None:
     """Dropout modules only: train mode when enabled; BatchNorm and the rest stay in eval.
 
@@ -104,7 +106,7 @@ class PredictionEngine:
         cache: where predictions are stored.
         device: "auto", "cpu", "cuda", "cuda:N".
         batch_size: images per batch.
-        seed: seed of noise views and MC dropout.
+        seed: seed of MC dropout (noise views carry their own: ``prunecheck.data.views``).
         progress: called with one line of text for long work.
         channels_last: run models and batches in channels-last memory format.
         precision: "fp32" (default), "bf16" or "fp16" autocast for the forward passes;
@@ -143,7 +145,6 @@ class PredictionEngine:
             prefetch = self.device.type == "cuda" or torch.get_num_threads() < (os.cpu_count() or 1)
         self.prefetch = bool(prefetch)
         self.forward_passes = 0  # one per leaf model per batch per MC pass
-        self._view_label: str | None = None
         self.computed: list[str] = []  # cache keys this engine computed (not read), in order
         self._seen: dict[str, object] = {}
         if shard is not None and not (0 <= shard[0] < shard[1]):
@@ -155,40 +156,32 @@ class PredictionEngine:
         self,
         model: LoadedModel,
         dataset: ImageDataset,
-        view: View = NOMINAL,
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
         rows: bool = True,
     ) -> Predictions:
-        return self.predict_many([model], dataset, view, mc_passes=mc_passes, num_classes=num_classes, rows=rows)[0]
+        return self.predict_many([model], dataset, mc_passes=mc_passes, num_classes=num_classes, rows=rows)[0]
 
     def predict_many(
         self,
         models: Sequence[LoadedModel],
         dataset: ImageDataset,
-        view: View = NOMINAL,
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
-        label: str | None = None,
         rows: bool = True,
     ) -> list[Predictions]:
-        """Predictions for each model; uncached leaf models share every loaded batch.
+        """Predictions for each model on ``dataset``; uncached leaf models share every loaded batch.
 
-        ``num_classes`` is the models' output width when it differs from the
-        dataset's (out-of-distribution data: CIFAR-100 images shown to a CIFAR-10 model).
-        ``label`` names the view in progress output when ``dataset`` already is a
-        pixel view (a corruption): the engine itself sees it as nominal data.
-        ``rows=False``: the caller needs only per-sample summaries (accuracy, ECE, AUSE,
-        NLL, Brier, entropy); plain models are then stored compact. MC passes, ensembles
-        and labels outside the output width keep rows.
+        ``dataset`` is a view of the data already (:func:`prunecheck.data.views.apply_view`);
+        the predictions record its ``view``. ``num_classes`` is the models' output width when
+        it differs from the dataset's (out-of-distribution data: CIFAR-100 images shown to a
+        CIFAR-10 model). ``rows=False``: the caller needs only per-sample summaries
+        (accuracy, ECE, AUSE, NLL, Brier, entropy); plain models are then stored compact.
+        MC passes, ensembles and labels outside the output width keep rows.
         """
-        self._view_label = label
         width = int(num_classes or dataset.num_classes)
-        if view.changes_pixels:
-            # Pixel views are datasets of their own (see prunecheck.session.workspace).
-            raise ValueError(f"view {view.id} must be applied to the dataset before prediction")
         labels = dataset.labels
         compact_ok = (
             not rows and not mc_passes and len(labels) > 0
@@ -198,7 +191,7 @@ class PredictionEngine:
         need_rows: dict[str, bool] = {}
         for model in models:
             for leaf in self._leaves(model):
-                key = self._key(leaf, dataset, view, mc_passes)
+                key = self._key(leaf, dataset, mc_passes)
                 leaves.setdefault(key, leaf)
                 need_rows[key] = need_rows.get(key, False) or not compact_ok or model.is_ensemble
         found: dict[str, dict[str, np.ndarray]] = {}
@@ -213,10 +206,10 @@ class PredictionEngine:
                 missing[key] = leaf
         if missing:
             compute = self._compute_shard if self.shard is not None else self._compute_locked
-            found.update(compute(missing, dataset, view, mc_passes, width, need_rows))
+            found.update(compute(missing, dataset, mc_passes, width, need_rows))
         results = []
         for model in models:
-            entries = [found[self._key(leaf, dataset, view, mc_passes)] for leaf in self._leaves(model)]
+            entries = [found[self._key(leaf, dataset, mc_passes)] for leaf in self._leaves(model)]
             if "log_probs" in entries[0]:
                 log_probs, compact = torch.cat([torch.from_numpy(e["log_probs"]) for e in entries], dim=0), None
             else:
@@ -225,7 +218,7 @@ class PredictionEngine:
                 Predictions(
                     model=model.name,
                     dataset=dataset.name,
-                    view=view,
+                    view=dataset.view,
                     log_probs=log_probs,
                     labels=labels,
                     average=model.spec.ensemble_average,
@@ -240,14 +233,14 @@ class PredictionEngine:
     def _leaves(model: LoadedModel) -> tuple[LoadedModel, ...]:
         return model.members if model.is_ensemble else (model,)
 
-    def _key(self, leaf: LoadedModel, dataset: ImageDataset, view: View, mc_passes: int) -> str:
-        stochastic_seed = self.seed if (view.kind == "noise" or mc_passes) else None
+    def _key(self, leaf: LoadedModel, dataset: ImageDataset, mc_passes: int) -> str:
+        stochastic_seed = self.seed if mc_passes else None
         # Dropout masks are drawn per batch tensor, so MC results depend on the batching.
         batching = self.batch_size if mc_passes else None
         # Reduced precision changes the numbers; fp32 keeps the keys of earlier versions.
         extra = () if self.precision == "fp32" else (("precision", self.precision),)
         return cache_key(
-            "predictions", ENGINE_VERSION, leaf.fingerprint, dataset.fingerprint(), view.key,
+            "predictions", ENGINE_VERSION, leaf.fingerprint, dataset.fingerprint(), _FORMER_VIEW_SLOT,
             mc_passes, stochastic_seed, batching, *extra,
         )
 
@@ -268,7 +261,6 @@ class PredictionEngine:
         self,
         missing: dict[str, LoadedModel],
         dataset: ImageDataset,
-        view: View,
         mc_passes: int,
         width: int,
         need_rows: dict[str, bool],
@@ -296,7 +288,7 @@ class PredictionEngine:
                 else:
                     busy.append(key)
             if mine:
-                computed = self._run(mine, dataset, view, mc_passes, width, need_rows, (0, n))
+                computed = self._run(mine, dataset, mc_passes, width, need_rows, (0, n))
                 for key, arrays in computed.items():
                     self.cache.put(key, arrays)
                     self.computed.append(key)
@@ -310,7 +302,7 @@ class PredictionEngine:
             else:
                 still_missing[key] = missing[key]
         if still_missing:
-            found.update(self._compute_locked(still_missing, dataset, view, mc_passes, width, need_rows))
+            found.update(self._compute_locked(still_missing, dataset, mc_passes, width, need_rows))
         return found
 
     def shard_rows(self, n: int) -> tuple[int, int]:
@@ -324,7 +316,6 @@ class PredictionEngine:
         self,
         missing: dict[str, LoadedModel],
         dataset: ImageDataset,
-        view: View,
         mc_passes: int,
         width: int,
         need_rows: dict[str, bool],
@@ -339,7 +330,7 @@ class PredictionEngine:
             if part is None or not self._entry_fits(part, stop - start, mc_passes, width, need_rows[key]):
                 mine[key] = leaf
         if mine:  # an empty range still writes its (empty) part, so the others can assemble
-            for key, arrays in self._run(mine, dataset, view, mc_passes, width, need_rows, (start, stop)).items():
+            for key, arrays in self._run(mine, dataset, mc_passes, width, need_rows, (start, stop)).items():
                 self.cache.put(part_key(key, index, count), arrays)
                 self.computed.append(part_key(key, index, count))
         found: dict[str, dict[str, np.ndarray]] = {}
@@ -391,21 +382,10 @@ class PredictionEngine:
         std = torch.tensor(dataset.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         return mean, std
 
-    def _noise(self, view: View, start: int, stop: int, shape: tuple[int, ...]) -> torch.Tensor:
-        """U(-eps, eps) for rows [start, stop), drawn per fixed block of rows."""
-        first, last = start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK
-        blocks = []
-        for block in range(first, last + 1):
-            generator = torch.Generator().manual_seed(_seed_for("noise", self.seed, view.key, block))
-            blocks.append(torch.rand((NOISE_BLOCK, *shape), generator=generator))
-        noise = torch.cat(blocks)[start - first * NOISE_BLOCK : stop - first * NOISE_BLOCK]
-        return ((noise * 2.0 - 1.0) * view.eps).to(self.device)
-
     def _run(
         self,
         missing: dict[str, LoadedModel],
         dataset: ImageDataset,
-        view: View,
         mc_passes: int,
         width: int,
         need_rows: dict[str, bool],
@@ -418,7 +398,7 @@ class PredictionEngine:
         n = end - first
         names = ", ".join(leaf.name for leaf in missing.values())
         part = f", rows {first}:{end} of {len(dataset)}" if n != len(dataset) else ""
-        label = f"{names} on {dataset.name} [{self._view_label or view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
+        label = f"{names} on {dataset.name} [{dataset.view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
         job = task(self.progress, label, n, start_line=f"predicting {label} ({n} images{part}, {self.device})")
         passes = max(1, mc_passes)
         outputs: dict[str, dict[str, np.ndarray]] = {
@@ -459,8 +439,7 @@ class PredictionEngine:
                     images = host.to(self.device, non_blocking=True)
                     # (x / 255 - mean) / std as one fused multiply-add on the device
                     x = torch.addcmul(shift, images.to(torch.float32), scale)
-                    if view.kind == "noise" and view.eps > 0:
-                        x = x + self._noise(view, start, stop, tuple(x.shape[1:]))
+                    x = dataset.batch_transform(x, start, stop)  # a view acting in normalised space (noise)
                     if self.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     rows = slice(start - first, stop - first)
@@ -507,7 +486,7 @@ class PredictionEngine:
             if mc_passes:
                 devices = [self.device] if self.device.type == "cuda" else []
                 with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(_seed_for("mc", self.seed, mc_pass, batch_index))
+                    torch.manual_seed(derived_seed("mc", self.seed, mc_pass, batch_index))
                     logits = module(x)
             else:
                 logits = module(x)

@@ -37,6 +37,7 @@ from prunecheck import metrics
 from prunecheck.core.errors import ModelError
 from prunecheck.core.views import NOMINAL, View, noise
 from prunecheck.data.base import ImageDataset, Subset
+from prunecheck.data.views import apply_view
 from prunecheck.nn.models import LoadedModel
 
 __all__ = [
@@ -168,7 +169,7 @@ def noise_similarity(
     distances: list[list[float]] = [[] for _ in others]
     same = [np.zeros(len(dataset)) for _ in others]
     for view in views:
-        parent_preds, *other_preds = engine.predict_many([parent, *others], dataset, view)
+        parent_preds, *other_preds = engine.predict_many([parent, *others], apply_view(dataset, view, seed=engine.seed))
         for i, preds in enumerate(other_preds):
             agreements[i].append(metrics.agreement(preds.probs, parent_preds.probs))
             distances[i].append(metrics.softmax_distance(preds.probs, parent_preds.probs))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from prunecheck.core.views import blur as blur_view
 from prunecheck.data.base import ImageDataset, digest
 
 #: Bump when the blur's output changes (part of the fingerprint).
@@ -93,6 +94,7 @@ class BlurredDataset(ImageDataset):
         gaussian_kernel1d(float(radius))  # validates
         self.base = base
         self.radius = float(radius)
+        self.view = blur_view(self.radius)
         self.name = base.name
         self.num_classes = base.num_classes
         self.mean = base.mean

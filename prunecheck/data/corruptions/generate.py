@@ -25,6 +25,7 @@ import torch
 from prunecheck.core.corruption_names import ALL_CORRUPTIONS, check_severity
 from prunecheck.core.errors import CacheError
 from prunecheck.core.io import atomic_path, file_lock, write_text
+from prunecheck.core.views import corruption as corruption_view
 from prunecheck.data.base import ImageDataset, digest
 from prunecheck.data.corruptions.compat import apply_corruption
 from prunecheck.data.corruptions.profiles import check_profile, resolve_profile
@@ -166,6 +167,7 @@ class CorruptedDataset(ImageDataset):
         self.profile = resolve_profile(profile, height, width)
         self.base = base
         self.corruption = name
+        self.view = corruption_view(name, self.severity)
         self.seed = int(seed)
         self.cache_dir = Path(cache_dir)
         self.progress = progress
