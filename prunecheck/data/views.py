@@ -27,7 +27,7 @@ import torch
 from prunecheck.core.errors import DataError
 from prunecheck.core.io import derived_seed
 from prunecheck.core.views import View
-from prunecheck.data.base import ImageDataset, Subset, digest
+from prunecheck.data.base import ImageDataset, Subset, digest, stratified_indices
 
 if TYPE_CHECKING:
     from prunecheck.config.settings import DatasetSpec
@@ -196,7 +196,9 @@ def _released(nominal: ImageDataset, view: View, spec: "DatasetSpec", *, seed: i
             f"for {view.id}"
         )
     if limit is not None and len(dataset) > limit:
-        dataset = Subset(dataset, range(limit))
+        # the rows the nominal view keeps (same labels, same seed): not the first rows, which
+        # in class-sorted releases (ImageNet-C) cover a few classes and pair with no nominal row
+        dataset = Subset(dataset, stratified_indices(dataset.labels, limit, seed=seed))
     return dataset
 
 
