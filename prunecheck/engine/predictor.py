@@ -57,8 +57,8 @@ from prunecheck.core.errors import ModelError
 from prunecheck.core.io import derived_seed, file_lock
 from prunecheck.data.base import ImageDataset
 from prunecheck.engine.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
+from prunecheck.nn.layers import is_dropout  # the predicate LoadedModel.has_dropout uses
 from prunecheck.nn.models import LoadedModel
-from prunecheck.nn.models import _is_dropout as is_dropout  # the one predicate LoadedModel.has_dropout uses
 
 #: The slot of the cache key that held the view's key before views became datasets of their
 #: own (their fingerprint names them now). It keeps the nominal view's key, so entries cached
