@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prunecheck import metrics
-from prunecheck.gates.decide import GateResult, decide, failed_closed, optional_fraction
+from prunecheck.gates.decide import GateResult, decide, failed_closed
 
 if TYPE_CHECKING:
     from prunecheck.engine.predictor import Predictions
@@ -184,7 +184,7 @@ def pie_report(pair: Pair, options: dict[str, Any]) -> tuple[list[GateResult], d
         the payload holds only ``error``.
     """
     try:
-        limit = optional_fraction(options, "max_pie_fraction", PIE_GATE)
+        limit = options["max_pie_fraction"]  # a fraction in [0, 1] or None: checked by the options schema
         payload = _pie_payload(pair, options)
     except (ValueError, RuntimeError) as exc:
         reason = f"cannot be computed ({exc}); the gate fails closed"
