@@ -77,12 +77,14 @@ def resolve_device(device: str) -> torch.device:
 
 @contextlib.contextmanager
 def key_lock(cache: ArrayCache, key: str, *, blocking: bool = True):
-    """Exclusive advisory lock on ``<cache>/locks/<key>.lock`` (:func:`prunecheck.core.io.file_lock`).
+    """Exclusive advisory lock on ``<cache.lock_dir>/<key>.lock`` (:func:`prunecheck.core.io.file_lock`).
 
-    Yields True when the lock is held, False when ``blocking`` is off and another
-    process holds it. Without ``fcntl`` (non-POSIX) it always yields True.
+    The lock folder is the cache's own: ``<root>/locks`` for a local cache, a local
+    folder per URL for a remote one. Yields True when the lock is held, False when
+    ``blocking`` is off and another process holds it. Without ``fcntl`` (non-POSIX)
+    it always yields True.
     """
-    with file_lock(Path(cache.root) / "locks" / f"{key}.lock", blocking=blocking) as held:
+    with file_lock(Path(cache.lock_dir) / f"{key}.lock", blocking=blocking) as held:
         yield held
 
 
