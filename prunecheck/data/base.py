@@ -77,6 +77,17 @@ def digest(*parts: object) -> str:
     return cache_key(*parts)[:16]
 
 
+def array_fingerprint(images: np.ndarray, labels: torch.Tensor, meta: tuple, *, salt: bytes = b"") -> str:
+    """Short sha256 of an in-memory dataset: ``salt``, the image bytes (any layout, read in
+    blocks of 4096 rows, so a memory map is never loaded whole), the int64 labels, ``repr(meta)``."""
+    h = hashlib.sha256(salt)
+    for start in range(0, len(images), 4096):
+        h.update(np.ascontiguousarray(images[start : start + 4096]).tobytes())
+    h.update(labels.numpy().tobytes())
+    h.update(repr(meta).encode())
+    return h.hexdigest()[:16]
+
+
 def stratified_indices(labels: np.ndarray | torch.Tensor, size: int, *, seed: int = 0) -> np.ndarray:
     """A seeded, class-stratified sample of ``size`` row indices, sorted.
 
@@ -188,9 +199,6 @@ class TensorDataset(ImageDataset):
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            h.update(self._images.numpy().tobytes())
-            h.update(self._labels.numpy().tobytes())
-            h.update(repr((self.name, self.num_classes, self.mean, self.std)).encode())
-            self._fingerprint = h.hexdigest()[:16]
+            meta = (self.name, self.num_classes, self.mean, self.std)
+            self._fingerprint = array_fingerprint(self._images.numpy(), self._labels, meta)
         return self._fingerprint

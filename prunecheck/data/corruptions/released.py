@@ -16,7 +16,6 @@ what was expected and what was found.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 from prunecheck.core.corruption_names import ALL_CORRUPTIONS, SEVERITIES
 from prunecheck.core.errors import DataError
-from prunecheck.data.base import ImageDataset
+from prunecheck.data.base import ImageDataset, array_fingerprint
 
 #: Number of severity blocks in a CIFAR-C file.
 NUM_SEVERITIES = len(SEVERITIES)
@@ -156,12 +155,8 @@ class CifarCDataset(ImageDataset):
     def fingerprint(self) -> str:
         """sha256 of the served image block and labels plus name, classes, mean/std (lazy)."""
         if self._fingerprint is None:
-            h = hashlib.sha256(b"cifar-c\0")
-            for start in range(0, len(self), 4096):
-                h.update(np.ascontiguousarray(self._images[start : start + 4096]).tobytes())
-            h.update(self._labels.numpy().tobytes())
-            h.update(repr((self.name, self.num_classes, self.mean, self.std)).encode())
-            self._fingerprint = h.hexdigest()[:16]
+            meta = (self.name, self.num_classes, self.mean, self.std)
+            self._fingerprint = array_fingerprint(self._images, self._labels, meta, salt=b"cifar-c\0")
         return self._fingerprint
 
 
