@@ -157,6 +157,32 @@ class Subset(ImageDataset):
         return digest(self.base.fingerprint(), "subset", self.indices.tobytes())
 
 
+class DerivedDataset(ImageDataset):
+    """Base of the datasets that present every row of ``base`` under a view (blur, corruption,
+    noise): same length, labels, classes, normalisation and image size; subclasses define
+    ``images`` and ``fingerprint`` (and ``batch_transform`` if they act in normalised space)."""
+
+    def __init__(self, base: ImageDataset, view: View):
+        self.base = base
+        self.view = view
+        self.name = base.name
+        self.num_classes = base.num_classes
+        self.mean = base.mean
+        self.std = base.std
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.base.labels
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(3, H, W) of ``base``: views keep the image size (and this never computes a view)."""
+        return self.base.image_shape
+
+
 class TensorDataset(ImageDataset):
     """A dataset held in memory as uint8 [N, 3, H, W] plus int64 labels [N]."""
 

@@ -27,7 +27,7 @@ import torch
 from prunecheck.core.errors import DataError
 from prunecheck.core.io import derived_seed
 from prunecheck.core.views import View
-from prunecheck.data.base import ImageDataset, Subset, digest, stratified_indices
+from prunecheck.data.base import DerivedDataset, ImageDataset, Subset, digest, stratified_indices
 
 if TYPE_CHECKING:
     from prunecheck.config.settings import DatasetSpec
@@ -39,7 +39,7 @@ NOISE_VERSION = "1"
 Progress = Callable[[str], None]
 
 
-class NoisyDataset(ImageDataset):
+class NoisyDataset(DerivedDataset):
     """``base`` under an L-inf noise view: its uint8 images, plus noise added after normalisation.
 
     The noise of row ``i`` is ``eps * (2 u - 1)``, where ``u`` is row ``i % NOISE_BLOCK`` of
@@ -57,28 +57,12 @@ class NoisyDataset(ImageDataset):
     def __init__(self, base: ImageDataset, view: View, *, seed: int = 0):
         if view.kind != "noise":
             raise ValueError(f"NoisyDataset: expected a noise view, found {view.id}")
-        self.base = base
-        self.view = view
+        super().__init__(base, view)
         self.seed = int(seed)
-        self.name = base.name
-        self.num_classes = base.num_classes
-        self.mean = base.mean
-        self.std = base.std
         self._fingerprint = digest(base.fingerprint(), "noise", view.key, self.seed, NOISE_BLOCK, NOISE_VERSION)
 
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.base.labels
-
     def images(self, indices: np.ndarray) -> torch.Tensor:
-        return self.base.images(indices)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.base.image_shape
+        return self.base.images(indices)  # the uint8 images are the nominal ones
 
     def fingerprint(self) -> str:
         return self._fingerprint

@@ -26,7 +26,7 @@ from prunecheck.core.corruption_names import ALL_CORRUPTIONS, check_severity
 from prunecheck.core.errors import CacheError
 from prunecheck.core.io import atomic_path, file_lock, write_text
 from prunecheck.core.views import corruption as corruption_view
-from prunecheck.data.base import ImageDataset, digest
+from prunecheck.data.base import DerivedDataset, ImageDataset, digest
 from prunecheck.data.corruptions.compat import apply_corruption
 from prunecheck.data.corruptions.profiles import check_profile, resolve_profile
 
@@ -128,7 +128,7 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=1, sort_keys=True))
 
 
-class CorruptedDataset(ImageDataset):
+class CorruptedDataset(DerivedDataset):
     """A dataset seen through one generated corruption at one severity.
 
     Generation happens on first use (``images``, ``image_shape`` or
@@ -163,18 +163,13 @@ class CorruptedDataset(ImageDataset):
         profile: str = "auto",
     ):
         self.severity = _check_request(name, severity)
+        super().__init__(base, corruption_view(name, self.severity))
         _, height, width = base.image_shape
         self.profile = resolve_profile(profile, height, width)
-        self.base = base
         self.corruption = name
-        self.view = corruption_view(name, self.severity)
         self.seed = int(seed)
         self.cache_dir = Path(cache_dir)
         self.progress = progress
-        self.name = base.name
-        self.num_classes = base.num_classes
-        self.mean = base.mean
-        self.std = base.std
         self._fingerprint = digest(
             base.fingerprint(), "corruption", name, self.severity, self.seed, self.profile, GENERATOR_VERSION
         )
@@ -183,13 +178,6 @@ class CorruptedDataset(ImageDataset):
         self.sidecar = self.cache_dir / f"{stem}.json"
         self._array: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.base.labels
-
     def fingerprint(self) -> str:
         return self._fingerprint
 
@@ -197,11 +185,6 @@ class CorruptedDataset(ImageDataset):
         array = self.materialize()
         rows = np.asarray(indices, dtype=np.int64)
         return torch.from_numpy(np.ascontiguousarray(array[rows]))
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(3, H, W): corruptions keep the base's shape, so this never triggers generation."""
-        return self.base.image_shape
 
     def materialize(self) -> np.ndarray:
         """Open the cached view, generating (or regenerating) it if needed.
