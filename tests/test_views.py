@@ -102,3 +102,22 @@ def test_a_subset_of_a_noisy_dataset_is_refused_because_noise_follows_row_positi
     with pytest.raises(ValueError, match="take the subset of the nominal dataset first"):
         Subset(apply_view(data, noise(0.1)), [0, 1])
     assert Subset(apply_view(data, blur(1.0)), [0, 1]).view == blur(1.0)  # pixel views re-index freely
+
+
+def test_in_memory_fingerprints_keep_their_former_digests():
+    """Cached predictions stay valid: TensorDataset and CIFAR-C blocks hash as they did, written out by hand."""
+    from prunecheck.data.base import TensorDataset
+    from prunecheck.data.corruptions.released import CifarCDataset
+
+    images = torch.randint(0, 256, (5000, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(5000) % 7
+    tensor = TensorDataset("t", images, labels, 7, (0.5,) * 3, (0.2,) * 3)
+    h = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes())
+    h.update(repr(("t", 7, (0.5,) * 3, (0.2,) * 3)).encode())
+    assert tensor.fingerprint() == h.hexdigest()[:16]
+    nhwc = images.numpy().transpose(0, 2, 3, 1).copy()
+    block = CifarCDataset("c", None, None, nhwc, labels.numpy(), 1, slice(0, 5000), 7, (0.5,) * 3, (0.2,) * 3)
+    h = hashlib.sha256(b"cifar-c\0" + nhwc.tobytes() + labels.numpy().tobytes())
+    h.update(repr(("c", 7, (0.5,) * 3, (0.2,) * 3)).encode())
+    assert block.fingerprint() == h.hexdigest()[:16]
+    assert torch.equal(block.images(np.arange(3)), images[:3])

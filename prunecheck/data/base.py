@@ -183,7 +183,42 @@ class DerivedDataset(ImageDataset):
         return self.base.image_shape
 
 
-class TensorDataset(ImageDataset):
+class ArrayDataset(ImageDataset):
+    """Images held as one array (a tensor in memory or a memory-mapped file) with int64 labels.
+
+    Subclasses say how rows of ``_images`` become uint8 NCHW tensors (``images``); the
+    fingerprint hashes the served array, the labels and the metadata, salted per subclass.
+    """
+
+    #: Prefix of the fingerprint hash, so two layouts of the same bytes never share a key.
+    _salt: bytes = b""
+
+    def __init__(self, name: str, images, labels: torch.Tensor, num_classes: int, mean: Sequence[float],
+                 std: Sequence[float]):
+        self.name = name
+        self._images = images
+        self._labels = labels.to(torch.int64)
+        self.num_classes = int(num_classes)
+        self.mean = tuple(float(m) for m in mean)  # type: ignore[assignment]
+        self.std = tuple(float(s) for s in std)  # type: ignore[assignment]
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return self._images.shape[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._labels
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            images = self._images.numpy() if isinstance(self._images, torch.Tensor) else self._images
+            meta = (self.name, self.num_classes, self.mean, self.std)
+            self._fingerprint = array_fingerprint(images, self._labels, meta, salt=self._salt)
+        return self._fingerprint
+
+
+class TensorDataset(ArrayDataset):
     """A dataset held in memory as uint8 [N, 3, H, W] plus int64 labels [N]."""
 
     def __init__(
@@ -204,27 +239,8 @@ class TensorDataset(ImageDataset):
             raise ValueError(
                 f"{name}: expected {images.shape[0]} labels, found shape {tuple(labels.shape)}"
             )
-        self.name = name
-        self._images = images.contiguous()
-        self._labels = labels.to(torch.int64)
-        self.num_classes = int(num_classes)
-        self.mean = tuple(float(m) for m in mean)  # type: ignore[assignment]
-        self.std = tuple(float(s) for s in std)  # type: ignore[assignment]
+        super().__init__(name, images.contiguous(), labels, num_classes, mean, std)
         self._source = source
-        self._fingerprint: str | None = None
-
-    def __len__(self) -> int:
-        return self._images.shape[0]
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self._labels
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
         return self._images[torch.from_numpy(np.asarray(indices, dtype=np.int64))]
-
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            meta = (self.name, self.num_classes, self.mean, self.std)
-            self._fingerprint = array_fingerprint(self._images.numpy(), self._labels, meta)
-        return self._fingerprint
