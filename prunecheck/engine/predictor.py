@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -99,6 +99,32 @@ def _set_mc_dropout(module: torch.nn.Module, enabled: bool) -> None:
         for sub in module.modules():
             if is_dropout(sub):
                 sub.train()
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one ``predict_many`` call asks of the cache entries it misses."""
+
+    dataset: ImageDataset
+    mc_passes: int
+    width: int  # the models' output width
+    need_rows: dict[str, bool]  # per cache key: class probabilities, or per-sample summaries suffice
+
+    @property
+    def passes(self) -> int:
+        return max(1, self.mc_passes)
+
+    def fits(self, key: str, entry: dict[str, np.ndarray], n: int | None = None) -> bool:
+        """Whether ``entry`` holds what ``key`` needs for ``n`` rows (default: all): rows
+        [passes, n, width], or n summaries when rows are not needed."""
+        n = len(self.dataset) if n is None else n
+        log_probs = entry.get("log_probs")
+        if log_probs is not None:
+            return log_probs.ndim == 3 and tuple(log_probs.shape) == (self.passes, n, self.width)
+        return not self.need_rows[key] and all(
+            name in entry and entry[name].shape == (n,) and entry[name].dtype == dtype
+            for name, dtype in SUMMARY_FIELDS.items()
+        )
 
 
 class PredictionEngine:
@@ -196,19 +222,20 @@ class PredictionEngine:
                 key = self._key(leaf, dataset, mc_passes)
                 leaves.setdefault(key, leaf)
                 need_rows[key] = need_rows.get(key, False) or not compact_ok or model.is_ensemble
+        request = _Request(dataset, mc_passes, width, need_rows)
         found: dict[str, dict[str, np.ndarray]] = {}
         missing: dict[str, LoadedModel] = {}
         self._seen: dict[str, tuple[int, int] | None] = {}
         for key, leaf in leaves.items():
             self._seen[key] = self.cache.signature(key)  # what the miss was based on
             entry = self.cache.get(key)
-            if entry is not None and self._entry_fits(entry, len(dataset), mc_passes, width, need_rows[key]):
+            if entry is not None and request.fits(key, entry):
                 found[key] = entry
             else:
                 missing[key] = leaf
         if missing:
             compute = self._compute_shard if self.shard is not None else self._compute_locked
-            found.update(compute(missing, dataset, mc_passes, width, need_rows))
+            found.update(compute(missing, request))
         results = []
         for model in models:
             entries = [found[self._key(leaf, dataset, mc_passes)] for leaf in self._leaves(model)]
@@ -246,27 +273,18 @@ class PredictionEngine:
             mc_passes, stochastic_seed, batching, *extra,
         )
 
-    def _fresh_entry(
-        self, key: str, n: int, mc_passes: int, width: int, need_rows: bool
-    ) -> dict[str, np.ndarray] | None:
+    def _fresh_entry(self, key: str, request: _Request) -> dict[str, np.ndarray] | None:
         """The entry if another process wrote it since this one missed it, else None."""
         signature = self.cache.signature(key)
         if signature is None or signature == self._seen.get(key):
             return None  # unchanged since the miss: reading it again would only recount the miss
         self._seen[key] = signature
         entry = self.cache.get(key)
-        if entry is not None and self._entry_fits(entry, n, mc_passes, width, need_rows):
+        if entry is not None and request.fits(key, entry):
             return entry
         return None
 
-    def _compute_locked(
-        self,
-        missing: dict[str, LoadedModel],
-        dataset: ImageDataset,
-        mc_passes: int,
-        width: int,
-        need_rows: dict[str, bool],
-    ) -> dict[str, dict[str, np.ndarray]]:
+    def _compute_locked(self, missing: dict[str, LoadedModel], request: _Request) -> dict[str, dict[str, np.ndarray]]:
         """Compute the missing entries, each under its key's file lock.
 
         Keys whose lock is free are taken, re-checked (another process may have
@@ -275,14 +293,13 @@ class PredictionEngine:
         two processes never wait on each other), and read; an entry still missing
         then (its owner crashed) is computed here.
         """
-        n = len(dataset)
         found: dict[str, dict[str, np.ndarray]] = {}
         busy: list[str] = []
         with contextlib.ExitStack() as held:
             mine: dict[str, LoadedModel] = {}
             for key, leaf in missing.items():
                 if held.enter_context(key_lock(self.cache, key, blocking=False)):
-                    entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
+                    entry = self._fresh_entry(key, request)
                     if entry is not None:
                         found[key] = entry
                     else:
@@ -290,7 +307,7 @@ class PredictionEngine:
                 else:
                     busy.append(key)
             if mine:
-                computed = self._run(mine, dataset, mc_passes, width, need_rows, (0, n))
+                computed = self._run(mine, request, (0, len(request.dataset)))
                 for key, arrays in computed.items():
                     self.cache.put(key, arrays)
                     self.computed.append(key)
@@ -298,13 +315,13 @@ class PredictionEngine:
         still_missing: dict[str, LoadedModel] = {}
         for key in busy:
             with key_lock(self.cache, key):  # wait for the other process to finish
-                entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
+                entry = self._fresh_entry(key, request)
             if entry is not None:
                 found[key] = entry
             else:
                 still_missing[key] = missing[key]
         if still_missing:
-            found.update(self._compute_locked(still_missing, dataset, mc_passes, width, need_rows))
+            found.update(self._compute_locked(still_missing, request))
         return found
 
     def shard_rows(self, n: int) -> tuple[int, int]:
@@ -314,34 +331,28 @@ class PredictionEngine:
         first, last = index * batches // count, (index + 1) * batches // count
         return min(first * self.batch_size, n), min(last * self.batch_size, n)
 
-    def _compute_shard(
-        self,
-        missing: dict[str, LoadedModel],
-        dataset: ImageDataset,
-        mc_passes: int,
-        width: int,
-        need_rows: dict[str, bool],
-    ) -> dict[str, dict[str, np.ndarray]]:
+    def _compute_shard(self, missing: dict[str, LoadedModel], request: _Request) -> dict[str, dict[str, np.ndarray]]:
         """This shard's part of each missing entry; full entries once all parts exist, else placeholders."""
         index, count = self.shard
-        n = len(dataset)
+        n = len(request.dataset)
         start, stop = self.shard_rows(n)
         mine: dict[str, LoadedModel] = {}
         for key, leaf in missing.items():
             part = self.cache.get(part_key(key, index, count))
-            if part is None or not self._entry_fits(part, stop - start, mc_passes, width, need_rows[key]):
+            if part is None or not request.fits(key, part, stop - start):
                 mine[key] = leaf
         if mine:  # an empty range still writes its (empty) part, so the others can assemble
-            for key, arrays in self._run(mine, dataset, mc_passes, width, need_rows, (start, stop)).items():
+            for key, arrays in self._run(mine, request, (start, stop)).items():
                 self.cache.put(part_key(key, index, count), arrays)
                 self.computed.append(part_key(key, index, count))
         found: dict[str, dict[str, np.ndarray]] = {}
         for key in missing:
-            entry = self._assemble(key, n, mc_passes, width, need_rows[key])
-            found[key] = entry if entry is not None else _placeholder(n, width, max(1, mc_passes), need_rows[key])
+            entry = self._assemble(key, request)
+            found[key] = entry if entry is not None else _placeholder(n, request.width, request.passes,
+                                                                      request.need_rows[key])
         return found
 
-    def _assemble(self, key: str, n: int, mc_passes: int, width: int, need_rows: bool) -> dict[str, np.ndarray] | None:
+    def _assemble(self, key: str, request: _Request) -> dict[str, np.ndarray] | None:
         """The full entry from all parts of ``key`` (then stored, parts removed), or None while some are missing."""
         index, count = self.shard
         parts = []
@@ -356,28 +367,12 @@ class PredictionEngine:
             entry = {"log_probs": np.concatenate([part["log_probs"] for part in parts], axis=1)}
         else:
             entry = {name: np.concatenate([part[name] for part in parts]) for name in SUMMARY_FIELDS}
-        if not self._entry_fits(entry, n, mc_passes, width, need_rows):
+        if not request.fits(key, entry):
             return None
         self.cache.put(key, entry)
         for other in range(count):
             self.cache.delete(part_key(key, other, count))
         return entry
-
-    @staticmethod
-    def _entry_fits(entry: dict[str, np.ndarray], n: int, mc_passes: int, width: int, need_rows: bool) -> bool:
-        """Whether ``entry`` holds the predictions asked for: rows [M, n, width], or n summaries."""
-        log_probs = entry.get("log_probs")
-        if log_probs is not None:
-            return (
-                log_probs.ndim == 3
-                and log_probs.shape[0] == max(1, mc_passes)
-                and log_probs.shape[1] == n
-                and log_probs.shape[2] == width
-            )
-        return not need_rows and all(
-            name in entry and entry[name].shape == (n,) and entry[name].dtype == dtype
-            for name, dtype in SUMMARY_FIELDS.items()
-        )
 
     def _normaliser(self, dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
         mean = torch.tensor(dataset.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
@@ -385,24 +380,19 @@ class PredictionEngine:
         return mean, std
 
     def _run(
-        self,
-        missing: dict[str, LoadedModel],
-        dataset: ImageDataset,
-        mc_passes: int,
-        width: int,
-        need_rows: dict[str, bool],
-        rows_range: tuple[int, int],
+        self, missing: dict[str, LoadedModel], request: _Request, rows_range: tuple[int, int]
     ) -> dict[str, dict[str, np.ndarray]]:
         """Entries (rows or summaries) of the missing keys for dataset rows ``rows_range``."""
         from prunecheck.core.progress import task
 
+        dataset, mc_passes, width, need_rows = request.dataset, request.mc_passes, request.width, request.need_rows
         first, end = rows_range
         n = end - first
         names = ", ".join(leaf.name for leaf in missing.values())
         part = f", rows {first}:{end} of {len(dataset)}" if n != len(dataset) else ""
         label = f"{names} on {dataset.name} [{dataset.view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
         job = task(self.progress, label, n, start_line=f"predicting {label} ({n} images{part}, {self.device})")
-        passes = max(1, mc_passes)
+        passes = request.passes
         outputs: dict[str, dict[str, np.ndarray]] = {
             key: (
                 {"log_probs": np.empty((passes, n, width), dtype=np.float32)}
@@ -447,9 +437,7 @@ class PredictionEngine:
                     rows = slice(start - first, stop - first)
                     for key, module in modules.items():
                         for mc_pass in range(passes):
-                            log_probs = self._forward(
-                                module, x, missing[key], dataset, width, mc_passes, mc_pass, batch_index
-                            )
+                            log_probs = self._forward(module, x, missing[key], request, mc_pass, batch_index)
                             if need_rows[key]:
                                 outputs[key]["log_probs"][mc_pass, rows] = log_probs
                             else:
@@ -473,12 +461,11 @@ class PredictionEngine:
         module: torch.nn.Module,
         x: torch.Tensor,
         leaf: LoadedModel,
-        dataset: ImageDataset,
-        width: int,
-        mc_passes: int,
+        request: _Request,
         mc_pass: int,
         batch_index: int,
     ) -> np.ndarray:
+        dataset, width, mc_passes = request.dataset, request.width, request.mc_passes
         self.forward_passes += 1
         dtype = PRECISIONS[self.precision]
         autocast = (
