@@ -121,3 +121,15 @@ def test_in_memory_fingerprints_keep_their_former_digests():
     h.update(repr(("c", 7, (0.5,) * 3, (0.2,) * 3)).encode())
     assert block.fingerprint() == h.hexdigest()[:16]
     assert torch.equal(block.images(np.arange(3)), images[:3])
+
+
+def test_the_one_normaliser_is_x_over_255_minus_mean_over_std():
+    from prunecheck.data.base import normaliser
+
+    images = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    got = normaliser(mean, std)(images)
+    assert got.dtype == torch.float32 and got.shape == images.shape
+    for c in range(3):  # per channel, in float64: the formula as written
+        expected = (images[:, c].double() / 255 - mean[c]) / std[c]
+        torch.testing.assert_close(got[:, c].double(), expected, rtol=0, atol=1e-5)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,30 @@ class ImageDataset(abc.ABC):
 def digest(*parts: object) -> str:
     """Short sha256 over the text of ``parts`` (for fingerprints)."""
     return cache_key(*parts)[:16]
+
+
+def normaliser(
+    mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The input normalisation of every model input: uint8 [B, 3, H, W] -> float32 ``(x / 255 - mean) / std``.
+
+    Computed as one fused multiply-add, ``x * (1 / (255 std)) + (-mean / std)``, on ``device``
+    (the batch is moved there). The engine and pruning calibration both use it, so a model
+    sees the same float inputs wherever prunecheck runs it.
+
+    Example:
+        >>> normalise = normaliser((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+        >>> [round(v, 6) for v in normalise(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8)).flatten().tolist()]
+        [2.0, 2.0, 2.0]
+    """
+    mean_t = torch.tensor(tuple(mean), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(tuple(std), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    scale, shift = 1.0 / (255.0 * std_t), -mean_t / std_t
+
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(shift, images.to(device=shift.device, dtype=torch.float32), scale)
+
+    return normalise
 
 
 def array_fingerprint(images: np.ndarray, labels: torch.Tensor, meta: tuple, *, salt: bytes = b"") -> str:

@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # the remote backend imports fsspec
     from prunecheck.engine.remote import FsspecArrayCache
 from prunecheck.core.errors import ModelError
 from prunecheck.core.io import derived_seed, file_lock
-from prunecheck.data.base import ImageDataset
+from prunecheck.data.base import ImageDataset, normaliser
 from prunecheck.engine.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
 from prunecheck.nn.layers import is_dropout  # the predicate LoadedModel.has_dropout uses
 from prunecheck.nn.models import LoadedModel
@@ -374,11 +374,6 @@ class PredictionEngine:
             self.cache.delete(part_key(key, other, count))
         return entry
 
-    def _normaliser(self, dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = torch.tensor(dataset.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(dataset.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        return mean, std
-
     def _run(
         self, missing: dict[str, LoadedModel], request: _Request, rows_range: tuple[int, int]
     ) -> dict[str, dict[str, np.ndarray]]:
@@ -406,8 +401,7 @@ class PredictionEngine:
         modules = {key: leaf.module.to(self.device, memory_format=memory_format) for key, leaf in missing.items()}
         for module in modules.values():
             _set_mc_dropout(module, enabled=mc_passes > 0)
-        mean, std = self._normaliser(dataset)
-        scale, shift = 1.0 / (255.0 * std), -mean / std
+        normalise = normaliser(dataset.mean, dataset.std, self.device)
         pin = self.device.type == "cuda"
 
         def load(start: int) -> torch.Tensor:
@@ -428,9 +422,7 @@ class PredictionEngine:
                             pending = loader.submit(load, starts[position + 1])
                     else:
                         host = load(start)
-                    images = host.to(self.device, non_blocking=True)
-                    # (x / 255 - mean) / std as one fused multiply-add on the device
-                    x = torch.addcmul(shift, images.to(torch.float32), scale)
+                    x = normalise(host.to(self.device, non_blocking=True))  # on the device
                     x = dataset.batch_transform(x, start, stop)  # a view acting in normalised space (noise)
                     if self.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
