@@ -1,4 +1,4 @@
-"""atomic_file and atomic_path: the target is replaced whole or left untouched; derived_seed."""
+"""core.io: atomic_file and atomic_path replace the target whole or leave it untouched; derived_seed, file_sha256."""
 
 import pytest
 
@@ -78,3 +78,13 @@ def test_derived_seed_is_60_bits_of_the_cache_key():
     digest = hashlib.sha256(b"'noise'\0" + b"0\0" + b"3\0").hexdigest()  # repr of each part, NUL-separated
     assert derived_seed("noise", 0, 3) == int(digest[:15], 16)
     assert derived_seed("noise", 0, 3) != derived_seed("noise", 0, 4)
+
+
+def test_file_sha256_reads_in_blocks_and_matches_hashlib(tmp_path):
+    import hashlib
+
+    from prunecheck.core.io import file_sha256
+
+    data = bytes(range(256)) * (1 << 15)  # 8 MiB: two full blocks of 4 MiB
+    (tmp_path / "f").write_bytes(data + b"tail")
+    assert file_sha256(tmp_path / "f") == hashlib.sha256(data + b"tail").hexdigest()

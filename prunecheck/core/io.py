@@ -17,7 +17,7 @@ the demo zoo, corruption entries).
 
 Keys: :func:`cache_key` is the one content hash (prediction cache entries; dataset
 fingerprints use its first 16 hex digits); :func:`derived_seed` turns one into an
-RNG seed (noise views, MC dropout).
+RNG seed (noise views, MC dropout); :func:`file_sha256` hashes a file's bytes.
 """
 
 from __future__ import annotations
@@ -142,6 +142,15 @@ def cache_key(*parts: object) -> str:
     for part in parts:
         h.update(repr(part).encode())
         h.update(b"\0")
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file's bytes, read in 4 MiB blocks (verifying cached arrays and archives)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            h.update(block)
     return h.hexdigest()
 
 

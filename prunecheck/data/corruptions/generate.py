@@ -24,7 +24,7 @@ import torch
 
 from prunecheck.core.corruption_names import ALL_CORRUPTIONS, check_severity
 from prunecheck.core.errors import CacheError
-from prunecheck.core.io import atomic_path, file_lock, write_text
+from prunecheck.core.io import atomic_path, file_lock, file_sha256, write_text
 from prunecheck.core.views import corruption as corruption_view
 from prunecheck.data.base import DerivedDataset, ImageDataset, digest
 from prunecheck.data.corruptions.compat import apply_corruption
@@ -114,14 +114,6 @@ def corrupt_images(
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:40]
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
@@ -219,7 +211,7 @@ class CorruptedDataset(DerivedDataset):
                 return None
             if self.path.stat().st_size != int(meta["size_bytes"]):
                 return None
-            if meta["size_bytes"] <= HASH_VERIFY_MAX_BYTES and _sha256_file(self.path) != meta["sha256"]:
+            if meta["size_bytes"] <= HASH_VERIFY_MAX_BYTES and file_sha256(self.path) != meta["sha256"]:
                 return None
             array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
@@ -252,7 +244,7 @@ class CorruptedDataset(DerivedDataset):
             out.flush()
             del out
             size = tmp.stat().st_size
-            sha = _sha256_file(tmp)
+            sha = file_sha256(tmp)
         _write_json_atomic(
             self.sidecar,
             {
