@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -60,6 +61,7 @@ def test_stability_channel_masks_cover_exactly_the_pruned_set():
     assert keep["depthwise"].tolist() == [True, True, False] + [True] * 5
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_scripted_layers_are_measured_by_their_original_class_name():
     scripted = torch.jit.script(Mixed())
     assert [f"{name}.weight" for name in MEASURED] == list(prunable_weights(scripted))
