@@ -1,4 +1,4 @@
-"""atomic_file: the target is replaced whole or left untouched."""
+"""core.io: atomic_file and atomic_path replace the target whole or leave it untouched; derived_seed, file_sha256."""
 
 import pytest
 
@@ -37,3 +37,54 @@ def test_files_get_the_permissions_of_a_plain_open(tmp_path, umask):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "report.md").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "plain.md").stat().st_mode) == 0o666 & ~umask
+
+
+def test_atomic_path_takes_a_numpy_memmap_and_replaces_the_target_whole(tmp_path):
+    import numpy as np
+
+    from prunecheck.core.io import atomic_path
+
+    target = tmp_path / "view.npy"
+    target.write_bytes(b"old")
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(2, 3))
+        out[:] = [[1, 2, 3], [4, 5, 6]]
+        out.flush()
+        del out
+        assert target.read_bytes() == b"old"  # nothing replaced before the block ends
+    assert np.load(target).tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert [p.name for p in tmp_path.iterdir()] == ["view.npy"]
+
+
+def test_atomic_path_error_removes_the_temporary_file_and_keeps_the_old_one(tmp_path):
+    from prunecheck.core.io import atomic_path
+
+    target = tmp_path / "view.npy"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"partial")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["view.npy"]
+
+
+def test_derived_seed_is_60_bits_of_the_cache_key():
+    import hashlib
+
+    from prunecheck.core.io import derived_seed
+
+    digest = hashlib.sha256(b"'noise'\0" + b"0\0" + b"3\0").hexdigest()  # repr of each part, NUL-separated
+    assert derived_seed("noise", 0, 3) == int(digest[:15], 16)
+    assert derived_seed("noise", 0, 3) != derived_seed("noise", 0, 4)
+
+
+def test_file_sha256_reads_in_blocks_and_matches_hashlib(tmp_path):
+    import hashlib
+
+    from prunecheck.core.io import file_sha256
+
+    data = bytes(range(256)) * (1 << 15)  # 8 MiB: two full blocks of 4 MiB
+    (tmp_path / "f").write_bytes(data + b"tail")
+    assert file_sha256(tmp_path / "f") == hashlib.sha256(data + b"tail").hexdigest()

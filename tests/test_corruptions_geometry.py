@@ -95,9 +95,10 @@ def test_geometry_that_imagenet_c_cannot_provide_is_refused(resize, crop):
         imagenet_c_geometry(resize, crop)
 
 
-def workspace(tmp_path: Path, **dataset) -> Workspace:
+def workspace(tmp_path: Path, limit: int | None = None, **dataset) -> Workspace:
     spec = DatasetSpec(name="val", kind="imagefolder", split="", options={"classes": WNIDS}, **dataset)
-    settings = Settings(source="test", run=RunSettings(device="cpu", cache_dir=tmp_path / "cache"), models={},
+    run = RunSettings(device="cpu", cache_dir=tmp_path / "cache", limit=limit)
+    settings = Settings(source="test", run=run, models={},
                         pairs=(), datasets={"val": spec}, gates={})
     return Workspace(settings)
 
@@ -109,6 +110,15 @@ def test_workspace_serves_released_views_in_nominal_geometry(folders, tmp_path):
     nominal = ws.dataset("val").images(rows)
     assert (ws.dataset("val", corruption("gaussian_noise", 3)).images(rows) == nominal).all()
     assert ws.view_source("val", corruption("gaussian_noise", 3)) == f"released files in {released}"
+
+
+def test_with_a_limit_released_views_keep_the_rows_of_the_nominal_sample(folders, tmp_path):
+    """Classes sit in blocks of 3 rows; a limit of 2 keeps one row of each class, in both views."""
+    val, released = folders
+    ws = workspace(tmp_path, limit=2, root=val, resize=256, crop=224, corruptions_root=released)
+    nominal, corrupted = ws.dataset("val"), ws.dataset("val", corruption("gaussian_noise", 3))
+    assert nominal.labels.tolist() == corrupted.labels.tolist() == [0, 1]
+    assert (corrupted.images(np.arange(2)) == nominal.images(np.arange(2))).all()
 
 
 def test_workspace_refuses_released_images_of_another_size(folders, tmp_path):

@@ -9,7 +9,8 @@ from torch import nn
 
 from prunecheck.config.settings import ModelSpec
 from prunecheck.core.errors import ModelError
-from prunecheck.core.views import NOMINAL, noise
+from prunecheck.core.views import noise
+from prunecheck.data.views import apply_view
 from prunecheck.data.base import TensorDataset
 from prunecheck.engine.cache import ArrayCache
 from prunecheck.engine.predictor import PredictionEngine
@@ -104,12 +105,12 @@ def test_models_share_batches_and_weights_changes_invalidate(tmp_path):
 
 def test_noise_view_is_seeded_and_independent_of_batch_size(tmp_path):
     model, data = make_model(), make_dataset()
-    view = noise(0.2, repetition=0)
-    p16 = engine_at(tmp_path / "a", batch_size=16).predict(model, data, view)
-    p7 = engine_at(tmp_path / "b", batch_size=7).predict(model, data, view)
+    noisy = apply_view(data, noise(0.2, repetition=0))
+    p16 = engine_at(tmp_path / "a", batch_size=16).predict(model, noisy)
+    p7 = engine_at(tmp_path / "b", batch_size=7).predict(model, noisy)
     torch.testing.assert_close(p16.probs, p7.probs)
-    clean = engine_at(tmp_path / "a").predict(model, data, NOMINAL)
-    other_rep = engine_at(tmp_path / "a").predict(model, data, noise(0.2, repetition=1))
+    clean = engine_at(tmp_path / "a").predict(model, data)
+    other_rep = engine_at(tmp_path / "a").predict(model, apply_view(data, noise(0.2, repetition=1)))
     assert not torch.allclose(p16.probs, clean.probs)
     assert not torch.allclose(p16.probs, other_rep.probs)
 

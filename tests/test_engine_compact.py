@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from prunecheck.core.views import NOMINAL, noise
+from prunecheck.data.views import apply_view
 from prunecheck.engine.cache import ArrayCache
 from prunecheck.engine.predictions import SUMMARY_FIELDS
 from prunecheck.engine.predictor import PredictionEngine, part_key
@@ -50,7 +51,7 @@ def test_ensembles_and_mc_passes_keep_rows(tmp_path):
 def test_entry_of_the_earlier_layout_is_read_and_a_malformed_one_recomputed(tmp_path):
     model, data = make_model(), make_dataset()
     engine = engine_at(tmp_path)
-    key = engine._key(model, data, NOMINAL, 0)
+    key = engine._key(model, data, 0)
     # Layout before summaries existed: log_probs only, same key (same engine version).
     old = torch.log_softmax(torch.randn(1, 50, 4), dim=-1).numpy()
     engine.cache.put(key, {"log_probs": old})
@@ -65,23 +66,23 @@ def test_entry_of_the_earlier_layout_is_read_and_a_malformed_one_recomputed(tmp_
 @pytest.mark.parametrize("view,mc_passes,rows", [(NOMINAL, 0, True), (NOMINAL, 0, False), (noise(0.2, 0), 0, True),
                                                   (NOMINAL, 3, True)])
 def test_two_shards_assemble_the_unsharded_entry(tmp_path, view, mc_passes, rows):
-    model, data = make_model(), make_dataset(n=70)  # 5 batches of 16: shards of 2 and 3 batches
-    whole = engine_at(tmp_path / "whole").predict(model, data, view, mc_passes=mc_passes, rows=rows)
+    model, data = make_model(), apply_view(make_dataset(n=70), view)  # 5 batches of 16: shards of 2 and 3 batches
+    whole = engine_at(tmp_path / "whole").predict(model, data, mc_passes=mc_passes, rows=rows)
     first = engine_at(tmp_path / "shared", shard=(0, 2))
-    placeholder = first.predict(model, data, view, mc_passes=mc_passes, rows=rows)
+    placeholder = first.predict(model, data, mc_passes=mc_passes, rows=rows)
     assert first.forward_passes == 2 * max(1, mc_passes)
     assert placeholder.summary.confidence[0] == pytest.approx(0.25)  # uniform until shard 1 is done
     second = engine_at(tmp_path / "shared", shard=(1, 2))
-    second.predict(model, data, view, mc_passes=mc_passes, rows=rows)
+    second.predict(model, data, mc_passes=mc_passes, rows=rows)
     assert second.forward_passes == 3 * max(1, mc_passes)
     reader = engine_at(tmp_path / "shared")
-    got = reader.predict(model, data, view, mc_passes=mc_passes, rows=rows)
+    got = reader.predict(model, data, mc_passes=mc_passes, rows=rows)
     assert reader.forward_passes == 0
     if rows:
         assert torch.equal(got.log_probs, whole.log_probs)
     for name in SUMMARY_FIELDS:
         np.testing.assert_array_equal(getattr(got.summary, name), getattr(whole.summary, name))
-    key = reader._key(model, data, view, mc_passes)
+    key = reader._key(model, data, mc_passes)
     assert all(reader.cache.get(part_key(key, i, 2)) is None for i in range(2))  # parts removed
 
 

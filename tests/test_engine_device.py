@@ -75,9 +75,9 @@ def test_fp32_keys_are_unchanged_and_reduced_precision_has_its_own(tmp_path):
     default = engine(tmp_path)
     explicit = engine(tmp_path, precision="fp32")
     bf16 = engine(tmp_path, precision="bf16")
-    key = default._key(model, data, data_view(), 0)
-    assert explicit._key(model, data, data_view(), 0) == key
-    assert bf16._key(model, data, data_view(), 0) != key
+    key = default._key(model, data, 0)
+    assert explicit._key(model, data, 0) == key
+    assert bf16._key(model, data, 0) != key
     fp32_probs = default.predict(model, data).probs
     bf16_probs = bf16.predict(model, data).probs
     assert bf16.forward_passes > 0  # not served from the fp32 entry
@@ -87,18 +87,12 @@ def test_fp32_keys_are_unchanged_and_reduced_precision_has_its_own(tmp_path):
         engine(tmp_path, precision="int8")
 
 
-def data_view():
-    from prunecheck.core.views import NOMINAL
-
-    return NOMINAL
-
-
 def test_a_key_locked_by_another_process_is_waited_for_and_read(tmp_path):
     model, data = toy_model(), toy_data()
     producer = engine(tmp_path / "a")
     expected = producer.predict(model, data)
     waiter = engine(tmp_path)
-    key = waiter._key(model, data, data_view(), 0)
+    key = waiter._key(model, data, 0)
     result = {}
     with key_lock(waiter.cache, key):  # "another worker" is computing this entry
         thread = threading.Thread(target=lambda: result.update(p=waiter.predict(model, data)))
@@ -115,7 +109,7 @@ def test_a_key_locked_by_another_process_is_waited_for_and_read(tmp_path):
 def test_a_lock_released_without_an_entry_is_computed_by_the_waiter(tmp_path):
     model, data = toy_model(), toy_data()
     waiter = engine(tmp_path)
-    key = waiter._key(model, data, data_view(), 0)
+    key = waiter._key(model, data, 0)
     result = {}
     with key_lock(waiter.cache, key):  # the other worker crashes: no entry
         thread = threading.Thread(target=lambda: result.update(p=waiter.predict(model, data)))
@@ -129,14 +123,14 @@ def test_a_lock_released_without_an_entry_is_computed_by_the_waiter(tmp_path):
 def test_free_keys_are_computed_while_a_locked_one_waits(tmp_path):
     a, b, data = toy_model("a"), model_from_module("b", nn.Sequential(nn.Flatten(), nn.Linear(192, 5))), toy_data()
     eng = engine(tmp_path)
-    key_a = eng._key(a, data, data_view(), 0)
+    key_a = eng._key(a, data, 0)
     with key_lock(eng.cache, key_a):
         thread = threading.Thread(target=lambda: eng.predict_many([a, b], data))
         thread.start()
         deadline = time.time() + 10
         while not eng.computed and time.time() < deadline:
             time.sleep(0.05)
-        assert eng.computed == [eng._key(b, data, data_view(), 0)]  # b done, a still waiting
+        assert eng.computed == [eng._key(b, data, 0)]  # b done, a still waiting
     thread.join(timeout=10)
     assert eng.computed[-1] == key_a
 

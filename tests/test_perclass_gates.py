@@ -20,7 +20,7 @@ import torch
 from prunecheck.config.options import ClassAccuracyOptions
 from prunecheck.core.views import NOMINAL
 from prunecheck.engine.predictor import Predictions
-from prunecheck.gates.decide import GateResult, decide, optional_fraction, with_relative_drop
+from prunecheck.gates.decide import GateResult, decide, with_relative_drop
 from prunecheck.gates.perclass import PiePopulations, class_accuracy, pie_report, png_thumbnail
 from prunecheck.testing import class_colour_images, model_table, red_channel_weights, write_planted_project
 
@@ -161,10 +161,22 @@ def test_relative_interval_scales_with_the_parent():
     assert relative.message.startswith("relative accuracy drop (confident: 95% CI [0.0200, 0.0600], estimate 0.0400)")
 
 
-def test_relative_drop_of_a_zero_parent_fails_closed_and_bad_values_are_named():
+def test_relative_drop_of_a_zero_parent_fails_closed():
     assert "undefined" in with_relative_drop(absolute(0.0, 0.0), 0.01).message
-    with pytest.raises(ValueError, match=r"gates.accuracy_margin.max_relative_drop: expected a fraction in \[0, 1\]"):
-        optional_fraction({"max_relative_drop": 5}, "max_relative_drop", "accuracy_margin")
+
+
+@pytest.mark.parametrize("suite,line", [("accuracy_margin", "max_relative_drop = 5"), ("pies", "max_pie_fraction = 1.5")])
+def test_optional_fractions_out_of_range_are_config_errors_naming_the_key(tmp_path, suite, line):
+    """The options schema checks them once, at load; the gates read them as they are."""
+    from prunecheck.config.loader import load_settings
+    from prunecheck.core.errors import ConfigError
+    from prunecheck.testing import minimal_config
+
+    path = tmp_path / "prunecheck.toml"
+    path.write_text(minimal_config() + f"\n[gates.{suite}]\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"<= 1") as info:
+        load_settings(path)
+    assert info.value.key == f"gates.{suite}.{line.split()[0]}" and info.value.source == str(path)
 
 
 # ---------------------------------------------------------------- thumbnails

@@ -189,3 +189,18 @@ def test_config_takes_a_url_cache_dir_or_prediction_cache(tmp_path):
     assert run({}).prediction_cache is None
     with pytest.raises(ConfigError, match=r"prunecheck.toml.*run.prediction_cache.*s3://bucket/prefix"):
         run({"prediction_cache": "s3://"})
+
+
+def test_a_url_cache_takes_its_locks_in_its_local_lock_folder_not_under_the_working_directory(tmp_path, monkeypatch):
+    """The engine used to lock ``Path(cache.root) / "locks"``: for a URL cache a relative folder named after the bucket."""
+    from prunecheck.engine.predictor import PredictionEngine
+    from tests.test_engine import make_dataset, make_model
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    cache = FsspecArrayCache("memory://prunecheck-locks-test/cache", lock_dir=tmp_path / "locks")
+    engine = PredictionEngine(cache, device="cpu", batch_size=16)
+    engine.predict(make_model(), make_dataset())
+    assert [p.name for p in (tmp_path / "locks").iterdir()] == [f"{engine.computed[0]}.lock"]
+    assert list(workdir.iterdir()) == []

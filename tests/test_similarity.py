@@ -15,6 +15,7 @@ from torch import nn
 
 from prunecheck.data.base import Subset, TensorDataset
 from prunecheck.engine.cache import ArrayCache
+from prunecheck.data.views import apply_view
 from prunecheck.engine.predictor import PredictionEngine
 from prunecheck.nn.models import model_from_module
 from prunecheck.nn.backselect import backselect_order, cross_confidence, informative_pixels, pixel_overlap
@@ -76,22 +77,22 @@ def test_agreement_and_distance_match_a_naive_loop_over_separately_predicted_mod
     (point,) = noise_similarity(engine, parent, [other], data, 1.0, repetitions=2)
     for r in range(2):
         # each model predicted alone: the engine's noise must be the same as in the joint call
-        pa = engine.predict(parent, data, noise(1.0, r)).probs.numpy()
-        pb = engine.predict(other, data, noise(1.0, r)).probs.numpy()
+        pa = engine.predict(parent, apply_view(data, noise(1.0, r), seed=engine.seed)).probs.numpy()
+        pb = engine.predict(other, apply_view(data, noise(1.0, r), seed=engine.seed)).probs.numpy()
         agree = sum(int(np.argmax(pa[i]) == np.argmax(pb[i])) for i in range(len(data))) / len(data)
         dist = sum(float(np.sqrt(((pa[i] - pb[i]) ** 2).sum())) for i in range(len(data))) / len(data)
         assert point.agreement[r] == pytest.approx(agree)
         assert point.distance[r] == pytest.approx(dist, rel=1e-5)
     nominal = engine.predict(parent, data).probs
-    noisy = engine.predict(parent, data, noise(1.0, 0)).probs
+    noisy = engine.predict(parent, apply_view(data, noise(1.0, 0), seed=engine.seed)).probs
     assert not torch.allclose(nominal, noisy)  # the noise is really applied
 
 
 def test_noise_on_the_first_rows_is_the_noise_of_the_full_dataset(engine):
     data = _dataset(100)
     model = model_from_module("a", _net(0))
-    full = engine.predict(model, data, noise(0.5, 0)).probs
-    head = engine.predict(model, Subset(data, range(70)), noise(0.5, 0)).probs
+    full = engine.predict(model, apply_view(data, noise(0.5, 0))).probs
+    head = engine.predict(model, apply_view(Subset(data, range(70)), noise(0.5, 0))).probs
     assert torch.allclose(full[:70], head)
 
 

@@ -3,9 +3,11 @@
 Atomic writes: a reader sees the old file or the complete new one, never a part.
 
 Every file prunecheck writes for later runs or other processes (cache entries,
-reports, checkpoints, manifests) goes through :func:`atomic_file`: written to a
-temporary file in the same folder, flushed and fsynced, then ``os.replace``d into
-place; on any error the temporary file is removed and the target is untouched.
+reports, checkpoints, manifests, generated corruption arrays) goes through
+:func:`atomic_file` (a handle) or :func:`atomic_path` (a file name, for numpy
+memmaps): written to a temporary file in the same folder, fsynced, then
+``os.replace``d into place and the folder fsynced; on any error the temporary
+file is removed and the target is untouched.
 The file gets the permissions of a plain ``open`` (0666 minus the umask), not the
 0600 of a temporary file, so CI artifact uploaders and teammates can read reports
 and caches.
@@ -14,7 +16,8 @@ Locks: :func:`file_lock` is the one cross-process lock (prediction cache keys,
 the demo zoo, corruption entries).
 
 Keys: :func:`cache_key` is the one content hash (prediction cache entries; dataset
-fingerprints use its first 16 hex digits).
+fingerprints use its first 16 hex digits); :func:`derived_seed` turns one into an
+RNG seed (noise views, MC dropout); :func:`file_sha256` hashes a file's bytes.
 """
 
 from __future__ import annotations
@@ -42,26 +45,62 @@ def _umask() -> int:
 
 
 @contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file next to ``path``, for writers that need a file name (numpy memmaps).
+
+    The caller writes the yielded path; on success it is fsynced and replaces
+    ``path``, and the folder is fsynced so the rename survives a crash. On any
+    error the temporary file is removed and ``path`` is untouched.
+
+    Args:
+        path: the target file (its folder must exist).
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        try:
+            if hasattr(os, "fchmod"):  # mkstemp creates 0600
+                os.fchmod(fd, 0o666 & ~_umask())
+        finally:
+            os.close(fd)
+        yield tmp
+        _fsync(tmp, os.O_RDWR)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync(path.parent, os.O_RDONLY)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    """fsync a file or folder by name; folders that cannot be opened (Windows) are skipped."""
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if flags == os.O_RDONLY:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if flags != os.O_RDONLY:
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on success it replaces ``path``.
+    """Open a temporary file next to ``path``; on success it replaces ``path`` (:func:`atomic_path`).
 
     Args:
         path: the target file (its folder must exist).
         mode: ``"wb"`` or ``"w"`` (text, UTF-8).
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp creates 0600
-            os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_text(path: Path, text: str) -> None:
@@ -104,3 +143,21 @@ def cache_key(*parts: object) -> str:
         h.update(repr(part).encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file's bytes, read in 4 MiB blocks (verifying cached arrays and archives)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def derived_seed(*parts: object) -> int:
+    """A 60-bit RNG seed from ``parts`` (the first 15 hex digits of :func:`cache_key`).
+
+    Seeds derived this way depend only on what they name (run seed, view, block or
+    batch index), never on the order in which draws happen.
+    """
+    return int(cache_key(*parts)[:15], 16)

@@ -1,7 +1,8 @@
 """Views of a dataset: nominal data, a corruption, L-inf input noise, or Gaussian blur.
 
-A view is a small frozen value. Its ``key`` is stable text used in cache keys and
-its ``id`` is the short form used in pytest test ids and reports.
+A view is a small frozen value. Its ``key`` is stable text used in fingerprints and
+seeds, and its ``id`` is the short form used in pytest test ids and reports. One
+function interprets it: :func:`prunecheck.data.views.apply_view`.
 """
 
 from __future__ import annotations
@@ -43,11 +44,6 @@ class View:
             f"{self.kind}|{self.name}|{self.severity}|{self.eps!r}|"
             f"{self.repetition}|{self.radius!r}"
         )
-
-    @property
-    def changes_pixels(self) -> bool:
-        """True when the view rewrites the uint8 images (corruption or blur)."""
-        return self.kind in ("corruption", "blur")
 
 
 NOMINAL = View()

@@ -1,20 +1,23 @@
 """The one interface every dataset offers to the prediction engine.
 
 Images travel as uint8 tensors [B, 3, H, W] (NCHW, RGB); normalisation with
-``mean``/``std`` happens in the engine, on the evaluation device. Datasets are
-indexable by an integer array so the engine (and corruption generators) can
-work in batches without per-sample Python in the hot path.
+``mean``/``std`` happens in the engine, on the evaluation device, followed by the
+dataset's :meth:`~ImageDataset.batch_transform` (identity, except for views that act
+in normalised space: noise, :mod:`prunecheck.data.views`). Datasets are indexable by
+an integer array so the engine (and corruption generators) can work in batches
+without per-sample Python in the hot path.
 """
 
 from __future__ import annotations
 
 import abc
 import hashlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from prunecheck.core.io import cache_key
+from prunecheck.core.views import NOMINAL, View
 
 
 class ImageDataset(abc.ABC):
@@ -27,6 +30,8 @@ class ImageDataset(abc.ABC):
     #: Per-channel normalisation applied by the engine: (x/255 - mean) / std.
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    #: The view of the data these images present (:func:`prunecheck.data.views.apply_view` sets it).
+    view: View = NOMINAL
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -52,10 +57,59 @@ class ImageDataset(abc.ABC):
         """(3, H, W) of one image."""
         return tuple(self.images(np.arange(1)).shape[1:])  # type: ignore[return-value]
 
+    def batch_transform(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Rows [start, stop) of this dataset, normalised, on the evaluation device -> model input.
+
+        The engine calls it on every batch after ``(x / 255 - mean) / std``. The default
+        returns ``x``; views that act in normalised space (noise) override it. It must be
+        cheap, stay on ``x.device``, and depend only on the row positions, not on the batching.
+        """
+        return x
+
+    @property
+    def transforms_batches(self) -> bool:
+        """Whether :meth:`batch_transform` is overridden (rows cannot then be re-indexed freely)."""
+        return type(self).batch_transform is not ImageDataset.batch_transform
+
 
 def digest(*parts: object) -> str:
     """Short sha256 over the text of ``parts`` (for fingerprints)."""
     return cache_key(*parts)[:16]
+
+
+def normaliser(
+    mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The input normalisation of every model input: uint8 [B, 3, H, W] -> float32 ``(x / 255 - mean) / std``.
+
+    Computed as one fused multiply-add, ``x * (1 / (255 std)) + (-mean / std)``, on ``device``
+    (the batch is moved there). The engine and pruning calibration both use it, so a model
+    sees the same float inputs wherever prunecheck runs it.
+
+    Example:
+        >>> normalise = normaliser((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+        >>> [round(v, 6) for v in normalise(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8)).flatten().tolist()]
+        [2.0, 2.0, 2.0]
+    """
+    mean_t = torch.tensor(tuple(mean), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(tuple(std), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    scale, shift = 1.0 / (255.0 * std_t), -mean_t / std_t
+
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(shift, images.to(device=shift.device, dtype=torch.float32), scale)
+
+    return normalise
+
+
+def array_fingerprint(images: np.ndarray, labels: torch.Tensor, meta: tuple, *, salt: bytes = b"") -> str:
+    """Short sha256 of an in-memory dataset: ``salt``, the image bytes (any layout, read in
+    blocks of 4096 rows, so a memory map is never loaded whole), the int64 labels, ``repr(meta)``."""
+    h = hashlib.sha256(salt)
+    for start in range(0, len(images), 4096):
+        h.update(np.ascontiguousarray(images[start : start + 4096]).tobytes())
+    h.update(labels.numpy().tobytes())
+    h.update(repr(meta).encode())
+    return h.hexdigest()[:16]
 
 
 def stratified_indices(labels: np.ndarray | torch.Tensor, size: int, *, seed: int = 0) -> np.ndarray:
@@ -100,8 +154,14 @@ class Subset(ImageDataset):
     """Given rows of a dataset, e.g. the config's ``limit`` (:func:`stratified_indices`)."""
 
     def __init__(self, base: ImageDataset, indices: Sequence[int] | np.ndarray):
+        if base.transforms_batches:
+            raise ValueError(
+                f"Subset: dataset '{base.name}' under view {base.view.id} transforms whole batches by row "
+                "position; take the subset of the nominal dataset first, then apply the view"
+            )
         self.base = base
         self.indices = np.asarray(indices, dtype=np.int64)
+        self.view = base.view
         self.name = base.name
         self.num_classes = base.num_classes
         self.mean = base.mean
@@ -121,7 +181,68 @@ class Subset(ImageDataset):
         return digest(self.base.fingerprint(), "subset", self.indices.tobytes())
 
 
-class TensorDataset(ImageDataset):
+class DerivedDataset(ImageDataset):
+    """Base of the datasets that present every row of ``base`` under a view (blur, corruption,
+    noise): same length, labels, classes, normalisation and image size; subclasses define
+    ``images`` and ``fingerprint`` (and ``batch_transform`` if they act in normalised space)."""
+
+    def __init__(self, base: ImageDataset, view: View):
+        self.base = base
+        self.view = view
+        self.name = base.name
+        self.num_classes = base.num_classes
+        self.mean = base.mean
+        self.std = base.std
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.base.labels
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(3, H, W) of ``base``: views keep the image size (and this never computes a view)."""
+        return self.base.image_shape
+
+
+class ArrayDataset(ImageDataset):
+    """Images held as one array (a tensor in memory or a memory-mapped file) with int64 labels.
+
+    Subclasses say how rows of ``_images`` become uint8 NCHW tensors (``images``); the
+    fingerprint hashes the served array, the labels and the metadata, salted per subclass.
+    """
+
+    #: Prefix of the fingerprint hash, so two layouts of the same bytes never share a key.
+    _salt: bytes = b""
+
+    def __init__(self, name: str, images, labels: torch.Tensor, num_classes: int, mean: Sequence[float],
+                 std: Sequence[float]):
+        self.name = name
+        self._images = images
+        self._labels = labels.to(torch.int64)
+        self.num_classes = int(num_classes)
+        self.mean = tuple(float(m) for m in mean)  # type: ignore[assignment]
+        self.std = tuple(float(s) for s in std)  # type: ignore[assignment]
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return self._images.shape[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._labels
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            images = self._images.numpy() if isinstance(self._images, torch.Tensor) else self._images
+            meta = (self.name, self.num_classes, self.mean, self.std)
+            self._fingerprint = array_fingerprint(images, self._labels, meta, salt=self._salt)
+        return self._fingerprint
+
+
+class TensorDataset(ArrayDataset):
     """A dataset held in memory as uint8 [N, 3, H, W] plus int64 labels [N]."""
 
     def __init__(
@@ -142,30 +263,8 @@ class TensorDataset(ImageDataset):
             raise ValueError(
                 f"{name}: expected {images.shape[0]} labels, found shape {tuple(labels.shape)}"
             )
-        self.name = name
-        self._images = images.contiguous()
-        self._labels = labels.to(torch.int64)
-        self.num_classes = int(num_classes)
-        self.mean = tuple(float(m) for m in mean)  # type: ignore[assignment]
-        self.std = tuple(float(s) for s in std)  # type: ignore[assignment]
+        super().__init__(name, images.contiguous(), labels, num_classes, mean, std)
         self._source = source
-        self._fingerprint: str | None = None
-
-    def __len__(self) -> int:
-        return self._images.shape[0]
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self._labels
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
         return self._images[torch.from_numpy(np.asarray(indices, dtype=np.int64))]
-
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            h = hashlib.sha256()
-            h.update(self._images.numpy().tobytes())
-            h.update(self._labels.numpy().tobytes())
-            h.update(repr((self.name, self.num_classes, self.mean, self.std)).encode())
-            self._fingerprint = h.hexdigest()[:16]
-        return self._fingerprint

@@ -122,7 +122,9 @@ class _Resampler:
         resampler = self
 
         def predict(engine, models, dataset, view=None, **kwargs):
-            key = (id(engine), tuple(id(m) for m in models), id(dataset), view, tuple(sorted(kwargs.items())))
+            # by fingerprint: a noise view is a fresh dataset object each time it is applied
+            key = (id(engine), tuple(id(m) for m in models), dataset.fingerprint(), view,
+                   tuple(sorted(kwargs.items())))
             if key not in memo:
                 args = (view,) if view is not None else ()
                 memo[key] = (predict_many(engine, models, dataset, *args, **kwargs), dataset)

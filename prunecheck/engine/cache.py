@@ -35,6 +35,19 @@ class CacheStats:
     writes: int = 0
     damaged: list[str] = field(default_factory=list)
 
+    def decode(self, key: str, handle, where: str) -> dict[str, np.ndarray] | None:
+        """The arrays of entry ``key`` read from ``handle``, counted as a hit; None, counted
+        as a miss and a repair (``where`` names it in ``damaged``), when the entry is damaged."""
+        try:
+            arrays = decode_entry(key, handle)
+        except DECODE_ERRORS as exc:
+            self.misses += 1
+            self.repaired += 1
+            self.damaged.append(f"{where}: {exc}")
+            return None
+        self.hits += 1
+        return arrays
+
 
 DECODE_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError)
 
@@ -95,15 +108,7 @@ class ArrayCache:
         if not path.exists():
             self.stats.misses += 1
             return None
-        try:
-            arrays = decode_entry(key, path)
-        except DECODE_ERRORS as exc:
-            self.stats.misses += 1
-            self.stats.repaired += 1
-            self.stats.damaged.append(f"{path}: {exc}")
-            return None
-        self.stats.hits += 1
-        return arrays
+        return self.stats.decode(key, path, str(path))
 
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
         """Store ``arrays`` atomically under ``key`` (last writer wins, both complete)."""

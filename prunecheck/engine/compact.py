@@ -32,7 +32,7 @@ import torch
 from prunecheck import metrics
 from prunecheck.core.errors import RowsNotStoredError
 from prunecheck.metrics._validation import MetricInputError
-from prunecheck.metrics.bootstrap import BootstrapResult, _check_args, _index_chunks
+from prunecheck.metrics.bootstrap import BootstrapResult, _check_args, difference_interval, kernel_differences
 from prunecheck.metrics.classification import NLL_CLAMP, _bin_index, _check_n_bins
 from prunecheck.metrics.sparsification import _check_steps, _errors_removing_most_uncertain
 
@@ -154,20 +154,6 @@ def paired_bootstrap(
         raise MetricInputError("metric_kwargs: a per-sample 'uncertainty' cannot be shared by parent and pruned model")
     full_parent, resample_parent = _prepare(metric, parent.per_sample, **dict(kwargs))
     full_pruned, resample_pruned = _prepare(metric, pruned.per_sample, **dict(kwargs))
-    n = len(parent)
-    diffs = np.empty(n_resamples, dtype=np.float64)
-    done = 0
-    for chunk in _index_chunks(n, n_resamples, seed):
-        idx = torch.from_numpy(chunk)
-        diffs[done : done + len(chunk)] = (resample_pruned(idx) - resample_parent(idx)).double().numpy()
-        done += len(chunk)
-    if not np.all(np.isfinite(diffs)):
-        raise MetricInputError(f"metric: expected finite values on every resample, found {diffs[~np.isfinite(diffs)][0]!r}")
+    diffs = kernel_differences(resample_parent, resample_pruned, len(parent), n_resamples=n_resamples, seed=seed)
     sign = -1.0 if (as_degradation and info.higher_is_better) else 1.0
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(sign * diffs, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    estimate = sign * (full_pruned() - full_parent())
-    return BootstrapResult(
-        estimate=estimate, low=min(float(low), estimate), high=max(float(high), estimate),
-        n_resamples=int(n_resamples), confidence=float(confidence),
-    )
+    return difference_interval(diffs, full_pruned() - full_parent(), confidence=confidence, as_degradation_sign=sign)

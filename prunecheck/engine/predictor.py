@@ -1,8 +1,11 @@
 """The prediction engine: class probabilities of models on dataset views.
 
-Every (leaf model, dataset, view, passes) is predicted once and cached on disk
+Every (leaf model, dataset, passes) is predicted once and cached on disk
 (:mod:`prunecheck.engine.cache`), keyed by the model's weight fingerprint, the dataset
-fingerprint, the view, the engine version and whatever else changes the numbers.
+fingerprint, the engine version and whatever else changes the numbers. The engine does
+not interpret views: a view is a dataset of its own (:func:`prunecheck.data.views.apply_view`),
+whose fingerprint names it and whose ``batch_transform`` the engine applies to every
+normalised batch on the device (the identity, except for noise).
 Ensembles are combined from their members' cached predictions, so a parent that
 is also an ensemble member is predicted once. All models that miss the cache are
 evaluated on each batch once it has been loaded and normalised.
@@ -27,7 +30,8 @@ summaries request too; a summaries entry asked for rows is recomputed with rows.
 Sharding (``shard=(i, n)``, ``prunecheck predict --shard``): each missing entry
 is computed for the i-th of n batch-aligned row ranges only and stored as a part
 entry; whichever shard finds all n parts assembles the full entry. Batches keep
-their absolute index, so noise and MC dropout draw the same numbers as unsharded.
+their absolute row positions and index, so noise views and MC dropout draw the same
+numbers as unsharded.
 While sharding, predict calls return placeholders (uniform probabilities) for
 entries not complete yet: the suites run only to name what they need.
 """
@@ -36,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -50,14 +54,16 @@ from prunecheck.engine.cache import ArrayCache, cache_key
 if TYPE_CHECKING:  # the remote backend imports fsspec
     from prunecheck.engine.remote import FsspecArrayCache
 from prunecheck.core.errors import ModelError
-from prunecheck.data.base import ImageDataset
-from prunecheck.nn.models import LoadedModel
-from prunecheck.nn.models import _is_dropout as is_dropout  # the one predicate LoadedModel.has_dropout uses
-from prunecheck.core.views import NOMINAL, View
+from prunecheck.core.io import derived_seed, file_lock
+from prunecheck.data.base import ImageDataset, normaliser
 from prunecheck.engine.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
-from prunecheck.core.io import file_lock
+from prunecheck.nn.layers import is_dropout  # the predicate LoadedModel.has_dropout uses
+from prunecheck.nn.models import LoadedModel
 
-NOISE_BLOCK = 64  # noise is drawn per block of rows, so it does not depend on the batch size
+#: The slot of the cache key that held the view's key before views became datasets of their
+#: own (their fingerprint names them now). It keeps the nominal view's key, so entries cached
+#: before stay valid; noise entries were re-keyed (their dataset fingerprint is new).
+_FORMER_VIEW_SLOT = "nominal||0|0.0|0|0.0"
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 Progress = Callable[[str], None]
 
@@ -71,17 +77,15 @@ def resolve_device(device: str) -> torch.device:
 
 @contextlib.contextmanager
 def key_lock(cache: ArrayCache, key: str, *, blocking: bool = True):
-    """Exclusive advisory lock on ``<cache>/locks/<key>.lock`` (:func:`prunecheck.core.io.file_lock`).
+    """Exclusive advisory lock on ``<cache.lock_dir>/<key>.lock`` (:func:`prunecheck.core.io.file_lock`).
 
-    Yields True when the lock is held, False when ``blocking`` is off and another
-    process holds it. Without ``fcntl`` (non-POSIX) it always yields True.
+    The lock folder is the cache's own: ``<root>/locks`` for a local cache, a local
+    folder per URL for a remote one. Yields True when the lock is held, False when
+    ``blocking`` is off and another process holds it. Without ``fcntl`` (non-POSIX)
+    it always yields True.
     """
-    with file_lock(Path(cache.root) / "locks" / f"{key}.lock", blocking=blocking) as held:
+    with file_lock(Path(cache.lock_dir) / f"{key}.lock", blocking=blocking) as held:
         yield held
-
-
-def _seed_for(*parts: object) -> int:
-    return int(cache_key(*parts)[:15], 16)
 
 
 def _set_mc_dropout(module: torch.nn.Module, enabled: bool) -> None:
@@ -97,6 +101,32 @@ def _set_mc_dropout(module: torch.nn.Module, enabled: bool) -> None:
                 sub.train()
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What one ``predict_many`` call asks of the cache entries it misses."""
+
+    dataset: ImageDataset
+    mc_passes: int
+    width: int  # the models' output width
+    need_rows: dict[str, bool]  # per cache key: class probabilities, or per-sample summaries suffice
+
+    @property
+    def passes(self) -> int:
+        return max(1, self.mc_passes)
+
+    def fits(self, key: str, entry: dict[str, np.ndarray], n: int | None = None) -> bool:
+        """Whether ``entry`` holds what ``key`` needs for ``n`` rows (default: all): rows
+        [passes, n, width], or n summaries when rows are not needed."""
+        n = len(self.dataset) if n is None else n
+        log_probs = entry.get("log_probs")
+        if log_probs is not None:
+            return log_probs.ndim == 3 and tuple(log_probs.shape) == (self.passes, n, self.width)
+        return not self.need_rows[key] and all(
+            name in entry and entry[name].shape == (n,) and entry[name].dtype == dtype
+            for name, dtype in SUMMARY_FIELDS.items()
+        )
+
+
 class PredictionEngine:
     """Predicts models on datasets, batched, cached; counts forward passes for tests.
 
@@ -104,7 +134,7 @@ class PredictionEngine:
         cache: where predictions are stored.
         device: "auto", "cpu", "cuda", "cuda:N".
         batch_size: images per batch.
-        seed: seed of noise views and MC dropout.
+        seed: seed of MC dropout (noise views carry their own: ``prunecheck.data.views``).
         progress: called with one line of text for long work.
         channels_last: run models and batches in channels-last memory format.
         precision: "fp32" (default), "bf16" or "fp16" autocast for the forward passes;
@@ -143,7 +173,6 @@ class PredictionEngine:
             prefetch = self.device.type == "cuda" or torch.get_num_threads() < (os.cpu_count() or 1)
         self.prefetch = bool(prefetch)
         self.forward_passes = 0  # one per leaf model per batch per MC pass
-        self._view_label: str | None = None
         self.computed: list[str] = []  # cache keys this engine computed (not read), in order
         self._seen: dict[str, object] = {}
         if shard is not None and not (0 <= shard[0] < shard[1]):
@@ -155,40 +184,32 @@ class PredictionEngine:
         self,
         model: LoadedModel,
         dataset: ImageDataset,
-        view: View = NOMINAL,
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
         rows: bool = True,
     ) -> Predictions:
-        return self.predict_many([model], dataset, view, mc_passes=mc_passes, num_classes=num_classes, rows=rows)[0]
+        return self.predict_many([model], dataset, mc_passes=mc_passes, num_classes=num_classes, rows=rows)[0]
 
     def predict_many(
         self,
         models: Sequence[LoadedModel],
         dataset: ImageDataset,
-        view: View = NOMINAL,
         *,
         mc_passes: int = 0,
         num_classes: int | None = None,
-        label: str | None = None,
         rows: bool = True,
     ) -> list[Predictions]:
-        """Predictions for each model; uncached leaf models share every loaded batch.
+        """Predictions for each model on ``dataset``; uncached leaf models share every loaded batch.
 
-        ``num_classes`` is the models' output width when it differs from the
-        dataset's (out-of-distribution data: CIFAR-100 images shown to a CIFAR-10 model).
-        ``label`` names the view in progress output when ``dataset`` already is a
-        pixel view (a corruption): the engine itself sees it as nominal data.
-        ``rows=False``: the caller needs only per-sample summaries (accuracy, ECE, AUSE,
-        NLL, Brier, entropy); plain models are then stored compact. MC passes, ensembles
-        and labels outside the output width keep rows.
+        ``dataset`` is a view of the data already (:func:`prunecheck.data.views.apply_view`);
+        the predictions record its ``view``. ``num_classes`` is the models' output width when
+        it differs from the dataset's (out-of-distribution data: CIFAR-100 images shown to a
+        CIFAR-10 model). ``rows=False``: the caller needs only per-sample summaries
+        (accuracy, ECE, AUSE, NLL, Brier, entropy); plain models are then stored compact.
+        MC passes, ensembles and labels outside the output width keep rows.
         """
-        self._view_label = label
         width = int(num_classes or dataset.num_classes)
-        if view.changes_pixels:
-            # Pixel views are datasets of their own (see prunecheck.session.workspace).
-            raise ValueError(f"view {view.id} must be applied to the dataset before prediction")
         labels = dataset.labels
         compact_ok = (
             not rows and not mc_passes and len(labels) > 0
@@ -198,25 +219,26 @@ class PredictionEngine:
         need_rows: dict[str, bool] = {}
         for model in models:
             for leaf in self._leaves(model):
-                key = self._key(leaf, dataset, view, mc_passes)
+                key = self._key(leaf, dataset, mc_passes)
                 leaves.setdefault(key, leaf)
                 need_rows[key] = need_rows.get(key, False) or not compact_ok or model.is_ensemble
+        request = _Request(dataset, mc_passes, width, need_rows)
         found: dict[str, dict[str, np.ndarray]] = {}
         missing: dict[str, LoadedModel] = {}
         self._seen: dict[str, tuple[int, int] | None] = {}
         for key, leaf in leaves.items():
             self._seen[key] = self.cache.signature(key)  # what the miss was based on
             entry = self.cache.get(key)
-            if entry is not None and self._entry_fits(entry, len(dataset), mc_passes, width, need_rows[key]):
+            if entry is not None and request.fits(key, entry):
                 found[key] = entry
             else:
                 missing[key] = leaf
         if missing:
             compute = self._compute_shard if self.shard is not None else self._compute_locked
-            found.update(compute(missing, dataset, view, mc_passes, width, need_rows))
+            found.update(compute(missing, request))
         results = []
         for model in models:
-            entries = [found[self._key(leaf, dataset, view, mc_passes)] for leaf in self._leaves(model)]
+            entries = [found[self._key(leaf, dataset, mc_passes)] for leaf in self._leaves(model)]
             if "log_probs" in entries[0]:
                 log_probs, compact = torch.cat([torch.from_numpy(e["log_probs"]) for e in entries], dim=0), None
             else:
@@ -225,7 +247,7 @@ class PredictionEngine:
                 Predictions(
                     model=model.name,
                     dataset=dataset.name,
-                    view=view,
+                    view=dataset.view,
                     log_probs=log_probs,
                     labels=labels,
                     average=model.spec.ensemble_average,
@@ -240,39 +262,29 @@ class PredictionEngine:
     def _leaves(model: LoadedModel) -> tuple[LoadedModel, ...]:
         return model.members if model.is_ensemble else (model,)
 
-    def _key(self, leaf: LoadedModel, dataset: ImageDataset, view: View, mc_passes: int) -> str:
-        stochastic_seed = self.seed if (view.kind == "noise" or mc_passes) else None
+    def _key(self, leaf: LoadedModel, dataset: ImageDataset, mc_passes: int) -> str:
+        stochastic_seed = self.seed if mc_passes else None
         # Dropout masks are drawn per batch tensor, so MC results depend on the batching.
         batching = self.batch_size if mc_passes else None
         # Reduced precision changes the numbers; fp32 keeps the keys of earlier versions.
         extra = () if self.precision == "fp32" else (("precision", self.precision),)
         return cache_key(
-            "predictions", ENGINE_VERSION, leaf.fingerprint, dataset.fingerprint(), view.key,
+            "predictions", ENGINE_VERSION, leaf.fingerprint, dataset.fingerprint(), _FORMER_VIEW_SLOT,
             mc_passes, stochastic_seed, batching, *extra,
         )
 
-    def _fresh_entry(
-        self, key: str, n: int, mc_passes: int, width: int, need_rows: bool
-    ) -> dict[str, np.ndarray] | None:
+    def _fresh_entry(self, key: str, request: _Request) -> dict[str, np.ndarray] | None:
         """The entry if another process wrote it since this one missed it, else None."""
         signature = self.cache.signature(key)
         if signature is None or signature == self._seen.get(key):
             return None  # unchanged since the miss: reading it again would only recount the miss
         self._seen[key] = signature
         entry = self.cache.get(key)
-        if entry is not None and self._entry_fits(entry, n, mc_passes, width, need_rows):
+        if entry is not None and request.fits(key, entry):
             return entry
         return None
 
-    def _compute_locked(
-        self,
-        missing: dict[str, LoadedModel],
-        dataset: ImageDataset,
-        view: View,
-        mc_passes: int,
-        width: int,
-        need_rows: dict[str, bool],
-    ) -> dict[str, dict[str, np.ndarray]]:
+    def _compute_locked(self, missing: dict[str, LoadedModel], request: _Request) -> dict[str, dict[str, np.ndarray]]:
         """Compute the missing entries, each under its key's file lock.
 
         Keys whose lock is free are taken, re-checked (another process may have
@@ -281,14 +293,13 @@ class PredictionEngine:
         two processes never wait on each other), and read; an entry still missing
         then (its owner crashed) is computed here.
         """
-        n = len(dataset)
         found: dict[str, dict[str, np.ndarray]] = {}
         busy: list[str] = []
         with contextlib.ExitStack() as held:
             mine: dict[str, LoadedModel] = {}
             for key, leaf in missing.items():
                 if held.enter_context(key_lock(self.cache, key, blocking=False)):
-                    entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
+                    entry = self._fresh_entry(key, request)
                     if entry is not None:
                         found[key] = entry
                     else:
@@ -296,7 +307,7 @@ class PredictionEngine:
                 else:
                     busy.append(key)
             if mine:
-                computed = self._run(mine, dataset, view, mc_passes, width, need_rows, (0, n))
+                computed = self._run(mine, request, (0, len(request.dataset)))
                 for key, arrays in computed.items():
                     self.cache.put(key, arrays)
                     self.computed.append(key)
@@ -304,13 +315,13 @@ class PredictionEngine:
         still_missing: dict[str, LoadedModel] = {}
         for key in busy:
             with key_lock(self.cache, key):  # wait for the other process to finish
-                entry = self._fresh_entry(key, n, mc_passes, width, need_rows[key])
+                entry = self._fresh_entry(key, request)
             if entry is not None:
                 found[key] = entry
             else:
                 still_missing[key] = missing[key]
         if still_missing:
-            found.update(self._compute_locked(still_missing, dataset, view, mc_passes, width, need_rows))
+            found.update(self._compute_locked(still_missing, request))
         return found
 
     def shard_rows(self, n: int) -> tuple[int, int]:
@@ -320,35 +331,28 @@ class PredictionEngine:
         first, last = index * batches // count, (index + 1) * batches // count
         return min(first * self.batch_size, n), min(last * self.batch_size, n)
 
-    def _compute_shard(
-        self,
-        missing: dict[str, LoadedModel],
-        dataset: ImageDataset,
-        view: View,
-        mc_passes: int,
-        width: int,
-        need_rows: dict[str, bool],
-    ) -> dict[str, dict[str, np.ndarray]]:
+    def _compute_shard(self, missing: dict[str, LoadedModel], request: _Request) -> dict[str, dict[str, np.ndarray]]:
         """This shard's part of each missing entry; full entries once all parts exist, else placeholders."""
         index, count = self.shard
-        n = len(dataset)
+        n = len(request.dataset)
         start, stop = self.shard_rows(n)
         mine: dict[str, LoadedModel] = {}
         for key, leaf in missing.items():
             part = self.cache.get(part_key(key, index, count))
-            if part is None or not self._entry_fits(part, stop - start, mc_passes, width, need_rows[key]):
+            if part is None or not request.fits(key, part, stop - start):
                 mine[key] = leaf
         if mine:  # an empty range still writes its (empty) part, so the others can assemble
-            for key, arrays in self._run(mine, dataset, view, mc_passes, width, need_rows, (start, stop)).items():
+            for key, arrays in self._run(mine, request, (start, stop)).items():
                 self.cache.put(part_key(key, index, count), arrays)
                 self.computed.append(part_key(key, index, count))
         found: dict[str, dict[str, np.ndarray]] = {}
         for key in missing:
-            entry = self._assemble(key, n, mc_passes, width, need_rows[key])
-            found[key] = entry if entry is not None else _placeholder(n, width, max(1, mc_passes), need_rows[key])
+            entry = self._assemble(key, request)
+            found[key] = entry if entry is not None else _placeholder(n, request.width, request.passes,
+                                                                      request.need_rows[key])
         return found
 
-    def _assemble(self, key: str, n: int, mc_passes: int, width: int, need_rows: bool) -> dict[str, np.ndarray] | None:
+    def _assemble(self, key: str, request: _Request) -> dict[str, np.ndarray] | None:
         """The full entry from all parts of ``key`` (then stored, parts removed), or None while some are missing."""
         index, count = self.shard
         parts = []
@@ -363,64 +367,27 @@ class PredictionEngine:
             entry = {"log_probs": np.concatenate([part["log_probs"] for part in parts], axis=1)}
         else:
             entry = {name: np.concatenate([part[name] for part in parts]) for name in SUMMARY_FIELDS}
-        if not self._entry_fits(entry, n, mc_passes, width, need_rows):
+        if not request.fits(key, entry):
             return None
         self.cache.put(key, entry)
         for other in range(count):
             self.cache.delete(part_key(key, other, count))
         return entry
 
-    @staticmethod
-    def _entry_fits(entry: dict[str, np.ndarray], n: int, mc_passes: int, width: int, need_rows: bool) -> bool:
-        """Whether ``entry`` holds the predictions asked for: rows [M, n, width], or n summaries."""
-        log_probs = entry.get("log_probs")
-        if log_probs is not None:
-            return (
-                log_probs.ndim == 3
-                and log_probs.shape[0] == max(1, mc_passes)
-                and log_probs.shape[1] == n
-                and log_probs.shape[2] == width
-            )
-        return not need_rows and all(
-            name in entry and entry[name].shape == (n,) and entry[name].dtype == dtype
-            for name, dtype in SUMMARY_FIELDS.items()
-        )
-
-    def _normaliser(self, dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = torch.tensor(dataset.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(dataset.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        return mean, std
-
-    def _noise(self, view: View, start: int, stop: int, shape: tuple[int, ...]) -> torch.Tensor:
-        """U(-eps, eps) for rows [start, stop), drawn per fixed block of rows."""
-        first, last = start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK
-        blocks = []
-        for block in range(first, last + 1):
-            generator = torch.Generator().manual_seed(_seed_for("noise", self.seed, view.key, block))
-            blocks.append(torch.rand((NOISE_BLOCK, *shape), generator=generator))
-        noise = torch.cat(blocks)[start - first * NOISE_BLOCK : stop - first * NOISE_BLOCK]
-        return ((noise * 2.0 - 1.0) * view.eps).to(self.device)
-
     def _run(
-        self,
-        missing: dict[str, LoadedModel],
-        dataset: ImageDataset,
-        view: View,
-        mc_passes: int,
-        width: int,
-        need_rows: dict[str, bool],
-        rows_range: tuple[int, int],
+        self, missing: dict[str, LoadedModel], request: _Request, rows_range: tuple[int, int]
     ) -> dict[str, dict[str, np.ndarray]]:
         """Entries (rows or summaries) of the missing keys for dataset rows ``rows_range``."""
         from prunecheck.core.progress import task
 
+        dataset, mc_passes, width, need_rows = request.dataset, request.mc_passes, request.width, request.need_rows
         first, end = rows_range
         n = end - first
         names = ", ".join(leaf.name for leaf in missing.values())
         part = f", rows {first}:{end} of {len(dataset)}" if n != len(dataset) else ""
-        label = f"{names} on {dataset.name} [{self._view_label or view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
+        label = f"{names} on {dataset.name} [{dataset.view.id}]" + (f" x{mc_passes} MC" if mc_passes else "")
         job = task(self.progress, label, n, start_line=f"predicting {label} ({n} images{part}, {self.device})")
-        passes = max(1, mc_passes)
+        passes = request.passes
         outputs: dict[str, dict[str, np.ndarray]] = {
             key: (
                 {"log_probs": np.empty((passes, n, width), dtype=np.float32)}
@@ -434,8 +401,7 @@ class PredictionEngine:
         modules = {key: leaf.module.to(self.device, memory_format=memory_format) for key, leaf in missing.items()}
         for module in modules.values():
             _set_mc_dropout(module, enabled=mc_passes > 0)
-        mean, std = self._normaliser(dataset)
-        scale, shift = 1.0 / (255.0 * std), -mean / std
+        normalise = normaliser(dataset.mean, dataset.std, self.device)
         pin = self.device.type == "cuda"
 
         def load(start: int) -> torch.Tensor:
@@ -456,19 +422,14 @@ class PredictionEngine:
                             pending = loader.submit(load, starts[position + 1])
                     else:
                         host = load(start)
-                    images = host.to(self.device, non_blocking=True)
-                    # (x / 255 - mean) / std as one fused multiply-add on the device
-                    x = torch.addcmul(shift, images.to(torch.float32), scale)
-                    if view.kind == "noise" and view.eps > 0:
-                        x = x + self._noise(view, start, stop, tuple(x.shape[1:]))
+                    x = normalise(host.to(self.device, non_blocking=True))  # on the device
+                    x = dataset.batch_transform(x, start, stop)  # a view acting in normalised space (noise)
                     if self.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     rows = slice(start - first, stop - first)
                     for key, module in modules.items():
                         for mc_pass in range(passes):
-                            log_probs = self._forward(
-                                module, x, missing[key], dataset, width, mc_passes, mc_pass, batch_index
-                            )
+                            log_probs = self._forward(module, x, missing[key], request, mc_pass, batch_index)
                             if need_rows[key]:
                                 outputs[key]["log_probs"][mc_pass, rows] = log_probs
                             else:
@@ -492,12 +453,11 @@ class PredictionEngine:
         module: torch.nn.Module,
         x: torch.Tensor,
         leaf: LoadedModel,
-        dataset: ImageDataset,
-        width: int,
-        mc_passes: int,
+        request: _Request,
         mc_pass: int,
         batch_index: int,
     ) -> np.ndarray:
+        dataset, width, mc_passes = request.dataset, request.width, request.mc_passes
         self.forward_passes += 1
         dtype = PRECISIONS[self.precision]
         autocast = (
@@ -507,7 +467,7 @@ class PredictionEngine:
             if mc_passes:
                 devices = [self.device] if self.device.type == "cuda" else []
                 with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(_seed_for("mc", self.seed, mc_pass, batch_index))
+                    torch.manual_seed(derived_seed("mc", self.seed, mc_pass, batch_index))
                     logits = module(x)
             else:
                 logits = module(x)

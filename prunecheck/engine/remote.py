@@ -20,7 +20,6 @@ fsspec (and s3fs for ``s3://``) come with the optional extra ``prunecheck[remote
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
 import uuid
@@ -30,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from prunecheck.core.errors import CacheError
-from prunecheck.engine.cache import DECODE_ERRORS, ArrayCache, CacheStats, decode_entry, encode_entry
+from prunecheck.core.io import cache_key
+from prunecheck.engine.cache import ArrayCache, CacheStats, encode_entry
 
 #: Protocols whose single PUT is atomic (no rename needed, and none available cheaply).
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
@@ -81,8 +81,7 @@ class FsspecArrayCache:
         """A local folder per cache URL: locks coordinate the processes of this host."""
         if self._lock_dir is not None:
             return self._lock_dir
-        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / "prunecheck-locks" / digest
+        return Path(tempfile.gettempdir()) / "prunecheck-locks" / cache_key(self.url)[:16]
 
     def path(self, key: str) -> str:
         return f"{self.root}/{key[:2]}/{key}.npz"
@@ -108,15 +107,7 @@ class FsspecArrayCache:
             return None
         except OSError as exc:
             raise CacheError(f"cannot read cache object {self.url}: {path}: {exc}") from exc
-        try:
-            arrays = decode_entry(key, io.BytesIO(data))
-        except DECODE_ERRORS as exc:
-            self.stats.misses += 1
-            self.stats.repaired += 1
-            self.stats.damaged.append(f"{path}: {exc}")
-            return None
-        self.stats.hits += 1
-        return arrays
+        return self.stats.decode(key, io.BytesIO(data), path)
 
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> str:
         """Store ``arrays`` under ``key``: one PUT on object stores, else write then rename."""

@@ -168,20 +168,6 @@ def decide(
     return result
 
 
-def optional_fraction(options: dict[str, Any], key: str, suite: str) -> float | None:
-    """An optional threshold that is a fraction in [0, 1] (``None`` = not set).
-
-    Raises:
-        ValueError: a value that is not a number in [0, 1], naming the key.
-    """
-    value = options.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"gates.{suite}.{key}: expected a fraction in [0, 1] (e.g. 0.01), found {value!r}")
-    return float(value)
-
-
 def with_relative_drop(result: GateResult, max_relative_drop: float | None) -> GateResult:
     """Also hold an accuracy drop relative to the parent: drop / parent <= max_relative_drop.
 

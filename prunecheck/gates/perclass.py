@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from prunecheck import metrics
-from prunecheck.gates.decide import GateResult, Outcome, decide, fail_closed, fail_closed_outcome, optional_fraction
+from prunecheck.gates.decide import GateResult, Outcome, decide, fail_closed, fail_closed_outcome
 
 if TYPE_CHECKING:
     from prunecheck.data.base import ImageDataset
@@ -199,7 +199,7 @@ def pie_report(
         holds only ``error``.
     """
     def build() -> Outcome:
-        limit = optional_fraction(options, "max_pie_fraction", PIE_GATE)
+        limit = options["max_pie_fraction"]  # a fraction in [0, 1] or None: checked by the options schema
         payload = _pie_payload(measure(), options)
         records = ((PIE_GATE, subject, payload),)
         if limit is None:

@@ -154,18 +154,11 @@ def plan_steps(spec: PairSpec, pairs: Sequence[PairSpec] = ()) -> list[Step]:
 
 # --------------------------------------------------------------------------- masks
 
-_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
 def _channel_layers(module: nn.Module) -> dict[str, nn.Module]:
-    """Conv*d (not transposed) and Linear layers by module path, shared ones once."""
-    out: dict[str, nn.Module] = {}
-    seen: set[int] = set()
-    for name, sub in module.named_modules():
-        if isinstance(sub, (*_CONV_TYPES, nn.Linear)) and id(sub) not in seen:
-            seen.add(id(sub))
-            out[name] = sub
-    return out
+    """The prunable layers (:func:`prunecheck.nn.layers.prunable_layers`) by module path, shared ones once."""
+    from prunecheck.nn.layers import prunable_layers
+
+    return prunable_layers(module)
 
 
 def channel_mask(module: nn.Module) -> dict[str, torch.Tensor]:

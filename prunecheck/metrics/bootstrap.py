@@ -119,6 +119,49 @@ def _resampled_sums(weights: np.ndarray, n_resamples: int, seed: int) -> np.ndar
     return np.concatenate(out, axis=0)
 
 
+def kernel_differences(
+    resample_parent: Callable[[torch.Tensor], torch.Tensor],
+    resample_pruned: Callable[[torch.Tensor], torch.Tensor],
+    n_samples: int,
+    *,
+    n_resamples: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """``metric(pruned) - metric(parent)`` on each of the R paired resamples, float64 [R].
+
+    ``resample_*(idx)`` maps int64 indices [r, N] to the metric of each of the r resampled
+    test sets (a kernel of :mod:`prunecheck.metrics._resample`); the indices are the ones
+    :func:`bootstrap_indices` lists, drawn in chunks on the host and moved to ``device``.
+    """
+    diffs = np.empty(n_resamples, dtype=np.float64)
+    done = 0
+    for chunk in _index_chunks(n_samples, n_resamples, seed):
+        idx = torch.from_numpy(chunk).to(device)
+        diffs[done : done + len(chunk)] = (resample_pruned(idx) - resample_parent(idx)).double().cpu().numpy()
+        done += len(chunk)
+    return diffs
+
+
+def difference_interval(
+    diffs: np.ndarray, estimate: float, *, confidence: float, as_degradation_sign: float = 1.0
+) -> BootstrapResult:
+    """The paired bootstrap's result from its resampled differences: the percentile interval of
+    ``sign * diffs`` widened to contain ``sign * estimate`` (:func:`paired_bootstrap`).
+
+    Raises:
+        MetricInputError: a resample whose metric is not finite.
+    """
+    if not np.all(np.isfinite(diffs)):
+        raise MetricInputError(f"metric: expected finite values on every resample, found {diffs[~np.isfinite(diffs)][0]!r}")
+    sign = float(as_degradation_sign)
+    estimate = sign * float(estimate)
+    low, high = percentile_interval(sign * diffs, estimate, confidence)
+    return BootstrapResult(
+        estimate=estimate, low=low, high=high, n_resamples=int(len(diffs)), confidence=float(confidence)
+    )
+
+
 def percentile_interval(values: Any, estimate: float, confidence: float = 0.95) -> tuple[float, float]:
     """Percentile interval of resampled ``values``, widened to contain ``estimate`` (as :func:`paired_bootstrap`)."""
     v = np.asarray(values, dtype=np.float64)
@@ -230,17 +273,14 @@ def paired_bootstrap(
     else:
         estimate = float(fn(pruned_probs, labels, **kwargs)) - float(fn(parent_probs, labels, **kwargs))
 
-    diffs = np.empty(n_resamples, dtype=np.float64)
-    done = 0
     if prepare is not None:
-        resample_parent = prepare(parent, y, **kwargs)
-        resample_pruned = prepare(pruned, y, **kwargs)
-        for chunk in _index_chunks(n, n_resamples, seed):
-            idx = torch.from_numpy(chunk).to(parent.device)
-            values = resample_pruned(idx) - resample_parent(idx)
-            diffs[done : done + len(chunk)] = values.double().cpu().numpy()
-            done += len(chunk)
+        diffs = kernel_differences(
+            prepare(parent, y, **kwargs), prepare(pruned, y, **kwargs), n,
+            n_resamples=n_resamples, seed=seed, device=parent.device,
+        )
     else:
+        diffs = np.empty(n_resamples, dtype=np.float64)
+        done = 0
         for chunk in _index_chunks(n, n_resamples, seed):
             for row in chunk:
                 y_row = None if labels is None else _gather(labels, row)
@@ -248,19 +288,7 @@ def paired_bootstrap(
                     fn(_gather(parent_probs, row), y_row, **kwargs)
                 )
                 done += 1
-    if not np.all(np.isfinite(diffs)):
-        raise MetricInputError(f"metric: expected finite values on every resample, found {diffs[~np.isfinite(diffs)][0]!r}")
-
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(sign * diffs, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    estimate = sign * float(estimate)
-    return BootstrapResult(
-        estimate=estimate,
-        low=min(float(low), estimate),
-        high=max(float(high), estimate),
-        n_resamples=int(n_resamples),
-        confidence=float(confidence),
-    )
+    return difference_interval(diffs, estimate, confidence=confidence, as_degradation_sign=sign)
 
 
 __all__ = ["BootstrapResult", "bootstrap_indices", "paired_bootstrap", "percentile_interval", "resampled_counts", "resampled_means"]

@@ -1,9 +1,17 @@
-"""Which layers a pruning method touches, and which BatchNorm follows which conv.
+"""Layer predicates: which layers are prunable, which are dropout, which BatchNorm follows which conv.
 
-Prunable layers are the ``Conv1d/2d/3d`` and ``Linear`` modules of a Python
-``nn.Module`` (the same weights :func:`prunecheck.nn.models.zero_mask` reports,
-minus transposed convolutions and TorchScript modules, which the
-``torch.nn.utils.prune`` hooks cannot be attached to).
+:func:`is_prunable` is the one definition of a prunable layer, in two sizes:
+
+- **pruned** (default): the ``Conv1d/2d/3d`` (depthwise and grouped included) and
+  ``Linear`` modules of a Python ``nn.Module``: what prunecheck's pruning methods and
+  channel masks act on. Transposed convolutions are left out (their ``weight[c]`` is an
+  *input* channel, so a filter method would cut the wrong axis) and so are TorchScript
+  modules (``torch.nn.utils.prune`` hooks cannot be attached to them). BatchNorm,
+  embeddings and the rest are never prunable: their weights are scales, not connections.
+- **measured** (``measured=True``): also ``ConvTranspose*d`` and scripted Conv/Linear
+  modules (recognised by their original class name): every weight whose zeros a pruning
+  tool may have produced, so sparsity, zero masks and efficiency facts
+  (:func:`prunecheck.nn.models.prunable_weights`) count them.
 
 - Unstructured methods consider the weight of every prunable layer, the final
   classifier included.
@@ -29,6 +37,8 @@ import torch
 from torch import nn
 
 __all__ = [
+    "is_prunable",
+    "is_dropout",
     "prunable_layers",
     "filter_layers",
     "conv_bn_pairs",
@@ -38,6 +48,43 @@ __all__ = [
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+#: Class names of the measured prunable layers, for TorchScript modules (which lose their Python class).
+_MEASURED_NAMES = frozenset(
+    {"Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear"}
+)
+_DROPOUT_NAMES = frozenset(
+    {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
+)
+
+
+def _scripted_as(module: nn.Module, names: frozenset[str]) -> bool:
+    """A TorchScript module compiled from a class named in ``names``."""
+    return isinstance(module, torch.jit.ScriptModule) and getattr(module, "original_name", "") in names
+
+
+def is_prunable(module: nn.Module, *, measured: bool = False) -> bool:
+    """Whether ``module``'s own ``weight`` is a prunable weight (see the module docstring).
+
+    Args:
+        module: one module (its children are not looked at).
+        measured: False: a layer the pruning methods prune (Python ``Conv1d/2d/3d``,
+            ``Linear``). True: a layer whose zeros are counted (also ``ConvTranspose*d``
+            and scripted Conv/Linear).
+
+    Example:
+        >>> is_prunable(nn.Conv2d(8, 8, 3, groups=8)), is_prunable(nn.BatchNorm2d(8))
+        (True, False)
+        >>> is_prunable(nn.ConvTranspose2d(8, 4, 2)), is_prunable(nn.ConvTranspose2d(8, 4, 2), measured=True)
+        (False, True)
+    """
+    if not measured:
+        return isinstance(module, (*_CONV_TYPES, nn.Linear))
+    return isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) or _scripted_as(module, _MEASURED_NAMES)
+
+
+def is_dropout(module: nn.Module) -> bool:
+    """A dropout module (``nn.Dropout*``, ``AlphaDropout``, ...), Python or TorchScript."""
+    return isinstance(module, nn.modules.dropout._DropoutNd) or _scripted_as(module, _DROPOUT_NAMES)
 
 
 def check_module(model: Any, what: str = "model") -> nn.Module:
@@ -75,7 +122,7 @@ def _check_exclude(model: nn.Module, exclude: Sequence[str]) -> tuple[str, ...]:
 
 
 def prunable_layers(model: nn.Module, exclude: Sequence[str] = ()) -> dict[str, nn.Module]:
-    """Conv and Linear layers whose weights unstructured methods may prune.
+    """The layers :func:`is_prunable` names (pruned set), whose weights unstructured methods may prune.
 
     Args:
         model: The network.
@@ -91,7 +138,7 @@ def prunable_layers(model: nn.Module, exclude: Sequence[str] = ()) -> dict[str, 
     out: dict[str, nn.Module] = {}
     seen: set[int] = set()
     for name, module in model.named_modules():
-        if isinstance(module, (*_CONV_TYPES, nn.Linear)) and id(module) not in seen:
+        if is_prunable(module) and id(module) not in seen:
             seen.add(id(module))
             if not _excluded(name, exclude):
                 out[name] = module

@@ -54,6 +54,7 @@ from torch import nn
 from prunecheck.config.settings import ModelSpec
 from prunecheck.core.errors import ModelError
 from prunecheck.nn.formats.checkpoint import CHECKPOINT_KEYS, extract_state_dict, safe_load
+from prunecheck.nn.layers import is_dropout, is_prunable
 from prunecheck.nn.structure import graph_weights
 
 __all__ = [
@@ -68,21 +69,6 @@ __all__ = [
     "mask_transfer_problem",
 ]
 
-#: Class names of prunable layers, for TorchScript modules (which lose their Python class).
-_PRUNABLE_NAMES = frozenset(
-    {
-        "Conv1d",
-        "Conv2d",
-        "Conv3d",
-        "ConvTranspose1d",
-        "ConvTranspose2d",
-        "ConvTranspose3d",
-        "Linear",
-    }
-)
-_DROPOUT_NAMES = frozenset(
-    {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
-)
 _FORMATS = ("state_dict", "safetensors", "torch_pruning", "exported", "onnx", "torchscript", "pickle")
 _FINGERPRINT_VERSION = b"prunecheck-model-fingerprint-v1\0"
 _MAX_LISTED = 5
@@ -120,7 +106,7 @@ class LoadedModel:
         """True if any dropout module is present (in any member), so MC dropout applies."""
         if self.is_ensemble:
             return any(member.has_dropout for member in self.members)
-        return self.module is not None and any(_is_dropout(m) for m in self.module.modules())
+        return self.module is not None and any(is_dropout(m) for m in self.module.modules())
 
     def networks(self) -> tuple[nn.Module, ...]:
         """The networks to evaluate: the members' modules, or the model's own one."""
@@ -543,24 +529,9 @@ def check_output_width(
 # --------------------------------------------------------------------------- masks
 
 
-def _original_name(module: nn.Module) -> str:
-    return getattr(module, "original_name", type(module).__name__)
-
-
-def _is_dropout(module: nn.Module) -> bool:
-    if isinstance(module, nn.modules.dropout._DropoutNd):
-        return True
-    return isinstance(module, torch.jit.ScriptModule) and _original_name(module) in _DROPOUT_NAMES
-
-
-def _is_prunable(module: nn.Module) -> bool:
-    if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
-        return True
-    return isinstance(module, torch.jit.ScriptModule) and _original_name(module) in _PRUNABLE_NAMES
-
-
 def prunable_weights(module: nn.Module) -> dict[str, torch.Tensor]:
-    """The weight tensor of every ``Conv*d`` / ``ConvTranspose*d`` / ``Linear`` layer.
+    """The weight tensor of every measured prunable layer (:func:`prunecheck.nn.layers.is_prunable`):
+    ``Conv*d`` / ``ConvTranspose*d`` / ``Linear``, Python or TorchScript.
 
     In an exported program (``torch.fx.GraphModule``) these are the weight
     operands of its ``aten.conv*`` / ``aten.linear`` calls, named by attribute path.
@@ -577,7 +548,7 @@ def prunable_weights(module: nn.Module) -> dict[str, torch.Tensor]:
                     seen.add(id(weight))
                     out[f"{path}.{name}" if path else name] = weight
             continue
-        if not _is_prunable(sub):
+        if not is_prunable(sub, measured=True):
             continue
         weight = getattr(sub, "weight", None)
         if not isinstance(weight, torch.Tensor) or id(weight) in seen:

@@ -148,20 +148,15 @@ def _pick_dataset(settings: Any, model: str, explicit: str | None) -> str:
 
 def _sample_batches(settings: Any, dataset: str, n: int, batch_size: int, seed: int) -> list[Any]:
     import numpy as np
-    import torch
 
+    from prunecheck.data.base import normaliser
     from prunecheck.data.registry import load_dataset
 
     ds = load_dataset(settings.datasets[dataset], limit=settings.run.limit, seed=settings.run.seed)
     order = np.random.default_rng(seed).permutation(len(ds))[: n * batch_size]
-    mean = torch.tensor(ds.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(ds.std, dtype=torch.float32).view(1, 3, 1, 1)
-    batches = []
-    for start in range(0, len(order), batch_size):
-        idx = np.sort(order[start:start + batch_size])
-        x = ds.images(idx).float() / 255.0
-        batches.append((x - mean) / std)
-    return batches
+    normalise = normaliser(ds.mean, ds.std)  # the inputs the engine gives the model
+    starts = range(0, len(order), batch_size)
+    return [normalise(ds.images(np.sort(order[start:start + batch_size]))) for start in starts]
 
 
 def run_prune(args: argparse.Namespace) -> int:

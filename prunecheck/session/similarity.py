@@ -29,6 +29,7 @@ import numpy as np
 
 from prunecheck.core.views import NOMINAL, View, noise
 from prunecheck.data.base import ImageDataset, Subset
+from prunecheck.data.views import apply_view
 from prunecheck.gates.similarity import InformativeFeatures, NoiseSimilarity, SimilarityPoint, similarity_points
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def noise_similarity(
 
     def predictions() -> Iterator[list[Predictions]]:
         for view in views:
-            yield engine.predict_many([parent, *others], dataset, view)
+            yield engine.predict_many([parent, *others], apply_view(dataset, view, seed=engine.seed))
 
     return similarity_points(predictions(), [model.name for model in others], eps)
 

@@ -1,8 +1,8 @@
 """Resolves the names in the settings to loaded datasets, models and predictions.
 
-One Workspace lives for a pytest session. It memoises what it loads, maps pixel
-views (corruptions, blur) to datasets of their own, and hands prediction work
-to the engine, which owns batching and the cache.
+One Workspace lives for a pytest session. It memoises what it loads, gets every
+view of a dataset from :func:`prunecheck.data.views.apply_view`, and hands
+prediction work to the engine, which owns batching and the cache.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from prunecheck.config.settings import FamilySpec, PairSpec, Settings
-from prunecheck.core.errors import ConfigError, DataError, PrunecheckError
-from prunecheck.core.progress import counting
+from prunecheck.core.errors import ConfigError, PrunecheckError
 from prunecheck.core.views import NOMINAL, View
-from prunecheck.data.base import ImageDataset, Subset
+from prunecheck.data.base import ImageDataset
 from prunecheck.data.registry import load_dataset
+from prunecheck.data.views import apply_view, view_source
 from prunecheck.engine.cache import ArrayCache, cache_key
 from prunecheck.engine.predictor import PredictionEngine, Predictions, Progress
 from prunecheck.engine.remote import open_cache
@@ -65,86 +65,28 @@ class Workspace:
 
     # -- datasets -----------------------------------------------------------------
     def dataset(self, name: str, view: View = NOMINAL) -> ImageDataset:
-        """The dataset ``name`` under ``view`` (pixel views only; noise is applied by the engine)."""
-        pixel_view = view if view.changes_pixels else NOMINAL
-        key = (name, pixel_view)
+        """The dataset ``name`` under ``view`` (:func:`prunecheck.data.views.apply_view`), memoised."""
+        key = (name, view)
         if key not in self._datasets:
-            self._datasets[key] = self._load_once("dataset", name, lambda: self._load_dataset(name, pixel_view))
+            self._datasets[key] = self._load_once("dataset", name, lambda: self._load_dataset(name, view))
         return self._datasets[key]
 
     def _load_dataset(self, name: str, view: View) -> ImageDataset:
         spec = self._spec("datasets", self.settings.datasets, name)
-        limit = self.settings.run.limit
-        if view.kind == "nominal":
-            return load_dataset(spec, limit=limit, seed=self.settings.run.seed)
-        base = self.dataset(name)
-        if view.kind == "blur":
-            from prunecheck.data.corruptions.blur import BlurredDataset
-
-            return BlurredDataset(base, view.radius)
-        if spec.corruptions_root is not None:
-            released = self._released(spec, view)
-            if tuple(released.image_shape) != tuple(base.image_shape):
-                raise DataError(
-                    f"{spec.corruptions_root}: expected corrupted images of the nominal view's size "
-                    f"{tuple(base.image_shape)[1:]} (dataset '{name}'), found {tuple(released.image_shape)[1:]} "
-                    f"for {view.id}"
-                )
-            if limit is not None and len(released) > limit:
-                released = Subset(released, range(limit))
-            return released
-        from prunecheck.data.corruptions.generate import CorruptedDataset
-
-        common = dict(
-            profile=spec.corruption_profile,
-            seed=self.settings.run.seed,
-            cache_dir=self.settings.run.cache_dir / "corruptions",
-            progress=counting(self.progress, f"generating {view.id} of {base.name}"),
+        run = self.settings.run
+        if view == NOMINAL:
+            return load_dataset(spec, limit=run.limit, seed=run.seed)
+        return apply_view(
+            self.dataset(name), view, seed=run.seed, spec=spec, cache_dir=run.cache_dir / "corruptions",
+            backend=run.corruption_backend, limit=run.limit, device=self.engine.device, progress=self.progress,
         )
-        if self.corruption_backend == "torch":
-            from prunecheck.data.corruptions.torch_backend import TORCH_CORRUPTIONS, TorchCorruptedDataset
-
-            if view.name in TORCH_CORRUPTIONS:
-                return TorchCorruptedDataset(base, view.name, view.severity, device=self.engine.device, **common)
-        return CorruptedDataset(base, view.name, view.severity, **common)
 
     def view_source(self, name: str, view: View) -> str:
-        """Where the images of a corruption view of dataset ``name`` come from, for the report.
-
-        ``"generated, cifar profile"`` (plus ``", torch backend"``), ``"released files in <root>"``,
-        ``"uniform L-inf noise in normalised input space"`` for noise views, ``""`` for the others.
-        """
-        if view.kind == "noise":
-            return "uniform L-inf noise in normalised input space"
-        if view.kind != "corruption":
+        """Where the images of dataset ``name`` under ``view`` come from, for the report
+        (:func:`prunecheck.data.views.view_source`)."""
+        if view == NOMINAL:
             return ""
-        dataset = self.dataset(name, view)
-        profile = getattr(dataset, "profile", None)
-        if profile is None:
-            return f"released files in {self._spec('datasets', self.settings.datasets, name).corruptions_root}"
-        backend = ", torch backend" if type(dataset).__name__ == "TorchCorruptedDataset" else ""
-        return f"generated, {profile} profile{backend}"
-
-    @property
-    def corruption_backend(self) -> str:
-        """``[run] corruption_backend``: "imagecorruptions" (default) or "torch"."""
-        return self.settings.run.corruption_backend
-
-    @staticmethod
-    def _released(spec, view: View) -> ImageDataset:
-        """The released benchmark files (CIFAR-10/100-C folder or ImageNet-C tree) for ``view``."""
-        from prunecheck.data.corruptions import released
-
-        common = dict(name=f"{spec.name}-c", mean=spec.mean, std=spec.std)
-        if spec.kind in ("cifar10", "cifar100"):
-            return released.load_cifar_c(
-                spec.corruptions_root, view.name, view.severity,
-                num_classes=10 if spec.kind == "cifar10" else 100, **common,
-            )
-        return released.load_imagenet_c(
-            spec.corruptions_root, view.name, view.severity, classes=spec.options.get("classes"),
-            resize=spec.resize, crop=spec.crop, **common,
-        )
+        return view_source(self.dataset(name, view), self._spec("datasets", self.settings.datasets, name))
 
     # -- models -------------------------------------------------------------------
     def model(self, name: str) -> LoadedModel:
@@ -214,15 +156,10 @@ class Workspace:
         view: corruption views get per-sample summaries (:data:`SUMMARY_VIEW_KINDS`).
         """
         models = [self.model(name) for name in model_names]
-        # Pixel views are datasets of their own (their fingerprint names the view), so the
-        # engine sees them as nominal data; the predictions keep the real view.
-        engine_view = NOMINAL if view.changes_pixels else view
-        predictions = self.engine.predict_many(
-            models, self.dataset(dataset_name, view), engine_view, mc_passes=mc_passes, num_classes=num_classes,
-            label=view.id,
+        return self.engine.predict_many(
+            models, self.dataset(dataset_name, view), mc_passes=mc_passes, num_classes=num_classes,
             rows=view.kind not in SUMMARY_VIEW_KINDS if rows is None else rows,
         )
-        return [dataclasses.replace(p, view=view) for p in predictions]
 
     def _spec(self, table: str, specs: dict, name: str):
         if name not in specs:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from prunecheck.data.base import ImageDataset, digest
+from prunecheck.core.views import blur as blur_view
+from prunecheck.data.base import DerivedDataset, ImageDataset, digest
 
 #: Bump when the blur's output changes (part of the fingerprint).
 BLUR_VERSION = "1"
@@ -81,7 +82,7 @@ def gaussian_blur_batch(images: torch.Tensor, radius: float) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8).contiguous()
 
 
-class BlurredDataset(ImageDataset):
+class BlurredDataset(DerivedDataset):
     """``base`` with every image Gaussian-blurred by ``radius`` pixels (0 = identity).
 
     Args:
@@ -91,31 +92,16 @@ class BlurredDataset(ImageDataset):
 
     def __init__(self, base: ImageDataset, radius: float):
         gaussian_kernel1d(float(radius))  # validates
-        self.base = base
+        super().__init__(base, blur_view(float(radius)))
         self.radius = float(radius)
-        self.name = base.name
-        self.num_classes = base.num_classes
-        self.mean = base.mean
-        self.std = base.std
         self._fingerprint = (
             base.fingerprint()
             if self.radius == 0
             else digest(base.fingerprint(), "blur", self.radius, TRUNCATE, BLUR_VERSION)
         )
 
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.base.labels
-
     def images(self, indices: np.ndarray) -> torch.Tensor:
         return gaussian_blur_batch(self.base.images(indices), self.radius)
 
     def fingerprint(self) -> str:
         return self._fingerprint
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.base.image_shape

@@ -212,13 +212,10 @@ CIFAR_FROST_SCALE = 0.2
 @functools.lru_cache(maxsize=32)
 def _cifar_frost_texture(index: int, height: int, width: int) -> np.ndarray:
     """Frost texture ``index`` (BGR uint8) scaled by 0.2 (bilinear), or up to 1.1 x the image."""
-    from prunecheck.data.corruptions.loaders import frost_texture_path
+    from prunecheck.data.corruptions.loaders import read_frost_texture
 
     cv2 = _cv2()
-    path = frost_texture_path(index)
-    texture = cv2.imread(path)
-    if texture is None:
-        raise FileNotFoundError(f"frost texture {path}: expected an image file shipped with imagecorruptions")
+    texture = read_frost_texture(index)
     th, tw = texture.shape[:2]
     scale = CIFAR_FROST_SCALE
     if th * scale <= height + 1 or tw * scale <= width + 1:

@@ -44,6 +44,7 @@ from prunecheck.data.corruptions.loaders import (  # noqa: F401
     blend_frost,
     frost_texture_path,
     load_imagecorruptions,
+    read_frost_texture,
 )
 
 CorruptionFn = Callable[[Any, int], Any]
@@ -208,10 +209,7 @@ def impulse_noise(x: Any, severity: int = 1, *, profile: str = "imagenet") -> np
 def _frost_texture(index: int, height: int, width: int) -> np.ndarray:
     """Frost texture ``index`` (BGR uint8) scaled by 1.1 x max(1, H / h, W / w), read-only."""
     cv2 = _cv2()
-    path = frost_texture_path(index)
-    texture = cv2.imread(path)
-    if texture is None:
-        raise FileNotFoundError(f"frost texture {path}: expected an image file shipped with imagecorruptions")
+    texture = read_frost_texture(index)
     th, tw = texture.shape[:2]
     scale = 1.1 * max(1, height / th, width / tw)
     size = (int(np.ceil(tw * scale)), int(np.ceil(th * scale)))

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable
@@ -26,8 +24,9 @@ import torch
 
 from prunecheck.core.corruption_names import ALL_CORRUPTIONS, check_severity
 from prunecheck.core.errors import CacheError
-from prunecheck.core.io import file_lock, write_text
-from prunecheck.data.base import ImageDataset, digest
+from prunecheck.core.io import atomic_path, file_lock, file_sha256, write_text
+from prunecheck.core.views import corruption as corruption_view
+from prunecheck.data.base import DerivedDataset, ImageDataset, digest
 from prunecheck.data.corruptions.compat import apply_corruption
 from prunecheck.data.corruptions.profiles import check_profile, resolve_profile
 
@@ -117,41 +116,19 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:40]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=1, sort_keys=True))
 
 
-class CorruptedDataset(ImageDataset):
+class CorruptedDataset(DerivedDataset):
     """A dataset seen through one generated corruption at one severity.
 
     Generation happens on first use (``images``, ``image_shape`` or
     :meth:`materialize`), not at construction, so a run whose predictions are
     already cached never pays for it. The view is stored in ``cache_dir`` as
     ``<key>.npy`` (uint8 [N, 3, H, W]) with a JSON sidecar ``<key>.json`` holding
-    shape, byte size and sha256; it is written to a temporary file in the same
-    folder, fsynced and moved into place with ``os.replace``, then the sidecar
-    likewise. Two processes generating the same view both write complete files and
+    shape, byte size and sha256; both are written atomically
+    (:func:`prunecheck.core.io.atomic_path`), the array first. Two processes generating the same view both write complete files and
     the last replace wins; the content is identical. On open the sidecar, header,
     shape and size are checked (and the sha256 for files up to
     ``HASH_VERIFY_MAX_BYTES``); a file that fails is regenerated.
@@ -178,17 +155,13 @@ class CorruptedDataset(ImageDataset):
         profile: str = "auto",
     ):
         self.severity = _check_request(name, severity)
+        super().__init__(base, corruption_view(name, self.severity))
         _, height, width = base.image_shape
         self.profile = resolve_profile(profile, height, width)
-        self.base = base
         self.corruption = name
         self.seed = int(seed)
         self.cache_dir = Path(cache_dir)
         self.progress = progress
-        self.name = base.name
-        self.num_classes = base.num_classes
-        self.mean = base.mean
-        self.std = base.std
         self._fingerprint = digest(
             base.fingerprint(), "corruption", name, self.severity, self.seed, self.profile, GENERATOR_VERSION
         )
@@ -197,13 +170,6 @@ class CorruptedDataset(ImageDataset):
         self.sidecar = self.cache_dir / f"{stem}.json"
         self._array: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.base.labels
-
     def fingerprint(self) -> str:
         return self._fingerprint
 
@@ -211,11 +177,6 @@ class CorruptedDataset(ImageDataset):
         array = self.materialize()
         rows = np.asarray(indices, dtype=np.int64)
         return torch.from_numpy(np.ascontiguousarray(array[rows]))
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(3, H, W): corruptions keep the base's shape, so this never triggers generation."""
-        return self.base.image_shape
 
     def materialize(self) -> np.ndarray:
         """Open the cached view, generating (or regenerating) it if needed.
@@ -250,7 +211,7 @@ class CorruptedDataset(ImageDataset):
                 return None
             if self.path.stat().st_size != int(meta["size_bytes"]):
                 return None
-            if meta["size_bytes"] <= HASH_VERIFY_MAX_BYTES and _sha256_file(self.path) != meta["sha256"]:
+            if meta["size_bytes"] <= HASH_VERIFY_MAX_BYTES and file_sha256(self.path) != meta["sha256"]:
                 return None
             array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
@@ -273,10 +234,7 @@ class CorruptedDataset(ImageDataset):
         total = len(self.base)
         probe = self.base.images(np.arange(min(total, 1)))
         shape = (total, 3, *probe.shape[2:]) if total else (0, 3, 32, 32)
-        fd, tmp_name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.cache_dir)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_path(self.path) as tmp:  # a memmap needs a file name, not a handle
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             for start in range(0, total, CHUNK_SIZE):
                 rows = np.arange(start, min(start + CHUNK_SIZE, total))
@@ -285,14 +243,8 @@ class CorruptedDataset(ImageDataset):
                     self.progress(start + len(rows), total)
             out.flush()
             del out
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
             size = tmp.stat().st_size
-            sha = _sha256_file(tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            sha = file_sha256(tmp)
         _write_json_atomic(
             self.sidecar,
             {
@@ -308,4 +260,3 @@ class CorruptedDataset(ImageDataset):
                 "generator_version": GENERATOR_VERSION,
             },
         )
-        _fsync_dir(self.cache_dir)

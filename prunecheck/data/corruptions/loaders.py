@@ -94,6 +94,19 @@ def frost_texture_path(index: int) -> str:
     return os.path.join(folder, _FROST_FILES[index])
 
 
+def read_frost_texture(index: int) -> np.ndarray:
+    """Frost texture ``index`` (0..5) as BGR uint8 [h, w, 3], as ``cv2.imread`` decodes it.
+
+    Raises:
+        FileNotFoundError: the file is missing or not an image.
+    """
+    path = frost_texture_path(index)
+    texture = _cv2().imread(path)
+    if texture is None:
+        raise FileNotFoundError(f"frost texture {path}: expected an image file shipped with imagecorruptions")
+    return texture
+
+
 def blend_frost(
     x: Any, severity: int, profile: str, texture: Callable[[int, int, int], np.ndarray]
 ) -> np.ndarray:

@@ -16,7 +16,6 @@ what was expected and what was found.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 from prunecheck.core.corruption_names import ALL_CORRUPTIONS, SEVERITIES
 from prunecheck.core.errors import DataError
-from prunecheck.data.base import ImageDataset
+from prunecheck.data.base import ArrayDataset, ImageDataset
 
 #: Number of severity blocks in a CIFAR-C file.
 NUM_SEVERITIES = len(SEVERITIES)
@@ -102,14 +101,16 @@ def _load_npy(path: Path) -> np.ndarray:
         ) from exc
 
 
-class CifarCDataset(ImageDataset):
-    """One (corruption, severity) block of a CIFAR-C file, memory-mapped.
+class CifarCDataset(ArrayDataset):
+    """One (corruption, severity) block of a CIFAR-C file, memory-mapped (NHWC, served as NCHW).
 
     Attributes:
         path: the corruption's .npy file.
         severity: 1..5.
         rows: slice of file rows served.
     """
+
+    _salt = b"cifar-c\0"
 
     def __init__(
         self,
@@ -124,24 +125,12 @@ class CifarCDataset(ImageDataset):
         mean: Sequence[float],
         std: Sequence[float],
     ):
-        self.name = name
+        labels_served = torch.from_numpy(np.asarray(labels[rows], dtype=np.int64))
+        super().__init__(name, images[rows], labels_served, num_classes, mean, std)
         self.path = path
         self.labels_path = labels_path
         self.severity = severity
         self.rows = rows
-        self._images = images[rows]
-        self._labels = torch.from_numpy(np.asarray(labels[rows], dtype=np.int64))
-        self.num_classes = int(num_classes)
-        self.mean = tuple(float(m) for m in mean)  # type: ignore[assignment]
-        self.std = tuple(float(s) for s in std)  # type: ignore[assignment]
-        self._fingerprint: str | None = None
-
-    def __len__(self) -> int:
-        return self._images.shape[0]
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self._labels
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -152,17 +141,6 @@ class CifarCDataset(ImageDataset):
         rows = np.asarray(indices, dtype=np.int64)
         batch = np.asarray(self._images[rows])  # [B, H, W, 3]
         return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
-
-    def fingerprint(self) -> str:
-        """sha256 of the served image block and labels plus name, classes, mean/std (lazy)."""
-        if self._fingerprint is None:
-            h = hashlib.sha256(b"cifar-c\0")
-            for start in range(0, len(self), 4096):
-                h.update(np.ascontiguousarray(self._images[start : start + 4096]).tobytes())
-            h.update(self._labels.numpy().tobytes())
-            h.update(repr((self.name, self.num_classes, self.mean, self.std)).encode())
-            self._fingerprint = h.hexdigest()[:16]
-        return self._fingerprint
 
 
 def load_cifar_c(
