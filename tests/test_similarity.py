@@ -311,9 +311,9 @@ def test_noise_similarity_is_measured_once_per_pair_and_eps(engine):
     calls = []
     original = engine.predict_many
 
-    def counting(models_, dataset, view, **kwargs):
-        calls.append(view)
-        return original(models_, dataset, view, **kwargs)
+    def counting(models_, dataset, **kwargs):
+        calls.append(dataset.view)
+        return original(models_, dataset, **kwargs)
 
     engine.predict_many = counting
 

@@ -409,7 +409,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from prunecheck.plugin.axes import AXES, PAIR_AXES
 
     names = set(metafunc.fixturenames)
-    if not ({"pair", "family"} | set(AXES)) & names:
+    if not {"pair", "family"} & names:  # only suite tests get axes (a plain test may call an argument "eps")
         return
     settings = get_settings(metafunc.config)
     axes = (("pair", "prunecheck_pairs", settings.pairs), ("family", "prunecheck_families", settings.families))
@@ -438,8 +438,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             values = (None,) * (1 + len(joint)) if joint else (None,)
             metafunc.parametrize(argnames, [pytest.param(*values, marks=unconfigured)], ids=[f"no-{name}"],
                                  indirect=[name] if joint else True)
+    chosen = {name for marker in metafunc.definition.iter_markers("parametrize")
+              for name in (marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0])}
     for axis, values_of in AXES.items():
-        if axis in names:
+        if axis in names and axis not in {name.strip() for name in chosen}:  # the test's own values win
             try:
                 values = values_of(settings)
             except ValueError as exc:  # one collection error naming the file and key, without a traceback
