@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunecheck.report.document import validate_report
+from prunecheck.report.record import validate_report
 from prunecheck.testing import class_colour_images, red_channel_weights, write_cifar10
 
 pytest_plugins = ["pytester"]
