@@ -1,13 +1,13 @@
-"""Batched torch implementations of 18 of the 19 corruptions (CPU and GPU).
+"""Batched torch implementations of all 19 corruptions (CPU and GPU).
 
 Selected per run with ``[run] corruption_backend = "torch"``; the reference
-backend (:mod:`prunecheck.data.corruptions.compat`) stays the default, and the one corruption
-this backend does not cover (spatter) falls back to it. Both constant profiles
+backend (:mod:`prunecheck.data.corruptions.compat`) stays the default. Both constant profiles
 (:mod:`prunecheck.data.corruptions.profiles`) are supported. The noise, colour, pixelate,
 blur and jpeg corruptions live here; zoom_blur, motion_blur and fog in
 :mod:`~prunecheck.data.corruptions.torch_spatial`, glass_blur and elastic_transform in
 :mod:`~prunecheck.data.corruptions.torch_warp`, frost and snow in
-:mod:`~prunecheck.data.corruptions.torch_weather`.
+:mod:`~prunecheck.data.corruptions.torch_weather`, spatter in
+:mod:`~prunecheck.data.corruptions.torch_spatter`.
 
 Deterministic corruptions (``DETERMINISTIC``) follow the reference arithmetic:
 brightness, saturate and jpeg_compression are byte-identical, the others differ by at
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from prunecheck.core.corruption_names import check_severity
 from prunecheck.data.base import ImageDataset, digest
-from prunecheck.data.corruptions import torch_spatial, torch_warp, torch_weather
+from prunecheck.data.corruptions import torch_spatial, torch_spatter, torch_warp, torch_weather
 from prunecheck.data.corruptions.generate import CorruptedDataset, Progress
 from prunecheck.data.corruptions.profiles import check_profile, parameters
 from prunecheck.data.corruptions.torch_random import UNIFORM_BITS as _UNIFORM_BITS
@@ -49,7 +49,9 @@ from prunecheck.data.corruptions.torch_random import to_uint8, uniform_bits
 TORCH_GENERATOR_VERSION = "3"
 
 NOISE: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
-RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog", "glass_blur", "elastic_transform", "frost", "snow")
+RANDOM: tuple[str, ...] = NOISE + (
+    "motion_blur", "fog", "glass_blur", "elastic_transform", "frost", "snow", "spatter",
+)
 DETERMINISTIC: tuple[str, ...] = (
     "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur", "zoom_blur",
     "jpeg_compression",
@@ -368,6 +370,7 @@ _RANDOM_FNS = {
     "elastic_transform": torch_warp.elastic_transform,
     "frost": torch_weather.frost,
     "snow": torch_weather.snow,
+    "spatter": torch_spatter.spatter,
 }
 _DETERMINISTIC_FNS = {
     "zoom_blur": torch_spatial.zoom_blur,

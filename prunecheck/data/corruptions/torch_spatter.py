@@ -1,0 +1,289 @@
+"""Batched torch spatter: water drops (OpenCV edge pipeline) and mud.
+
+Conventions as in :mod:`prunecheck.data.corruptions.torch_backend` (which dispatches here).
+The reference is :func:`prunecheck.data.corruptions.compat.spatter` (imagecorruptions'
+spatter with the 0 / 0 fix). Its only randomness is one normal field per image; given
+that field every step below reproduces the reference's arithmetic, integer for integer
+where OpenCV works on integers (tested against OpenCV and the reference fed numpy's
+draws):
+
+* the field is smoothed as scipy's ``gaussian_filter`` (mode ``nearest``, truncate 4):
+  axis 0 then axis 1, each tap pair summed in scipy's order, in float64 (float32 for
+  the mud mask, rounded after each axis as scipy writes a float32 output);
+* water: ``cv2.Canny(liquid8, 50, 150)`` (3 x 3 Sobel with replicated borders, L1
+  magnitude, OpenCV's integer non-maximum suppression, hysteresis by iterated 3 x 3
+  dilation inside the candidate pixels until nothing changes);
+  ``cv2.distanceTransform(DIST_L2, 5)``, which is the 5 x 5 chamfer distance (weights
+  1, 1.4, 2.1969 in OpenCV's 16-bit fixed point), not the Euclidean one: a shortest
+  path over the 16 chamfer moves, computed as successive dilations along the eight
+  move directions, each by doubling (distances above the truncation at 20 are not
+  needed); the 3 x 3 box filters, ``equalizeHist`` (per-image histogram and LUT, float32
+  scale, rounding half to even) and the emboss filter, all with reflect-101 borders;
+* mud: the smoothed float32 mask, its 0.8 cut and the brown blend (float64).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from prunecheck.data.corruptions.profiles import parameters
+from prunecheck.data.corruptions.torch_random import uniform01
+
+#: Colours of the reference (RGB order of the image array), 0..255.
+WATER_COLOUR = (175, 238, 238)
+MUD_COLOUR = (63, 42, 20)
+#: cv2.Canny thresholds of the reference.
+CANNY_LOW, CANNY_HIGH = 50, 150
+#: OpenCV's DIST_L2 5 x 5 chamfer weights (float32): axial (1, 0), diagonal (1, 1), knight (2, 1).
+_AXIAL, _DIAGONAL, _KNIGHT = (float(np.float32(w)) for w in (1.0, 1.4, 2.1969))
+#: Moves (dy, dx) of OpenCV's forward pass (from the rows above and the pixel to the left);
+#: the backward pass uses their opposites.
+_FORWARD_MOVES = (((2, 1), _KNIGHT), ((2, -1), _KNIGHT), ((1, 2), _KNIGHT), ((1, 1), _DIAGONAL),
+                  ((1, 0), _AXIAL), ((1, -1), _DIAGONAL), ((1, -2), _KNIGHT), ((0, 1), _AXIAL))
+_BACKWARD_MOVES = tuple(((-dy, -dx), w) for (dy, dx), w in _FORWARD_MOVES)
+#: The reference truncates distances at 20 pixels.
+DIST_CAP = 20
+#: cvRound(tan(22.5 deg) * 2^15), OpenCV's sector test.
+_TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)
+_EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
+
+
+def spatter_field(indices: torch.Tensor, height: int, width: int, loc: float, scale: float,
+                  severity: int, seed: int) -> torch.Tensor:
+    """float64 [N, H, W]: the liquid's normal field (mean ``loc``, std ``scale``), inverse-CDF draws."""
+    u = uniform01(indices, height * width, "spatter", severity, seed)
+    return (torch.special.ndtri(u) * scale + loc).view(-1, height, width)
+
+
+# -- scipy's Gaussian --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=32)
+def _scipy_gaussian_weights(sigma: float, truncate: float = 4.0) -> tuple[float, ...]:
+    """scipy's 1-D Gaussian weights (its formula, so the same float64 values), centre first."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x**2)
+    phi = phi / phi.sum()
+    return tuple(float(v) for v in phi[radius:])
+
+
+def _gaussian_axis(x: torch.Tensor, sigma: float, dim: int) -> torch.Tensor:
+    """scipy's symmetric ``correlate1d`` with mode ``nearest`` along ``dim`` of float64 x:
+    ``x[i] w0 + (x[i - r] + x[i + r]) w_r + ... + (x[i - 1] + x[i + 1]) w_1``, in that order."""
+    weights = _scipy_gaussian_weights(sigma)
+    radius = len(weights) - 1
+    size = x.shape[dim]
+    index = torch.arange(-radius, size + radius, device=x.device).clamp_(0, size - 1)
+    padded = x.index_select(dim, index)
+    out = x * weights[0]
+    for r in range(radius, 0, -1):
+        pair = padded.narrow(dim, radius - r, size) + padded.narrow(dim, radius + r, size)
+        out = out + pair * weights[r]  # separate multiply and add: no fused rounding
+    return out
+
+
+def scipy_gaussian(x: torch.Tensor, sigma: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``scipy.ndimage.gaussian_filter(x, sigma, mode="nearest")`` of [N, H, W] images, output ``dtype``
+    (float32: rounded after each axis, as scipy writing into a float32 output)."""
+    out = _gaussian_axis(x.to(torch.float64), sigma, 1).to(dtype)
+    return _gaussian_axis(out.to(torch.float64), sigma, 2).to(dtype)
+
+
+# -- small integer filters ---------------------------------------------------------------------
+def _pad(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """[N, H, W] padded by one pixel: ``replicate`` (aaa|abc|ccc) or ``reflect101`` (b|abc|b)."""
+    height, width = x.shape[1:]
+
+    def index(size: int) -> torch.Tensor:
+        i = torch.arange(-1, size + 1, device=x.device)
+        if mode == "replicate":
+            return i.clamp_(0, size - 1)
+        return torch.where(i < 0, -i, torch.where(i >= size, 2 * (size - 1) - i, i))
+
+    return x.index_select(1, index(height)).index_select(2, index(width))
+
+
+def _correlate3(x: torch.Tensor, kernel, mode: str) -> torch.Tensor:
+    """3 x 3 correlation of integer [N, H, W] with an integer kernel (exact, int32)."""
+    height, width = x.shape[1:]
+    p = _pad(x.to(torch.int32), mode)
+    out = torch.zeros(x.shape, dtype=torch.int32, device=x.device)
+    for dy in range(3):
+        for dx in range(3):
+            w = int(kernel[dy][dx])
+            if w:
+                out += p[:, dy : dy + height, dx : dx + width] * w
+    return out
+
+
+_BOX = ((1, 1, 1), (1, 1, 1), (1, 1, 1))
+
+
+def _box_sum_float64(x: torch.Tensor) -> torch.Tensor:
+    """float64 3 x 3 sums of float32 [N, H, W] with reflect-101 borders (exact for these values)."""
+    height, width = x.shape[1:]
+    p = _pad(x.to(torch.float64), "reflect101")
+    rows = p[:, :, 0:width] + p[:, :, 1 : width + 1] + p[:, :, 2 : width + 2]
+    return rows[:, 0:height] + rows[:, 1 : height + 1] + rows[:, 2 : height + 2]
+
+
+# -- Canny --------------------------------------------------------------------------------------
+def _neighbour(p: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """From a one-pixel padded [N, H + 2, W + 2]: the value at (y + dy, x + dx) for every pixel."""
+    height, width = p.shape[1] - 2, p.shape[2] - 2
+    return p[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+
+
+def canny(gray: torch.Tensor, low: int = CANNY_LOW, high: int = CANNY_HIGH) -> torch.Tensor:
+    """bool [N, H, W]: ``cv2.Canny(gray, low, high)`` (aperture 3, L1 gradient) of uint8 [N, H, W].
+
+    Sobel derivatives with replicated borders; a pixel is a candidate when its magnitude
+    exceeds ``low`` and its neighbours across the gradient sector (OpenCV's integer
+    tan 22.5 test; zero outside the image); strong when it also exceeds ``high``; the edges
+    are the candidates 8-connected to a strong one.
+    """
+    gx = _correlate3(gray, ((-1, 0, 1), (-2, 0, 2), (-1, 0, 1)), "replicate")
+    gy = _correlate3(gray, ((-1, -2, -1), (0, 0, 0), (1, 2, 1)), "replicate")
+    mag = gx.abs() + gy.abs()
+    pm = torch.nn.functional.pad(mag, (1, 1, 1, 1))  # magnitude 0 outside the image
+    ax = gx.abs()
+    ay = gy.abs() << 15
+    tg22x = ax * _TG22
+    horizontal = ay < tg22x
+    vertical = ~horizontal & (ay > tg22x + (ax << 16))
+    same_sign = (gx ^ gy) >= 0
+    left, right = _neighbour(pm, 0, -1), _neighbour(pm, 0, 1)
+    up, down = _neighbour(pm, -1, 0), _neighbour(pm, 1, 0)
+    peak = torch.where(
+        horizontal,
+        (mag > left) & (mag >= right),
+        torch.where(
+            vertical,
+            (mag > up) & (mag >= down),
+            torch.where(
+                same_sign,
+                (mag > _neighbour(pm, -1, -1)) & (mag > _neighbour(pm, 1, 1)),
+                (mag > _neighbour(pm, -1, 1)) & (mag > _neighbour(pm, 1, -1)),
+            ),
+        ),
+    )
+    candidate = peak & (mag > low)
+    edges = candidate & (mag > high)
+    return _hysteresis(edges, candidate)
+
+
+def _hysteresis(edges: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+    """Grow ``edges`` inside ``candidate`` by 3 x 3 dilation until it stops changing."""
+    grown = edges.to(torch.float32).unsqueeze(1)
+    allowed = candidate.to(torch.float32).unsqueeze(1)
+    count = int(edges.sum())
+    while True:
+        for _ in range(4):  # a few steps per convergence check (each check syncs a GPU)
+            grown = torch.nn.functional.max_pool2d(grown, 3, stride=1, padding=1).mul_(allowed)
+        new_count = int(grown.sum())
+        if new_count == count:
+            return grown.squeeze(1) > 0
+        count = new_count
+
+
+# -- OpenCV's 5 x 5 chamfer distance -----------------------------------------------------------
+def _relax(dist: torch.Tensor, moves) -> None:
+    """In place: dist(p) = min(dist(p), dist(p - m) + w) for each move (m, w), float32 sums."""
+    height, width = dist.shape[1:]
+    for (dy, dx), weight in moves:
+        rows_dst, rows_src = (slice(dy, height), slice(0, height - dy)) if dy >= 0 else (
+            slice(0, height + dy), slice(-dy, height))
+        cols_dst, cols_src = (slice(dx, width), slice(0, width - dx)) if dx >= 0 else (
+            slice(0, width + dx), slice(-dx, width))
+        target = dist[:, rows_dst, cols_dst]
+        torch.minimum(target, dist[:, rows_src, cols_src] + weight, out=target)
+
+
+def chamfer_distance(edges: torch.Tensor) -> torch.Tensor:
+    """float32 [N, H, W]: ``cv2.distanceTransform(255 - edges, DIST_L2, 5)`` truncated at 20.
+
+    OpenCV's two raster passes give each pixel the smallest float32 sum, accumulated
+    move by move from an edge pixel, over paths of forward-mask moves (the forward pass)
+    followed by backward-mask moves (the backward pass). The same minima come from
+    relaxing the forward moves over the whole image until nothing changes, then the
+    backward ones. A distance up to the cap takes at most ``cap`` moves, so values above
+    the cap are dropped after each sweep and at most ``cap`` sweeps per pass are needed.
+    """
+    dist = torch.where(edges, 0.0, torch.inf).to(torch.float32)
+    for moves in (_FORWARD_MOVES, _BACKWARD_MOVES):
+        for _ in range(DIST_CAP):
+            before = dist.clone()
+            _relax(dist, moves)
+            dist.masked_fill_(dist > DIST_CAP, torch.inf)
+            if torch.equal(before, dist):
+                break
+    return dist.clamp_(max=float(DIST_CAP))
+
+
+# -- histogram equalisation --------------------------------------------------------------------
+def equalize_hist(gray: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W]: ``cv2.equalizeHist`` of each uint8 image (256-bin LUT per image)."""
+    n = gray.shape[0]
+    flat = gray.reshape(n, -1).to(torch.int64)
+    total = flat.shape[1]
+    hist = torch.zeros(n, 256, dtype=torch.int64, device=gray.device)
+    hist.scatter_add_(1, flat, torch.ones_like(flat))
+    first = (hist > 0).to(torch.int8).argmax(dim=1, keepdim=True)  # the lowest value present
+    first_count = hist.gather(1, first)
+    # float32 scale 255 / (total - hist[first]); lut[v] = round(sum_{first < u <= v} hist[u] * scale)
+    denominator = (total - first_count).clamp_(min=1).to(torch.float32)
+    scale = torch.full_like(denominator, 255.0) / denominator
+    above = torch.arange(256, device=gray.device).view(1, -1) > first
+    running = torch.cumsum(hist * above, dim=1)
+    lut = torch.round(running.to(torch.float32) * scale).clamp_(0, 255).to(torch.uint8)
+    lut = torch.where(first_count == total, first.to(torch.uint8).expand(-1, 256), lut)  # one value only
+    return lut.gather(1, flat).view_as(gray)
+
+
+# -- spatter ------------------------------------------------------------------------------------
+def _water_shade(liquid8: torch.Tensor) -> torch.Tensor:
+    """float32 [N, H, W]: the reference's ``liquid8 * dist`` drop shading."""
+    dist = chamfer_distance(canny(liquid8))
+    # cv2.blur on float32: exact float64 sums, times 1 / 9, to float32; then astype(uint8)
+    sums = _box_sum_float64(dist)
+    dist8 = torch.floor((sums * (1.0 / 9)).to(torch.float32)).to(torch.uint8)
+    dist8 = equalize_hist(dist8)
+    embossed = _correlate3(dist8, _EMBOSS, "reflect101").clamp_(0, 255)
+    # cv2.blur on uint8: rounded mean
+    blurred = torch.div(_correlate3(embossed, _BOX, "reflect101") * 2 + 9, 18, rounding_mode="floor")
+    return liquid8.to(torch.float32) * blurred.to(torch.float32)
+
+
+def spatter_from_field(images: torch.Tensor, field: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
+    """The reference's spatter of uint8 [N, 3, H, W] given each image's normal field [N, H, W]."""
+    _, _, smooth, threshold, intensity, mud = parameters(profile, "spatter", severity)
+    liquid = scipy_gaussian(field, smooth)
+    liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
+    if not mud:
+        # numpy's float -> uint8 cast keeps the low 8 bits of the truncated value
+        liquid8 = ((liquid * 255).to(torch.int64) & 255).to(torch.uint8)
+        shade = _water_shade(liquid8)
+        peak = shade.amax(dim=(1, 2), keepdim=True)
+        shade = torch.where(peak > 0, shade / torch.where(peak > 0, peak, torch.ones_like(peak)),
+                            torch.zeros_like(shade))
+        shade = (shade * torch.tensor(intensity, dtype=torch.float32)).unsqueeze(1)
+        colour = (torch.tensor(WATER_COLOUR, dtype=torch.float64) / 255.0).to(torch.float32)
+        x = images.to(torch.float32) / 255.0
+        out = (x + shade * colour.to(images.device).view(1, 3, 1, 1)).clamp_(0.0, 1.0) * 255.0
+        return out.to(torch.uint8)
+    mask = scipy_gaussian((liquid > threshold).to(torch.float32), intensity, torch.float32)
+    mask = torch.where(mask < torch.tensor(0.8, dtype=torch.float32), torch.zeros_like(mask), mask).unsqueeze(1)
+    colour = torch.tensor(MUD_COLOUR, dtype=torch.float64, device=images.device).view(1, 3, 1, 1) / 255.0
+    x = (images.to(torch.float32) / 255.0) * (1 - mask)
+    out = (x.to(torch.float64) + colour * mask.to(torch.float64)).clamp_(0.0, 1.0) * 255.0
+    return out.to(torch.uint8)
+
+
+def spatter(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int, profile: str) -> torch.Tensor:
+    """Water drops (severities whose profile entry says water) or mud, per image."""
+    loc, scale = parameters(profile, "spatter", severity)[:2]
+    _, _, height, width = images.shape
+    field = spatter_field(indices, height, width, loc, scale, severity, seed)
+    return spatter_from_field(images, field, severity, profile)
