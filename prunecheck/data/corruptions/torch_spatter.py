@@ -46,6 +46,12 @@ _FORWARD_MOVES = (((2, 1), _KNIGHT), ((2, -1), _KNIGHT), ((1, 2), _KNIGHT), ((1,
 _BACKWARD_MOVES = tuple(((-dy, -dx), w) for (dy, dx), w in _FORWARD_MOVES)
 #: The reference truncates distances at 20 pixels.
 DIST_CAP = 20
+#: Pixels per group of images on the CPU (the edge and distance passes stay in cache).
+CPU_GROUP_PIXELS = 1 << 18
+#: Frame around each image in the distance transform (the longest chamfer move).
+_FRAME = 2
+#: Relaxation sweeps between two convergence checks of the distance transform.
+_SWEEPS_PER_CHECK = 3
 #: cvRound(tan(22.5 deg) * 2^15), OpenCV's sector test.
 _TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)
 _EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
@@ -144,61 +150,86 @@ def canny(gray: torch.Tensor, low: int = CANNY_LOW, high: int = CANNY_HIGH) -> t
     tan 22.5 test; zero outside the image); strong when it also exceeds ``high``; the edges
     are the candidates 8-connected to a strong one.
     """
-    gx = _correlate3(gray, ((-1, 0, 1), (-2, 0, 2), (-1, 0, 1)), "replicate")
-    gy = _correlate3(gray, ((-1, -2, -1), (0, 0, 0), (1, 2, 1)), "replicate")
-    mag = gx.abs() + gy.abs()
+    height, width = gray.shape[1:]
+    g = _pad(gray.to(torch.int16), "replicate")  # |derivatives| <= 1020: int16 is exact
+    smooth_rows = g[:, 0:height] + 2 * g[:, 1 : height + 1] + g[:, 2 : height + 2]  # [N, H, W + 2]
+    gx = smooth_rows[:, :, 2:] - smooth_rows[:, :, :width]
+    smooth_cols = g[:, :, 0:width] + 2 * g[:, :, 1 : width + 1] + g[:, :, 2 : width + 2]  # [N, H + 2, W]
+    gy = smooth_cols[:, 2:] - smooth_cols[:, :height]
+    ax, ay = gx.abs(), gy.abs()
+    mag = ax + ay
     pm = torch.nn.functional.pad(mag, (1, 1, 1, 1))  # magnitude 0 outside the image
-    ax = gx.abs()
-    ay = gy.abs() << 15
+    ax, ay = ax.to(torch.int32), ay.to(torch.int32) << 15
     tg22x = ax * _TG22
     horizontal = ay < tg22x
-    vertical = ~horizontal & (ay > tg22x + (ax << 16))
+    axial = horizontal | (ay > tg22x + (ax << 16))  # horizontal or vertical sector
     same_sign = (gx ^ gy) >= 0
-    left, right = _neighbour(pm, 0, -1), _neighbour(pm, 0, 1)
-    up, down = _neighbour(pm, -1, 0), _neighbour(pm, 1, 0)
-    peak = torch.where(
-        horizontal,
-        (mag > left) & (mag >= right),
-        torch.where(
-            vertical,
-            (mag > up) & (mag >= down),
-            torch.where(
-                same_sign,
-                (mag > _neighbour(pm, -1, -1)) & (mag > _neighbour(pm, 1, 1)),
-                (mag > _neighbour(pm, -1, 1)) & (mag > _neighbour(pm, 1, -1)),
-            ),
-        ),
-    )
+    # the two neighbours across the sector: (left, right), (up, down), (up-left, down-right)
+    # for a diagonal with dx, dy of one sign, else (up-right, down-left)
+    before = torch.where(horizontal, _neighbour(pm, 0, -1), torch.where(
+        axial, _neighbour(pm, -1, 0), torch.where(same_sign, _neighbour(pm, -1, -1), _neighbour(pm, -1, 1))))
+    after = torch.where(horizontal, _neighbour(pm, 0, 1), torch.where(
+        axial, _neighbour(pm, 1, 0), torch.where(same_sign, _neighbour(pm, 1, 1), _neighbour(pm, 1, -1))))
+    # OpenCV: strictly above the first, at least the second (strictly both on diagonals)
+    peak = (mag > before) & ((mag > after) | ((mag == after) & axial))
     candidate = peak & (mag > low)
     edges = candidate & (mag > high)
     return _hysteresis(edges, candidate)
 
 
+def _dilate3(x: torch.Tensor) -> torch.Tensor:
+    """bool [N, H, W]: 3 x 3 dilation (outside the image counts as False), separable."""
+    height, width = x.shape[1:]
+    p = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    rows = p[:, :, 0:width] | p[:, :, 1 : width + 1] | p[:, :, 2 : width + 2]
+    return rows[:, 0:height] | rows[:, 1 : height + 1] | rows[:, 2 : height + 2]
+
+
 def _hysteresis(edges: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
     """Grow ``edges`` inside ``candidate`` by 3 x 3 dilation until it stops changing."""
-    grown = edges.to(torch.float32).unsqueeze(1)
-    allowed = candidate.to(torch.float32).unsqueeze(1)
-    count = int(edges.sum())
+    grown = edges
     while True:
+        before = grown
         for _ in range(4):  # a few steps per convergence check (each check syncs a GPU)
-            grown = torch.nn.functional.max_pool2d(grown, 3, stride=1, padding=1).mul_(allowed)
-        new_count = int(grown.sum())
-        if new_count == count:
-            return grown.squeeze(1) > 0
-        count = new_count
+            grown = _dilate3(grown) & candidate
+        if torch.equal(before, grown):
+            return grown
 
 
 # -- OpenCV's 5 x 5 chamfer distance -----------------------------------------------------------
-def _relax(dist: torch.Tensor, moves) -> None:
-    """In place: dist(p) = min(dist(p), dist(p - m) + w) for each move (m, w), float32 sums."""
-    height, width = dist.shape[1:]
-    for (dy, dx), weight in moves:
-        rows_dst, rows_src = (slice(dy, height), slice(0, height - dy)) if dy >= 0 else (
-            slice(0, height + dy), slice(-dy, height))
-        cols_dst, cols_src = (slice(dx, width), slice(0, width - dx)) if dx >= 0 else (
-            slice(0, width + dx), slice(-dx, width))
-        target = dist[:, rows_dst, cols_dst]
-        torch.minimum(target, dist[:, rows_src, cols_src] + weight, out=target)
+@functools.lru_cache(maxsize=16)
+def _chamfer_steps(height: int, width: int, device: str) -> tuple[tuple[tuple[int, torch.Tensor], ...], ...]:
+    """Per pass, per move: (flat offset, float32 [L - offset] weight added to each source).
+
+    The images are laid out flat with a 2-pixel frame (every move reaches at most 2
+    pixels), so a move is one contiguous shifted slice; frame targets get a huge weight,
+    which keeps the frame at the cap: paths cannot leave the image, as in OpenCV.
+    """
+    stride = width + 2 * _FRAME
+    size = (height + 2 * _FRAME) * stride
+    frame = torch.ones(height + 2 * _FRAME, stride, dtype=torch.bool)
+    frame[_FRAME:-_FRAME, _FRAME:-_FRAME] = False
+    penalty = frame.reshape(-1).to(torch.float32) * 1e6
+    passes = []
+    for moves in (_FORWARD_MOVES, _BACKWARD_MOVES):
+        steps = []
+        for (dy, dx), weight in moves:
+            offset = dy * stride + dx  # target = source + offset
+            lo, hi = max(offset, 0), size + min(offset, 0)
+            steps.append((offset, (penalty[lo:hi] + weight).to(device)))
+        passes.append(tuple(steps))
+    return tuple(passes)
+
+
+def _relax(flat: torch.Tensor, steps, buffer: torch.Tensor) -> None:
+    """In place on [N, L]: target = min(target, source + weight) for each move, float32 sums."""
+    size = flat.shape[1]
+    for offset, weight in steps:
+        lo, hi = max(offset, 0), size + min(offset, 0)
+        target = flat[:, lo:hi]
+        candidate = buffer[:, lo:hi]
+        torch.add(flat[:, lo - offset : hi - offset], weight, out=candidate)
+        torch.minimum(target, candidate, out=target)
 
 
 def chamfer_distance(edges: torch.Tensor) -> torch.Tensor:
@@ -208,18 +239,25 @@ def chamfer_distance(edges: torch.Tensor) -> torch.Tensor:
     move by move from an edge pixel, over paths of forward-mask moves (the forward pass)
     followed by backward-mask moves (the backward pass). The same minima come from
     relaxing the forward moves over the whole image until nothing changes, then the
-    backward ones. A distance up to the cap takes at most ``cap`` moves, so values above
-    the cap are dropped after each sweep and at most ``cap`` sweeps per pass are needed.
+    backward ones. Starting from the cap (20) instead of infinity gives the truncated
+    result directly: no path through a capped pixel gets below the cap, and a distance up
+    to the cap takes at most ``cap`` moves, so each pass needs at most ``cap`` sweeps.
     """
-    dist = torch.where(edges, 0.0, torch.inf).to(torch.float32)
-    for moves in (_FORWARD_MOVES, _BACKWARD_MOVES):
-        for _ in range(DIST_CAP):
-            before = dist.clone()
-            _relax(dist, moves)
-            dist.masked_fill_(dist > DIST_CAP, torch.inf)
-            if torch.equal(before, dist):
+    n, height, width = edges.shape
+    framed = torch.full((n, height + 2 * _FRAME, width + 2 * _FRAME), float(DIST_CAP), device=edges.device)
+    framed[:, _FRAME:-_FRAME, _FRAME:-_FRAME].masked_fill_(edges, 0.0)
+    flat = framed.view(n, -1)
+    buffer = torch.empty_like(flat)
+    for steps in _chamfer_steps(height, width, str(edges.device)):
+        done = 0
+        while done < DIST_CAP:
+            before = flat.clone()
+            for _ in range(min(_SWEEPS_PER_CHECK, DIST_CAP - done)):
+                _relax(flat, steps, buffer)
+            done += _SWEEPS_PER_CHECK
+            if torch.equal(before, flat):
                 break
-    return dist.clamp_(max=float(DIST_CAP))
+    return framed[:, _FRAME:-_FRAME, _FRAME:-_FRAME]
 
 
 # -- histogram equalisation --------------------------------------------------------------------
@@ -284,6 +322,11 @@ def spatter_from_field(images: torch.Tensor, field: torch.Tensor, severity: int,
 def spatter(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int, profile: str) -> torch.Tensor:
     """Water drops (severities whose profile entry says water) or mud, per image."""
     loc, scale = parameters(profile, "spatter", severity)[:2]
-    _, _, height, width = images.shape
-    field = spatter_field(indices, height, width, loc, scale, severity, seed)
-    return spatter_from_field(images, field, severity, profile)
+    n, _, height, width = images.shape
+    # on the CPU, groups whose many intermediate passes stay in cache
+    step = n if images.device.type != "cpu" else max(1, CPU_GROUP_PIXELS // (height * width))
+    parts = []
+    for start in range(0, n, step):
+        field = spatter_field(indices[start : start + step], height, width, loc, scale, severity, seed)
+        parts.append(spatter_from_field(images[start : start + step], field, severity, profile))
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
