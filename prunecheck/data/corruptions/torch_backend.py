@@ -58,8 +58,11 @@ DETERMINISTIC: tuple[str, ...] = (
 )
 TORCH_CORRUPTIONS: tuple[str, ...] = RANDOM + DETERMINISTIC
 
-#: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache).
+#: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache) ...
 CPU_CHUNK = 128
+#: ... and at most this many pixels per step (a few 224 x 224 images: float intermediates of
+#: a whole chunk of large images would spill from the caches to memory on every pass).
+CPU_CHUNK_PIXELS = 1 << 17
 #: Quantile levels of the exact per-input output distribution (shot noise).
 _SHOT_LEVELS_BITS = 12
 
@@ -433,7 +436,8 @@ def corrupt_batch(
         return images.clone()
     indices = indices.to(images.device)
     # On the CPU, work in chunks whose intermediates stay in cache.
-    step = images.shape[0] if images.device.type != "cpu" else CPU_CHUNK
+    pixels = images.shape[2] * images.shape[3]
+    step = images.shape[0] if images.device.type != "cpu" else max(1, min(CPU_CHUNK, CPU_CHUNK_PIXELS // pixels))
     with torch.inference_mode():
         parts = []
         for start in range(0, images.shape[0], step):
