@@ -8,7 +8,8 @@ when fed the reference's own draws (tested); the draws come from
 * ``frost``: the five textures are read from the installed imagecorruptions package
   (prunecheck does not ship them: their provenance is not stated) and scaled on the
   CPU once per image size, exactly as the reference path scales them; every image
-  then blends a window of its texture, gathered for the whole batch, in float64.
+  then blends a window of its texture, gathered for the whole batch, through a
+  table of the float64 blend of every (pixel, texture) value pair.
 * ``snow``: a normal field (from inverse-CDF draws), its order-1 centre zoom, the
   threshold, imagecorruptions' motion blur at an angle ~ U(-135, -45) degrees, 8-bit
   rounding, and the brightening blend, all batched.
@@ -72,8 +73,18 @@ def frost(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int,
         tw = texture.shape[2]
         flat = ((choice[rows, 1].view(-1, 1, 1) + ys) * tw + choice[rows, 2].view(-1, 1, 1) + xs).view(len(rows), -1)
         window[rows] = texture.reshape(c, -1)[:, flat].permute(1, 0, 2).reshape(len(rows), c, height, width)
-    mixed = image_weight * images.to(torch.float64) + frost_weight * window.to(torch.float64)
-    return mixed.clamp_(0.0, 255.0).to(torch.uint8)
+    # one lookup per value in a table of the reference's float64 blend of every (x, t) pair
+    pair = images.to(torch.int32).mul_(256).add_(window.to(torch.int32))
+    table = _frost_blend_table(image_weight, frost_weight, str(images.device))
+    return table.index_select(0, pair.view(-1)).view_as(images)
+
+
+@functools.lru_cache(maxsize=16)
+def _frost_blend_table(image_weight: float, frost_weight: float, device: str) -> torch.Tensor:
+    """uint8 [256 * 256]: ``uint8(clip(a x + b t, 0, 255))`` (float64) at index ``256 x + t``."""
+    x = torch.arange(256, dtype=torch.float64).view(-1, 1)
+    mixed = image_weight * x + frost_weight * x.view(1, -1)
+    return mixed.clamp_(0.0, 255.0).to(torch.uint8).reshape(-1).to(device)
 
 
 # -- snow -------------------------------------------------------------------------------------
