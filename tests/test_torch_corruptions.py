@@ -59,6 +59,20 @@ def test_deterministic_corruptions_match_the_reference(name, severity, profile):
 
 
 @pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+def test_defocus_blur_on_larger_images_matches_the_reference(profile):
+    """Beyond 32x32 defocus_blur convolves directly (small cifar disks, cut to their support)
+    or through the FFT (ImageNet-C disks): the same tolerance as on small images."""
+    rs = np.random.RandomState(7)
+    coarse = rs.randint(0, 256, (3, 3, 8, 8)).astype(np.float64)
+    images = np.kron(coarse, np.ones((1, 1, 12, 10))) + rs.normal(0, 20, (3, 3, 96, 80))
+    images = np.clip(images, 0, 255).astype(np.uint8)
+    for severity in range(1, 6):
+        ref = reference(images, "defocus_blur", severity, profile=profile).astype(int)
+        diff = np.abs(ref - torch_out(images, "defocus_blur", severity, profile=profile).astype(int))
+        assert diff.max() <= MAX_ABS_DIFF and np.mean(diff > 0) < 0.1, (severity, diff.max(), np.mean(diff > 0))
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
 @pytest.mark.parametrize("severity", [1, 3, 5])
 @pytest.mark.parametrize("name", tb.NOISE)
 def test_random_corruptions_match_the_reference_distribution(name, severity, profile):

@@ -336,12 +336,43 @@ def _defocus_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Te
         inv_h, inv_w_t, spectrum, v_h, v_w_t = spectral
         coeffs = torch.matmul(inv_h, images.to(torch.float32) @ inv_w_t).mul_(spectrum)
         return to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
-    kernel = torch.from_numpy(defocus_kernel(severity, profile)).to(images.device)
+    kernel = _defocus_support(severity, profile).to(images.device)
     half = kernel.shape[0] // 2
     x = images.to(torch.float32) / 255.0
     padded = F.pad(x, (half, half, half, half), mode="reflect")  # reflect-101, as OpenCV's default
+    if kernel.shape[0] > _DEFOCUS_DIRECT_MAX:  # large disks: a product of spectra, as OpenCV's DFT path
+        spectrum = _defocus_spectrum(padded.shape[-2], padded.shape[-1], severity, profile, str(images.device))
+        full = torch.fft.irfft2(torch.fft.rfft2(padded) * spectrum, s=padded.shape[-2:])
+        return to_uint8(full[..., 2 * half :, 2 * half :].contiguous())
     weight = kernel.view(1, 1, *kernel.shape).expand(x.shape[1], 1, *kernel.shape)
     return to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
+
+
+#: Widest defocus kernel convolved directly on large images; wider ones go through the FFT.
+_DEFOCUS_DIRECT_MAX = 7
+
+
+@functools.lru_cache(maxsize=16)
+def _defocus_support(severity: int, profile: str) -> torch.Tensor:
+    """float32 [k, k]: the defocus kernel cut to its non-zero centred square (small disks of the
+    cifar profile fill a few pixels of the 17 x 17 window; zero taps add nothing)."""
+    kernel = defocus_kernel(severity, profile)
+    half = kernel.shape[0] // 2
+    rows, cols = np.nonzero(kernel)
+    keep = int(max(np.abs(rows - half).max(), np.abs(cols - half).max()))
+    return torch.from_numpy(np.ascontiguousarray(kernel[half - keep : half + keep + 1, half - keep : half + keep + 1]))
+
+
+@functools.lru_cache(maxsize=16)
+def _defocus_spectrum(height: int, width: int, severity: int, profile: str, device: str) -> torch.Tensor:
+    """complex64 [H, W // 2 + 1]: the defocus kernel's spectrum for a circular convolution of
+    H x W padded images. The kernel is even, so convolution equals the reference's correlation;
+    output (i, j) of the circular product is the window with its top-left corner at
+    (i - k + 1, j - k + 1), so the valid outputs start at (k - 1, k - 1)."""
+    kernel = _defocus_support(severity, profile).to(torch.float64)
+    placed = torch.zeros(height, width, dtype=torch.float64)
+    placed[: kernel.shape[0], : kernel.shape[1]] = kernel
+    return torch.fft.rfft2(placed).to(device, torch.complex64)
 
 
 def _jpeg_compression(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
