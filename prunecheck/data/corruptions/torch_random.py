@@ -58,7 +58,8 @@ def uniform_bits(
         bits: 1..16.
 
     Returns:
-        int64 [N, per_image]; row i depends only on (indices[i], name, severity, seed).
+        int32 [N, per_image] (index_select takes int32 indices; no int64 copy of every draw);
+        row i depends only on (indices[i], name, severity, seed).
     """
     if not 1 <= bits <= 16:
         raise ValueError(f"uniform_bits: expected 1 <= bits <= 16, found {bits}")
@@ -76,8 +77,10 @@ def uniform_bits(
     h = base.view(-1, 1) + counter.view(1, -1)
     _mix32_(h)
     shift = 16 - bits
-    out = torch.cat(((h >> (16 + shift)) & ((1 << bits) - 1), (h & 0xFFFF) >> shift), dim=1)
-    return out[:, :per_image].to(torch.int64)  # int64: the fast index type for index_select
+    out = torch.empty((h.shape[0], 2 * pairs), dtype=torch.int32, device=device)
+    torch.bitwise_and(h >> (16 + shift), (1 << bits) - 1, out=out[:, :pairs])
+    torch.bitwise_right_shift(h & 0xFFFF, shift, out=out[:, pairs:])
+    return out[:, :per_image]
 
 
 
