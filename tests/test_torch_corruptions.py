@@ -229,6 +229,25 @@ def test_motion_blur_at_a_given_angle_matches_the_reference(severity, profile):
         assert diff.max() <= MAX_ABS_DIFF, (angle, diff.max())
 
 
+def test_motion_blur_on_large_images_slices_to_the_same_result(monkeypatch):
+    """From 64x64 on the CPU motion blur shifts by slicing an edge-replicated copy instead of
+    gathering: the same values (checked against the gather path and the reference's kernel)."""
+    from prunecheck.data.corruptions import torch_spatial
+    from prunecheck.data.corruptions.compat import load_imagecorruptions
+
+    rs = np.random.RandomState(5)
+    images = rs.randint(0, 256, (3, 3, 72, 80)).astype(np.uint8)
+    degrees = torch.tensor([-44.0, 7.5, 30.0], dtype=torch.float64)
+    sliced = torch_spatial.motion_blur_at(torch.from_numpy(images), degrees, 15, 8).numpy()
+    monkeypatch.setattr(torch_spatial, "_MOTION_SLICE_MIN_PIXELS", 10**9)
+    gathered = torch_spatial.motion_blur_at(torch.from_numpy(images), degrees, 15, 8).numpy()
+    assert np.array_equal(sliced, gathered)
+    blur = load_imagecorruptions().corruptions._motion_blur
+    for k, angle in enumerate(degrees.tolist()):
+        ref = np.uint8(np.clip(blur(images[k].transpose(1, 2, 0), radius=15, sigma=8, angle=angle), 0, 255))
+        assert np.abs(ref.transpose(2, 0, 1).astype(int) - sliced[k]).max() <= MAX_ABS_DIFF
+
+
 def test_motion_blur_angles_are_uniform_on_plus_minus_45():
     from scipy.stats import kstest
 
