@@ -426,6 +426,17 @@ def test_weather_depends_only_on_the_image_index(name):
     assert not np.array_equal(torch_out(images, name, 3, seed=3), batch)
 
 
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+def test_frost_on_large_images_slices_the_same_windows(monkeypatch, profile):
+    """From 64x64 on the CPU frost copies each window by slicing instead of gathering."""
+    from prunecheck.data.corruptions import torch_weather
+
+    images = torch.from_numpy(np.random.RandomState(6).randint(0, 256, (4, 3, 72, 80)).astype(np.uint8))
+    sliced = torch_weather.frost(images, torch.arange(4), 3, 0, profile)
+    monkeypatch.setattr(torch_weather, "_FROST_SLICE_MIN_PIXELS", 10**9)
+    assert torch.equal(sliced, torch_weather.frost(images, torch.arange(4), 3, 0, profile))
+
+
 def test_frost_choices_cover_every_texture_and_window():
     from prunecheck.data.corruptions import torch_weather
 

@@ -8,7 +8,8 @@ when fed the reference's own draws (tested); the draws come from
 * ``frost``: the five textures are read from the installed imagecorruptions package
   (prunecheck does not ship them: their provenance is not stated) and scaled on the
   CPU once per image size, exactly as the reference path scales them; every image
-  then blends a window of its texture, gathered for the whole batch, through a
+  then blends a window of its texture (gathered for the whole batch; sliced per image
+  for large images on the CPU) through a
   table of the float64 blend of every (pixel, texture) value pair.
 * ``snow``: a normal field (from inverse-CDF draws), its order-1 centre zoom, the
   threshold, imagecorruptions' motion blur at an angle ~ U(-135, -45) degrees, 8-bit
@@ -28,6 +29,8 @@ from prunecheck.data.corruptions.torch_random import to_uint8, uniform01
 
 #: Textures the benchmark draws among (the first five of the six shipped with imagecorruptions).
 FROST_TEXTURES = 5
+#: From this many pixels per image on, frost copies each image's window by slicing.
+_FROST_SLICE_MIN_PIXELS = 64 * 64
 
 
 # -- frost ------------------------------------------------------------------------------------
@@ -63,9 +66,24 @@ def frost(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int,
     textures = _textures(height, width, profile, str(images.device))
     sizes = [tuple(t.shape[1:]) for t in textures]
     choice = frost_choices(indices, sizes, height, width, severity, seed).to(images.device)
-    ys = torch.arange(height, device=images.device).view(1, -1, 1)
-    xs = torch.arange(width, device=images.device).view(1, 1, -1)
     window = torch.empty_like(images)
+    if height * width >= _FROST_SLICE_MIN_PIXELS and images.device.type == "cpu":
+        # large images on the CPU: one window copy per image instead of index gathers
+        for i, (k, top, left) in enumerate(choice.tolist()):
+            window[i] = textures[k][:, top : top + height, left : left + width]
+    else:
+        _gather_windows(window, textures, choice)
+    # one lookup per value in a table of the reference's float64 blend of every (x, t) pair
+    pair = images.to(torch.int32).mul_(256).add_(window.to(torch.int32))
+    table = _frost_blend_table(image_weight, frost_weight, str(images.device))
+    return table.index_select(0, pair.view(-1)).view_as(images)
+
+
+def _gather_windows(window: torch.Tensor, textures: tuple[torch.Tensor, ...], choice: torch.Tensor) -> None:
+    """window[i] = textures[k_i] cropped at (top_i, left_i), one gather per texture for the batch."""
+    _, c, height, width = window.shape
+    ys = torch.arange(height, device=window.device).view(1, -1, 1)
+    xs = torch.arange(width, device=window.device).view(1, 1, -1)
     for k, texture in enumerate(textures):
         rows = (choice[:, 0] == k).nonzero().flatten()
         if rows.numel() == 0:
@@ -73,10 +91,6 @@ def frost(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int,
         tw = texture.shape[2]
         flat = ((choice[rows, 1].view(-1, 1, 1) + ys) * tw + choice[rows, 2].view(-1, 1, 1) + xs).view(len(rows), -1)
         window[rows] = texture.reshape(c, -1)[:, flat].permute(1, 0, 2).reshape(len(rows), c, height, width)
-    # one lookup per value in a table of the reference's float64 blend of every (x, t) pair
-    pair = images.to(torch.int32).mul_(256).add_(window.to(torch.int32))
-    table = _frost_blend_table(image_weight, frost_weight, str(images.device))
-    return table.index_select(0, pair.view(-1)).view_as(images)
 
 
 @functools.lru_cache(maxsize=16)
