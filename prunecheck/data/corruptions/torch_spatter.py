@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from prunecheck.data.corruptions.profiles import parameters
-from prunecheck.data.corruptions.torch_random import uniform01
+from prunecheck.data.corruptions.torch_random import standard_normal
 
 #: Colours of the reference (RGB order of the image array), 0..255.
 WATER_COLOUR = (175, 238, 238)
@@ -60,8 +60,8 @@ _EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
 def spatter_field(indices: torch.Tensor, height: int, width: int, loc: float, scale: float,
                   severity: int, seed: int) -> torch.Tensor:
     """float64 [N, H, W]: the liquid's normal field (mean ``loc``, std ``scale``), inverse-CDF draws."""
-    u = uniform01(indices, height * width, "spatter", severity, seed)
-    return (torch.special.ndtri(u) * scale + loc).view(-1, height, width)
+    z = standard_normal(indices, height * width, "spatter", severity, seed)
+    return (z * scale + loc).view(-1, height, width)
 
 
 # -- scipy's Gaussian --------------------------------------------------------------------------

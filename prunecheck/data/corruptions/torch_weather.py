@@ -25,7 +25,9 @@ import torch
 
 from prunecheck.data.corruptions import torch_spatial
 from prunecheck.data.corruptions.profiles import parameters
-from prunecheck.data.corruptions.torch_random import to_uint8, uniform01
+from prunecheck.data.corruptions.torch_random import (
+    UNIFORM_BITS, standard_normal_table, to_uint8, uniform01, uniform_bits,
+)
 
 #: Textures the benchmark draws among (the first five of the six shipped with imagecorruptions).
 FROST_TEXTURES = 5
@@ -105,9 +107,11 @@ def _frost_blend_table(image_weight: float, frost_weight: float, device: str) ->
 def snow_draws(indices: torch.Tensor, height: int, width: int, loc: float, scale: float,
                severity: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(normal field float64 [N, H, W] with mean ``loc`` and std ``scale``, angle [N] in degrees)."""
-    u = uniform01(indices, height * width + 1, "snow", severity, seed)
-    field = torch.special.ndtri(u[:, :-1]).view(-1, height, width) * scale + loc
-    return field, u[:, -1] * 90.0 - 135.0
+    # one stream: the field's H * W inverse-CDF normals, then the angle's uniform
+    bits = uniform_bits(indices, height * width + 1, "snow", severity, seed)
+    z = standard_normal_table(str(indices.device)).index_select(0, bits[:, :-1].reshape(-1))
+    angle = (bits[:, -1].to(torch.float64) + 0.5) / (1 << UNIFORM_BITS)  # uniform01's formula
+    return z.view(-1, height, width) * scale + loc, angle * 90.0 - 135.0
 
 
 def snow(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int, profile: str) -> torch.Tensor:
