@@ -78,6 +78,10 @@ def test_chamfer_distance_of_one_point_is_opencvs_float_path_sum():
     assert dist[30, 30] == ten_diagonals and ten_diagonals != f32(14)
     assert dist[21, 23] == f32(f32(2.1969) + f32(1))  # (1, 3): one knight and one axial move
     assert dist[20, 23] == 3 and dist[0, 0] == 20  # (0, 3): three axial moves; beyond the cap: 20
+    # the whole map (paths of up to 20 moves: the sweeps from changed pixels only) and no edge at all
+    reference = cv2.distanceTransform(np.where(edges[0].numpy(), 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
+    assert np.array_equal(dist.numpy(), np.minimum(reference, 20))
+    assert torch.equal(ts.chamfer_distance(torch.zeros(2, 33, 40, dtype=torch.bool)), torch.full((2, 33, 40), 20.0))
 
 
 @pytest.fixture
