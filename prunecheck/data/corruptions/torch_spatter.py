@@ -14,10 +14,9 @@ draws):
   magnitude, OpenCV's integer non-maximum suppression, hysteresis by iterated 3 x 3
   dilation inside the candidate pixels until nothing changes);
   ``cv2.distanceTransform(DIST_L2, 5)``, which is the 5 x 5 chamfer distance (weights
-  1, 1.4, 2.1969 in OpenCV's 16-bit fixed point), not the Euclidean one: a shortest
-  path over the 16 chamfer moves, computed as successive dilations along the eight
-  move directions, each by doubling (distances above the truncation at 20 are not
-  needed); the 3 x 3 box filters, ``equalizeHist`` (per-image histogram and LUT, float32
+  1, 1.4, 2.1969), not the Euclidean one, summed in float32 move by move as OpenCV's
+  two raster passes do: relaxation of the forward-pass moves, then of the backward-pass
+  ones, until nothing changes (see :func:`chamfer_distance`); the 3 x 3 box filters, ``equalizeHist`` (per-image histogram and LUT, float32
   scale, rounding half to even) and the emboss filter, all with reflect-101 borders;
 * mud: the smoothed float32 mask, its 0.8 cut and the brown blend (float64).
 """
