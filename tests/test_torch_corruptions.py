@@ -59,6 +59,20 @@ def test_deterministic_corruptions_match_the_reference(name, severity, profile):
 
 
 @pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+def test_defocus_blur_on_larger_images_matches_the_reference(profile):
+    """Beyond 32x32 defocus_blur convolves directly (small cifar disks, cut to their support)
+    or through the FFT (ImageNet-C disks): the same tolerance as on small images."""
+    rs = np.random.RandomState(7)
+    coarse = rs.randint(0, 256, (3, 3, 8, 8)).astype(np.float64)
+    images = np.kron(coarse, np.ones((1, 1, 12, 10))) + rs.normal(0, 20, (3, 3, 96, 80))
+    images = np.clip(images, 0, 255).astype(np.uint8)
+    for severity in range(1, 6):
+        ref = reference(images, "defocus_blur", severity, profile=profile).astype(int)
+        diff = np.abs(ref - torch_out(images, "defocus_blur", severity, profile=profile).astype(int))
+        assert diff.max() <= MAX_ABS_DIFF and np.mean(diff > 0) < 0.1, (severity, diff.max(), np.mean(diff > 0))
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
 @pytest.mark.parametrize("severity", [1, 3, 5])
 @pytest.mark.parametrize("name", tb.NOISE)
 def test_random_corruptions_match_the_reference_distribution(name, severity, profile):
@@ -125,7 +139,7 @@ def test_large_indices_are_keys_too():
 @pytest.mark.parametrize(
     "images, name, message",
     [
-        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "spatter", "found 'spatter'"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "rain", "found 'rain'"),
         (torch.zeros(2, 3, 32, 32, dtype=torch.float32), "contrast", "expected uint8"),
         (torch.zeros(2, 3, 16, 16, dtype=torch.uint8), "contrast", "at least 32x32"),
     ],
@@ -176,7 +190,7 @@ def test_workspace_picks_the_backend_per_corruption(tmp_path, monkeypatch):
 
     torch_ws = workspace("torch")
     assert isinstance(torch_ws.dataset("toy", corruption("contrast", 1)), tb.TorchCorruptedDataset)
-    assert type(torch_ws.dataset("toy", corruption("spatter", 1))) is CorruptedDataset  # not covered
+    assert isinstance(torch_ws.dataset("toy", corruption("spatter", 1)), tb.TorchCorruptedDataset)  # all 19
     default_ws = workspace()
     assert type(default_ws.dataset("toy", corruption("contrast", 1))) is CorruptedDataset
 
@@ -213,6 +227,25 @@ def test_motion_blur_at_a_given_angle_matches_the_reference(severity, profile):
         ref = np.uint8(np.clip(blur(images[k].transpose(1, 2, 0), radius=radius, sigma=sigma, angle=angle), 0, 255))
         diff = np.abs(ref.transpose(2, 0, 1).astype(int) - ours[k])
         assert diff.max() <= MAX_ABS_DIFF, (angle, diff.max())
+
+
+def test_motion_blur_on_large_images_slices_to_the_same_result(monkeypatch):
+    """From 64x64 on the CPU motion blur shifts by slicing an edge-replicated copy instead of
+    gathering: the same values (checked against the gather path and the reference's kernel)."""
+    from prunecheck.data.corruptions import torch_spatial
+    from prunecheck.data.corruptions.compat import load_imagecorruptions
+
+    rs = np.random.RandomState(5)
+    images = rs.randint(0, 256, (3, 3, 72, 80)).astype(np.uint8)
+    degrees = torch.tensor([-44.0, 7.5, 30.0], dtype=torch.float64)
+    sliced = torch_spatial.motion_blur_at(torch.from_numpy(images), degrees, 15, 8).numpy()
+    monkeypatch.setattr(torch_spatial, "_MOTION_SLICE_MIN_PIXELS", 10**9)
+    gathered = torch_spatial.motion_blur_at(torch.from_numpy(images), degrees, 15, 8).numpy()
+    assert np.array_equal(sliced, gathered)
+    blur = load_imagecorruptions().corruptions._motion_blur
+    for k, angle in enumerate(degrees.tolist()):
+        ref = np.uint8(np.clip(blur(images[k].transpose(1, 2, 0), radius=15, sigma=8, angle=angle), 0, 255))
+        assert np.abs(ref.transpose(2, 0, 1).astype(int) - sliced[k]).max() <= MAX_ABS_DIFF
 
 
 def test_motion_blur_angles_are_uniform_on_plus_minus_45():
@@ -391,6 +424,17 @@ def test_weather_depends_only_on_the_image_index(name):
     alone = torch_out(images[4:5], name, 3, seed=2, indices=np.array([4]))
     assert np.array_equal(batch[4], alone[0])
     assert not np.array_equal(torch_out(images, name, 3, seed=3), batch)
+
+
+@pytest.mark.parametrize("profile", ["imagenet", "cifar"])
+def test_frost_on_large_images_slices_the_same_windows(monkeypatch, profile):
+    """From 64x64 on the CPU frost copies each window by slicing instead of gathering."""
+    from prunecheck.data.corruptions import torch_weather
+
+    images = torch.from_numpy(np.random.RandomState(6).randint(0, 256, (4, 3, 72, 80)).astype(np.uint8))
+    sliced = torch_weather.frost(images, torch.arange(4), 3, 0, profile)
+    monkeypatch.setattr(torch_weather, "_FROST_SLICE_MIN_PIXELS", 10**9)
+    assert torch.equal(sliced, torch_weather.frost(images, torch.arange(4), 3, 0, profile))
 
 
 def test_frost_choices_cover_every_texture_and_window():

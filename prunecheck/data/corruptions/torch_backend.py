@@ -1,13 +1,13 @@
-"""Batched torch implementations of 18 of the 19 corruptions (CPU and GPU).
+"""Batched torch implementations of all 19 corruptions (CPU and GPU).
 
 Selected per run with ``[run] corruption_backend = "torch"``; the reference
-backend (:mod:`prunecheck.data.corruptions.compat`) stays the default, and the one corruption
-this backend does not cover (spatter) falls back to it. Both constant profiles
+backend (:mod:`prunecheck.data.corruptions.compat`) stays the default. Both constant profiles
 (:mod:`prunecheck.data.corruptions.profiles`) are supported. The noise, colour, pixelate,
 blur and jpeg corruptions live here; zoom_blur, motion_blur and fog in
 :mod:`~prunecheck.data.corruptions.torch_spatial`, glass_blur and elastic_transform in
 :mod:`~prunecheck.data.corruptions.torch_warp`, frost and snow in
-:mod:`~prunecheck.data.corruptions.torch_weather`.
+:mod:`~prunecheck.data.corruptions.torch_weather`, spatter in
+:mod:`~prunecheck.data.corruptions.torch_spatter`.
 
 Deterministic corruptions (``DETERMINISTIC``) follow the reference arithmetic:
 brightness, saturate and jpeg_compression are byte-identical, the others differ by at
@@ -39,25 +39,30 @@ import torch.nn.functional as F
 
 from prunecheck.core.corruption_names import check_severity
 from prunecheck.data.base import ImageDataset, digest
-from prunecheck.data.corruptions import torch_spatial, torch_warp, torch_weather
+from prunecheck.data.corruptions import torch_spatial, torch_spatter, torch_warp, torch_weather
 from prunecheck.data.corruptions.generate import CorruptedDataset, Progress
 from prunecheck.data.corruptions.profiles import check_profile, parameters
 from prunecheck.data.corruptions.torch_random import UNIFORM_BITS as _UNIFORM_BITS
 from prunecheck.data.corruptions.torch_random import to_uint8, uniform_bits
 
 #: Bump when the output of any torch corruption changes (part of every cache key).
-TORCH_GENERATOR_VERSION = "3"
+TORCH_GENERATOR_VERSION = "4"  # 4: defocus_blur on large images through the FFT
 
 NOISE: tuple[str, ...] = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
-RANDOM: tuple[str, ...] = NOISE + ("motion_blur", "fog", "glass_blur", "elastic_transform", "frost", "snow")
+RANDOM: tuple[str, ...] = NOISE + (
+    "motion_blur", "fog", "glass_blur", "elastic_transform", "frost", "snow", "spatter",
+)
 DETERMINISTIC: tuple[str, ...] = (
     "brightness", "contrast", "saturate", "pixelate", "gaussian_blur", "defocus_blur", "zoom_blur",
     "jpeg_compression",
 )
 TORCH_CORRUPTIONS: tuple[str, ...] = RANDOM + DETERMINISTIC
 
-#: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache).
+#: Images per step on the CPU (intermediates of ~100 images of 32 x 32 stay in cache) ...
 CPU_CHUNK = 128
+#: ... and at most this many pixels per step (a few 224 x 224 images: float intermediates of
+#: a whole chunk of large images would spill from the caches to memory on every pass).
+CPU_CHUNK_PIXELS = 1 << 17
 #: Quantile levels of the exact per-input output distribution (shot noise).
 _SHOT_LEVELS_BITS = 12
 
@@ -123,7 +128,7 @@ def _noise(
     device = str(images.device)
     if name == "shot_noise":
         u = uniform_bits(indices, per_image, name, severity, seed, _SHOT_LEVELS_BITS)
-        u += images.reshape(n, -1).to(torch.int64) << _SHOT_LEVELS_BITS
+        u += images.reshape(n, -1).to(torch.int32) << _SHOT_LEVELS_BITS
         return _shot_noise_table(severity, profile, device).index_select(0, u.view(-1)).view_as(images)
     u = uniform_bits(indices, per_image, name, severity, seed)
     if name == "impulse_noise":
@@ -331,12 +336,43 @@ def _defocus_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Te
         inv_h, inv_w_t, spectrum, v_h, v_w_t = spectral
         coeffs = torch.matmul(inv_h, images.to(torch.float32) @ inv_w_t).mul_(spectrum)
         return to_uint8(torch.matmul(v_h, coeffs) @ v_w_t)
-    kernel = torch.from_numpy(defocus_kernel(severity, profile)).to(images.device)
+    kernel = _defocus_support(severity, profile).to(images.device)
     half = kernel.shape[0] // 2
     x = images.to(torch.float32) / 255.0
     padded = F.pad(x, (half, half, half, half), mode="reflect")  # reflect-101, as OpenCV's default
+    if kernel.shape[0] > _DEFOCUS_DIRECT_MAX:  # large disks: a product of spectra, as OpenCV's DFT path
+        spectrum = _defocus_spectrum(padded.shape[-2], padded.shape[-1], severity, profile, str(images.device))
+        full = torch.fft.irfft2(torch.fft.rfft2(padded) * spectrum, s=padded.shape[-2:])
+        return to_uint8(full[..., 2 * half :, 2 * half :].contiguous())
     weight = kernel.view(1, 1, *kernel.shape).expand(x.shape[1], 1, *kernel.shape)
     return to_uint8(F.conv2d(padded, weight, groups=x.shape[1]))
+
+
+#: Widest defocus kernel convolved directly on large images; wider ones go through the FFT.
+_DEFOCUS_DIRECT_MAX = 7
+
+
+@functools.lru_cache(maxsize=16)
+def _defocus_support(severity: int, profile: str) -> torch.Tensor:
+    """float32 [k, k]: the defocus kernel cut to its non-zero centred square (small disks of the
+    cifar profile fill a few pixels of the 17 x 17 window; zero taps add nothing)."""
+    kernel = defocus_kernel(severity, profile)
+    half = kernel.shape[0] // 2
+    rows, cols = np.nonzero(kernel)
+    keep = int(max(np.abs(rows - half).max(), np.abs(cols - half).max()))
+    return torch.from_numpy(np.ascontiguousarray(kernel[half - keep : half + keep + 1, half - keep : half + keep + 1]))
+
+
+@functools.lru_cache(maxsize=16)
+def _defocus_spectrum(height: int, width: int, severity: int, profile: str, device: str) -> torch.Tensor:
+    """complex64 [H, W // 2 + 1]: the defocus kernel's spectrum for a circular convolution of
+    H x W padded images. The kernel is even, so convolution equals the reference's correlation;
+    output (i, j) of the circular product is the window with its top-left corner at
+    (i - k + 1, j - k + 1), so the valid outputs start at (k - 1, k - 1)."""
+    kernel = _defocus_support(severity, profile).to(torch.float64)
+    placed = torch.zeros(height, width, dtype=torch.float64)
+    placed[: kernel.shape[0], : kernel.shape[1]] = kernel
+    return torch.fft.rfft2(placed).to(device, torch.complex64)
 
 
 def _jpeg_compression(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor:
@@ -368,6 +404,7 @@ _RANDOM_FNS = {
     "elastic_transform": torch_warp.elastic_transform,
     "frost": torch_weather.frost,
     "snow": torch_weather.snow,
+    "spatter": torch_spatter.spatter,
 }
 _DETERMINISTIC_FNS = {
     "zoom_blur": torch_spatial.zoom_blur,
@@ -430,7 +467,8 @@ def corrupt_batch(
         return images.clone()
     indices = indices.to(images.device)
     # On the CPU, work in chunks whose intermediates stay in cache.
-    step = images.shape[0] if images.device.type != "cpu" else CPU_CHUNK
+    pixels = images.shape[2] * images.shape[3]
+    step = images.shape[0] if images.device.type != "cpu" else max(1, min(CPU_CHUNK, CPU_CHUNK_PIXELS // pixels))
     with torch.inference_mode():
         parts = []
         for start in range(0, images.shape[0], step):

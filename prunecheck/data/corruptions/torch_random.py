@@ -8,6 +8,7 @@ or the device.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import torch
@@ -58,7 +59,8 @@ def uniform_bits(
         bits: 1..16.
 
     Returns:
-        int64 [N, per_image]; row i depends only on (indices[i], name, severity, seed).
+        int32 [N, per_image] (index_select takes int32 indices; no int64 copy of every draw);
+        row i depends only on (indices[i], name, severity, seed).
     """
     if not 1 <= bits <= 16:
         raise ValueError(f"uniform_bits: expected 1 <= bits <= 16, found {bits}")
@@ -76,8 +78,10 @@ def uniform_bits(
     h = base.view(-1, 1) + counter.view(1, -1)
     _mix32_(h)
     shift = 16 - bits
-    out = torch.cat(((h >> (16 + shift)) & ((1 << bits) - 1), (h & 0xFFFF) >> shift), dim=1)
-    return out[:, :per_image].to(torch.int64)  # int64: the fast index type for index_select
+    out = torch.empty((h.shape[0], 2 * pairs), dtype=torch.int32, device=device)
+    torch.bitwise_and(h >> (16 + shift), (1 << bits) - 1, out=out[:, :pairs])
+    torch.bitwise_right_shift(h & 0xFFFF, shift, out=out[:, pairs:])
+    return out[:, :per_image]
 
 
 
@@ -85,6 +89,20 @@ def uniform01(indices: torch.Tensor, per_image: int, name: str, severity: int, s
     """float64 [N, per_image] uniform on (0, 1): ``(k + 0.5) / 2^16`` of 16-bit draws."""
     bits = uniform_bits(indices, per_image, name, severity, seed)
     return (bits.to(torch.float64) + 0.5) / (1 << UNIFORM_BITS)
+
+
+@functools.lru_cache(maxsize=8)
+def standard_normal_table(device: str) -> torch.Tensor:
+    """float64 [2^16]: ndtri((k + 0.5) / 2^16), the values ``standard_normal`` can take."""
+    levels = 1 << UNIFORM_BITS
+    return torch.special.ndtri((torch.arange(levels, dtype=torch.float64) + 0.5) / levels).to(device)
+
+
+def standard_normal(indices: torch.Tensor, per_image: int, name: str, severity: int, seed: int) -> torch.Tensor:
+    """float64 [N, per_image]: ``ndtri(uniform01(...))`` (inverse-CDF normal, tails cut at 4.2
+    sigma), looked up in a table of its 2^16 possible values instead of computed per value."""
+    bits = uniform_bits(indices, per_image, name, severity, seed)
+    return standard_normal_table(str(indices.device)).index_select(0, bits.reshape(-1)).view(bits.shape)
 
 
 def to_uint8(x01: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ image's output depends on nothing else in its batch).
   zoomed layer is cut at the top-left (imagenet, imagecorruptions) or about the centre
   (cifar, make_cifar_c.py). Float32 instead of the reference's float32-after-float64.
 * ``motion_blur`` (random angle): imagecorruptions' kernel, a Gaussian-weighted sum of
-  the image shifted along the angle with edge replication, as one gather per tap over
+  the image shifted along the angle with edge replication, as one flat gather per tap over
   the batch; taps stop where a shift leaves the image, as in the reference.
 * ``fog`` (random plasma): the diamond-square plasma of every image of the batch at
   once, with uniform draws discretised to 2^16 levels.
@@ -93,6 +93,10 @@ def zoom_blur(images: torch.Tensor, severity: int, profile: str) -> torch.Tensor
 
 
 # -- motion_blur ------------------------------------------------------------------------------
+#: From this many pixels per image on, motion_sum shifts by slicing one image at a time.
+_MOTION_SLICE_MIN_PIXELS = 64 * 64
+
+
 def _motion_taps(radius: float, sigma: float) -> tuple[int, np.ndarray]:
     """imagecorruptions' motion kernel: width 2 radius + 1, Gaussian weights over 0..width-1."""
     width = int(radius * 2 + 1)
@@ -132,15 +136,29 @@ def motion_sum(images: torch.Tensor, degrees: torch.Tensor, radius: float, sigma
     xs = torch.arange(width, device=device).view(1, -1)
     weights = torch.from_numpy(kernel).to(device, images.dtype)
     out = torch.zeros_like(images)
+    if height * width >= _MOTION_SLICE_MIN_PIXELS and device.type == "cpu":
+        # large images on the CPU: each shift is a window of the edge-replicated image
+        # (contiguous rows) instead of a gather; the same values and the same sums
+        pad = taps - 1
+        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+        first_rows, first_cols = (pad - dy).tolist(), (pad - dx).tolist()
+        active_taps = inside.sum(dim=1).tolist()
+        for i in range(n):
+            for tap in range(active_taps[i]):
+                top, left = first_rows[i][tap], first_cols[i][tap]
+                out[i].add_(padded[i, :, top : top + height, left : left + width] * weights[tap])
+        return out
+    flat = images.reshape(n, c, height * width)
     for tap in range(taps):
         active = inside[:, tap]
         if not bool(active.any()):
             break
         # shifted[y, x] = image[clamp(y - dy), clamp(x - dx)] (edge rows / columns replicated):
-        # a row gather then a column gather, each with a per-image index vector
-        src_y = (ys - dy[:, tap].view(-1, 1)).clamp_(0, height - 1).view(n, 1, height, 1).expand(n, c, height, width)
-        src_x = (xs - dx[:, tap].view(-1, 1)).clamp_(0, width - 1).view(n, 1, 1, width).expand(n, c, height, width)
-        shifted = torch.gather(torch.gather(images, 2, src_y), 3, src_x)
+        # one gather per tap through a per-image flat index
+        src_y = (ys - dy[:, tap].view(-1, 1)).clamp_(0, height - 1).mul_(width)
+        src_x = (xs - dx[:, tap].view(-1, 1)).clamp_(0, width - 1)
+        source = (src_y.view(n, height, 1) + src_x.view(n, 1, width)).view(n, 1, -1).expand(n, c, -1)
+        shifted = torch.gather(flat, 2, source).view(n, c, height, width)
         scale = (weights[tap] * active.to(images.dtype)).view(n, 1, 1, 1)
         out.add_(shifted.mul_(scale))
     return out

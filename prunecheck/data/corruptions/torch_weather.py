@@ -8,7 +8,9 @@ when fed the reference's own draws (tested); the draws come from
 * ``frost``: the five textures are read from the installed imagecorruptions package
   (prunecheck does not ship them: their provenance is not stated) and scaled on the
   CPU once per image size, exactly as the reference path scales them; every image
-  then blends a window of its texture, gathered for the whole batch, in float64.
+  then blends a window of its texture (gathered for the whole batch; sliced per image
+  for large images on the CPU) through a
+  table of the float64 blend of every (pixel, texture) value pair.
 * ``snow``: a normal field (from inverse-CDF draws), its order-1 centre zoom, the
   threshold, imagecorruptions' motion blur at an angle ~ U(-135, -45) degrees, 8-bit
   rounding, and the brightening blend, all batched.
@@ -23,10 +25,14 @@ import torch
 
 from prunecheck.data.corruptions import torch_spatial
 from prunecheck.data.corruptions.profiles import parameters
-from prunecheck.data.corruptions.torch_random import to_uint8, uniform01
+from prunecheck.data.corruptions.torch_random import (
+    UNIFORM_BITS, standard_normal_table, to_uint8, uniform01, uniform_bits,
+)
 
 #: Textures the benchmark draws among (the first five of the six shipped with imagecorruptions).
 FROST_TEXTURES = 5
+#: From this many pixels per image on, frost copies each image's window by slicing.
+_FROST_SLICE_MIN_PIXELS = 64 * 64
 
 
 # -- frost ------------------------------------------------------------------------------------
@@ -62,9 +68,24 @@ def frost(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int,
     textures = _textures(height, width, profile, str(images.device))
     sizes = [tuple(t.shape[1:]) for t in textures]
     choice = frost_choices(indices, sizes, height, width, severity, seed).to(images.device)
-    ys = torch.arange(height, device=images.device).view(1, -1, 1)
-    xs = torch.arange(width, device=images.device).view(1, 1, -1)
     window = torch.empty_like(images)
+    if height * width >= _FROST_SLICE_MIN_PIXELS and images.device.type == "cpu":
+        # large images on the CPU: one window copy per image instead of index gathers
+        for i, (k, top, left) in enumerate(choice.tolist()):
+            window[i] = textures[k][:, top : top + height, left : left + width]
+    else:
+        _gather_windows(window, textures, choice)
+    # one lookup per value in a table of the reference's float64 blend of every (x, t) pair
+    pair = images.to(torch.int32).mul_(256).add_(window.to(torch.int32))
+    table = _frost_blend_table(image_weight, frost_weight, str(images.device))
+    return table.index_select(0, pair.view(-1)).view_as(images)
+
+
+def _gather_windows(window: torch.Tensor, textures: tuple[torch.Tensor, ...], choice: torch.Tensor) -> None:
+    """window[i] = textures[k_i] cropped at (top_i, left_i), one gather per texture for the batch."""
+    _, c, height, width = window.shape
+    ys = torch.arange(height, device=window.device).view(1, -1, 1)
+    xs = torch.arange(width, device=window.device).view(1, 1, -1)
     for k, texture in enumerate(textures):
         rows = (choice[:, 0] == k).nonzero().flatten()
         if rows.numel() == 0:
@@ -72,17 +93,25 @@ def frost(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int,
         tw = texture.shape[2]
         flat = ((choice[rows, 1].view(-1, 1, 1) + ys) * tw + choice[rows, 2].view(-1, 1, 1) + xs).view(len(rows), -1)
         window[rows] = texture.reshape(c, -1)[:, flat].permute(1, 0, 2).reshape(len(rows), c, height, width)
-    mixed = image_weight * images.to(torch.float64) + frost_weight * window.to(torch.float64)
-    return mixed.clamp_(0.0, 255.0).to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=16)
+def _frost_blend_table(image_weight: float, frost_weight: float, device: str) -> torch.Tensor:
+    """uint8 [256 * 256]: ``uint8(clip(a x + b t, 0, 255))`` (float64) at index ``256 x + t``."""
+    x = torch.arange(256, dtype=torch.float64).view(-1, 1)
+    mixed = image_weight * x + frost_weight * x.view(1, -1)
+    return mixed.clamp_(0.0, 255.0).to(torch.uint8).reshape(-1).to(device)
 
 
 # -- snow -------------------------------------------------------------------------------------
 def snow_draws(indices: torch.Tensor, height: int, width: int, loc: float, scale: float,
                severity: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(normal field float64 [N, H, W] with mean ``loc`` and std ``scale``, angle [N] in degrees)."""
-    u = uniform01(indices, height * width + 1, "snow", severity, seed)
-    field = torch.special.ndtri(u[:, :-1]).view(-1, height, width) * scale + loc
-    return field, u[:, -1] * 90.0 - 135.0
+    # one stream: the field's H * W inverse-CDF normals, then the angle's uniform
+    bits = uniform_bits(indices, height * width + 1, "snow", severity, seed)
+    z = standard_normal_table(str(indices.device)).index_select(0, bits[:, :-1].reshape(-1))
+    angle = (bits[:, -1].to(torch.float64) + 0.5) / (1 << UNIFORM_BITS)  # uniform01's formula
+    return z.view(-1, height, width) * scale + loc, angle * 90.0 - 135.0
 
 
 def snow(images: torch.Tensor, indices: torch.Tensor, severity: int, seed: int, profile: str) -> torch.Tensor:
