@@ -1,6 +1,6 @@
 """The run's reports: gate results collected from test reports, rendered for people.
 
-Results travel on ``report.user_properties`` (see :mod:`prunecheck.gates.checks`), so the
+Results travel on ``report.user_properties`` (see :mod:`prunecheck.plugin.recorder`), so the
 controller process sees every worker's results under pytest-xdist and writes one
 merged report. Reports are written at session end whatever the outcome: when gates
 fail, and when the run was interrupted (``-x``, Ctrl-C) with what had run so far.
@@ -32,7 +32,6 @@ from tabulate import tabulate
 from prunecheck import __version__
 from prunecheck.core.errors import PrunecheckError, plain_text
 from prunecheck.core.io import atomic_file
-from prunecheck.gates.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
 from prunecheck.report.tables import ORDER as SECTION_ORDER
 from prunecheck.report.tables import render_sections
 # moved to format.py; imported back so old imports of these names keep working
@@ -52,6 +51,12 @@ from prunecheck.report.format import (  # noqa: F401
     problem_tests,
     report_title,
 )
+
+#: ``user_properties`` names on a test report: a gate result, a report data entry (both JSON),
+#: and the mark of a test that uses prunecheck fixtures (its errors count as failed gates).
+GATE_PROPERTY = "prunecheck_gate"
+DATA_PROPERTY = "prunecheck_data"
+TEST_PROPERTY = "prunecheck_test"
 
 SCHEMA = "prunecheck-report"
 SCHEMA_VERSION = 2  # 2: "session", structured "summary" (verdict, gates_passed, errors, tests)
