@@ -231,9 +231,9 @@ def _fresh(value: Any) -> Any:
 
 def _forget_memos() -> None:
     """Drop results memoised from predictions (family curves), so a replicate recomputes them."""
-    from prunecheck.gates import robustness
+    from prunecheck.session import families
 
-    robustness._MEMO.clear()
+    families.forget()
 
 
 def measure_margins(
