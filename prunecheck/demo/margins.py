@@ -181,14 +181,13 @@ class MarginProbe:
         checker = pyfuncitem.funcargs.get("gate")
         if checker is None or not checker.results:
             return
-        from prunecheck.plugin.recorder import GateRecorder
         from prunecheck.demo.expectations import KNOWN_FAILURES
 
         nominal = list(checker.results)
         values: list[list[float]] = [[] for _ in nominal]
         names = pyfuncitem._fixtureinfo.argnames
         for replicate in range(self.replicates):
-            replicate_checker = GateRecorder(checker.settings, _Node())
+            replicate_checker = type(checker)(checker.settings, _Node())  # a fresh gate recorder
             kwargs = {name: _fresh(pyfuncitem.funcargs[name]) for name in names}
             kwargs["gate"] = replicate_checker
             self.resampler.start(replicate)
