@@ -307,6 +307,22 @@ def test_unavailable_predictions_fail_every_gate_of_the_node_closed_with_the_rea
     assert not result.passed and result.direction == "min" and "could not be loaded" in result.message
 
 
+def test_a_value_that_cannot_be_computed_fails_its_gate_closed_and_adds_no_number():
+    labels = torch.zeros(6, dtype=torch.int64)
+    good = preds(torch.softmax(torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(2)), -1), labels)
+    nan = Predictions(model="nan", dataset="svhn", view=NOMINAL, log_probs=torch.full((3, 6, 4), float("nan")),
+                      labels=labels)
+    results, payload = uncertainty.ood_gates(nan, good, options_of(mode="confident"), method="ensemble",
+                                             subject="pair", **BOOTSTRAP)
+    assert [r.passed for r in results] == [False, False] and all(math.isnan(r.value) for r in results)
+    assert all(r.reason.startswith("cannot be computed (") and r.view == "ood:svhn" for r in results)
+    assert "entropy" not in payload and "disagreement" not in payload
+    variance = options_of(ause_uncertainty="variance")  # a single-member model has no variance
+    results, _ = uncertainty.drift_gates(preds(good.probs, labels), good, variance, method="ensemble",
+                                         subject="pair", **BOOTSTRAP)
+    assert not results[0].passed and "several members or MC passes, found 1" in results[0].reason
+
+
 def test_blur_node_takes_one_pair_per_radius_in_option_order():
     radii = [0.0, 1.0, 2.0, 3.0]
     parents, pruneds = _blur_preds([0.1, 0.2, 0.3, 0.4]), _blur_preds([0.3, 0.2, 0.2, 0.1])

@@ -28,7 +28,7 @@ import numpy as np
 from prunecheck import metrics
 from prunecheck.core.corruption_names import check_severity, resolve_corruptions
 from prunecheck.core.errors import GateError
-from prunecheck.core.views import NOMINAL, View, corruption, noise
+from prunecheck.core.views import View, corruption, noise
 from prunecheck.gates.accuracy import degradation
 from prunecheck.gates.decide import COMPUTE_ERRORS, GateResult, Outcome, Unavailable, available, decide, fail_closed
 from prunecheck.metrics.bootstrap import percentile_interval, resampled_counts

@@ -373,30 +373,27 @@ def _ause_of(probs: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, steps: 
 
 
 # --------------------------------------------------------------------------- gates
-def _gated(
+def _decided(
     options: Mapping[str, Any], *, metric: str, threshold_key: str, parent_value: float, pruned_value: float,
-    value: float, interval: Callable[[], tuple[float, float]] | None, subject: str, view: str,
-    direction: Direction = "max", details: dict[str, Any] | None = None,
+    value: float, interval: Callable[[], tuple[float, float]], subject: str, view: str,
 ) -> GateResult:
-    """A degradation gate with the suite's mode; a failing interval computation fails closed."""
+    """A degradation (pruned minus parent, must stay <= the threshold) decided in the suite's
+    mode; the interval is computed only for ``confident`` / ``lenient``."""
     mode = options["mode"]
-    return fail_closed(
-        lambda: decide(
-            name=SUITE, metric=metric, value=value, threshold=options[threshold_key], threshold_name=threshold_key,
-            direction=direction, mode=mode, ci=interval() if (mode != "point" and interval is not None) else None,
-            parent=parent_value, pruned=pruned_value, subject=subject, view=view, details=details,
-        ),
-        name=SUITE, metric=metric, threshold=options[threshold_key], threshold_name=threshold_key,
-        direction=direction, subject=subject, view=view,
+    return decide(
+        name=SUITE, metric=metric, value=value, threshold=options[threshold_key], threshold_name=threshold_key,
+        direction="max", mode=mode, ci=interval() if mode != "point" else None,
+        parent=parent_value, pruned=pruned_value, subject=subject, view=view,
     )
 
 
-def _closed(metric: str, threshold_key: str, options: Mapping[str, Any], exc: BaseException, subject: str,
-            view: str) -> GateResult:
-    return failed_closed(
-        name=SUITE, metric=metric, threshold=options[threshold_key], threshold_name=threshold_key,
-        reason=cannot_compute(exc), subject=subject, view=view,
-    )
+def _gate(
+    build: Callable[[], GateResult], options: Mapping[str, Any], *, metric: str, threshold_key: str, subject: str,
+    view: str,
+) -> GateResult:
+    """``build()`` through the one fail-closed wrapper (:func:`~prunecheck.gates.decide.fail_closed`)."""
+    return fail_closed(build, name=SUITE, metric=metric, threshold=options[threshold_key],
+                       threshold_name=threshold_key, subject=subject, view=view)
 
 
 def drift_gates(
@@ -432,15 +429,12 @@ def drift_gates(
         results.insert(0, degradation("ause", parent, pruned, options, threshold_key="max_ause_increase",
                                       label=label, metric_kwargs={"steps": steps}, **common))
     else:
-        try:
+        def ause_gate() -> GateResult:  # each model's own variance; the bootstrap resamples it too
             u_parent, u_pruned = per_sample_uncertainty(parent, kind), per_sample_uncertainty(pruned, kind)
             a_parent = metrics.ause(parent.probs, parent.labels, uncertainty=u_parent, steps=steps)
             a_pruned = metrics.ause(pruned.probs, pruned.labels, uncertainty=u_pruned, steps=steps)
-        except COMPUTE_ERRORS as exc:
-            results.insert(0, _closed(label, "max_ause_increase", options, exc, subject, parent.view.id))
-        else:
             value = a_pruned - a_parent
-            results.insert(0, _gated(
+            return _decided(
                 options, metric=label, threshold_key="max_ause_increase", parent_value=a_parent,
                 pruned_value=a_pruned, value=value, subject=subject, view=parent.view.id,
                 interval=lambda: paired_interval(
@@ -448,7 +442,10 @@ def drift_gates(
                     _ause_of(pruned.probs, pruned.labels, u_pruned, steps),
                     len(parent.labels), value, n_resamples=n_resamples, seed=seed,
                 ),
-            ))
+            )
+
+        results.insert(0, _gate(ause_gate, options, metric=label, threshold_key="max_ause_increase",
+                                subject=subject, view=parent.view.id))
     payload: dict[str, Any] = {"kind": "drift", "method": method, "uncertainty": kind, "protocol": protocol,
                                "ece_confidence": "1 - normalised logit variance" if paper else "max p",
                                "parent_name": parent.model, "pruned_name": pruned.model,
@@ -457,7 +454,7 @@ def drift_gates(
         for role, p in (("parent", parent), ("pruned", pruned)):
             conf = calibration_inputs(p, method, options) if paper else None
             payload[role] = summary(p, kind=kind, n_bins=n_bins, steps=steps, confidence=conf)
-    except (*COMPUTE_ERRORS, GateError) as exc:
+    except COMPUTE_ERRORS as exc:
         payload["error"] = str(exc)
     return results, payload
 
@@ -473,19 +470,21 @@ def _normalised_ece_gate(
     """
     n_bins = options["ece_bins"]
     label = f"ECE increase [{method}] (seed000: 1 - normalised logit variance)"
-    try:
+
+    def build() -> GateResult:
         (c_parent, hit_parent), (c_pruned, hit_pruned) = (calibration_inputs(p, method, options) for p in (parent, pruned))
         e_parent, e_pruned = uncertainty_ece(c_parent, hit_parent, n_bins), uncertainty_ece(c_pruned, hit_pruned, n_bins)
-    except (ValueError, RuntimeError, GateError) as exc:
-        return _closed(label, "max_ece_increase", options, exc, subject, parent.view.id)
-    value = e_pruned - e_parent
-    return _gated(
-        options, metric=label, threshold_key="max_ece_increase", parent_value=e_parent, pruned_value=e_pruned,
-        value=value, subject=subject, view=parent.view.id,
-        interval=lambda: paired_interval(
-            _ece_kernel(c_parent, hit_parent, n_bins), _ece_kernel(c_pruned, hit_pruned, n_bins),
-            len(c_parent), value, n_resamples=n_resamples, seed=seed),
-    )
+        value = e_pruned - e_parent
+        return _decided(
+            options, metric=label, threshold_key="max_ece_increase", parent_value=e_parent, pruned_value=e_pruned,
+            value=value, subject=subject, view=parent.view.id,
+            interval=lambda: paired_interval(
+                _ece_kernel(c_parent, hit_parent, n_bins), _ece_kernel(c_pruned, hit_pruned, n_bins),
+                len(c_parent), value, n_resamples=n_resamples, seed=seed),
+        )
+
+    return _gate(build, options, metric=label, threshold_key="max_ece_increase", subject=subject,
+                 view=parent.view.id)
 
 
 def ood_gates(
@@ -504,22 +503,23 @@ def ood_gates(
         lambda p: per_sample_entropy(p.probs), lambda p: per_sample_disagreement(p.member_probs),
     )):
         label = f"{label} [{method}]"
-        try:
+
+        def build(label=label, key=key, per_sample=per_sample) -> GateResult:
             for p in (parent, pruned):
                 metrics.validate_probs(p.probs)
             v_parent, v_pruned = per_sample(parent), per_sample(pruned)
             m_parent, m_pruned = float(v_parent.mean()), float(v_pruned.mean())
-        except COMPUTE_ERRORS as exc:
-            results.append(_closed(label, key, options, exc, subject, view))
-            continue
-        drop = m_parent - m_pruned  # higher is better on OOD data: a drop is a degradation
-        results.append(_gated(
-            options, metric=label, threshold_key=key, parent_value=m_parent, pruned_value=m_pruned,
-            value=drop, subject=subject, view=view,
-            interval=lambda a=v_parent, b=v_pruned, d=drop: paired_interval(
-                _mean_of(-a), _mean_of(-b), len(a), d, n_resamples=n_resamples, seed=seed),
-        ))
-        payload["entropy" if "entropy" in key else "disagreement"] = {"parent": m_parent, "pruned": m_pruned}
+            payload["entropy" if "entropy" in key else "disagreement"] = {"parent": m_parent, "pruned": m_pruned}
+            drop = m_parent - m_pruned  # higher is better on OOD data: a drop is a degradation
+            return _decided(
+                options, metric=label, threshold_key=key, parent_value=m_parent, pruned_value=m_pruned,
+                value=drop, subject=subject, view=view,
+                interval=lambda: paired_interval(
+                    _mean_of(-v_parent), _mean_of(-v_pruned), len(v_parent), drop, n_resamples=n_resamples,
+                    seed=seed),
+            )
+
+        results.append(_gate(build, options, metric=label, threshold_key=key, subject=subject, view=view))
     return results, payload
 
 
