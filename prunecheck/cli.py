@@ -108,7 +108,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render Markdown, HTML and plots from a saved prunecheck.json."""
-    from prunecheck.report.document import load_report, write_rendered
+    from prunecheck.report.document import write_rendered
+    from prunecheck.report.record import load_report
 
     path = Path(args.path)
     doc = load_report(path)

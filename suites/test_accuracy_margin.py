@@ -11,17 +11,12 @@
 All but the efficiency facts use the same cached nominal predictions.
 """
 
-from prunecheck.gates import perclass
+from prunecheck.gates import accuracy, perclass
 from prunecheck.session.perclass import pie_populations
 
 
 def test_accuracy_margin(pair, gate):
-    parent, pruned = pair.predictions()
-    gate.check(
-        gate.degradation(
-            "accuracy_margin", "accuracy", parent, pruned, threshold_key="max_drop", subject=pair.name
-        )
-    )
+    gate.check(accuracy.margin(*pair.predictions(), gate.config(accuracy.GATE), subject=pair.name, **gate.bootstrap))
 
 
 def test_class_accuracy(pair, gate):

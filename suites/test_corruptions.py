@@ -4,48 +4,38 @@
   accuracy(parent) - accuracy(pruned) <= ``[gates.corruptions] max_drop`` on that view.
 - ``test_prune_accuracy_curves[<family>]``: the family's prune-accuracy curves and prune
   potential per view, for the report (fails only when they cannot be computed).
-- ``test_prune_potential[<family>]``: deployed ratio <= prune potential (``policy`` mean | min
-  over the configured corruptions).
-- ``test_excess_error[<family>]``: excess error (deployed) - excess error (parent) <=
-  ``max_excess_error_diff``.
+- ``test_prune_potential[<family>]``: deployed ratio <= prune potential (``policy`` mean | min).
+- ``test_excess_error[<family>]``: excess error (deployed) - excess error (parent) <= ``max_excess_error_diff``.
 
-The family gates exist only for families with a ``deployed`` member. The views come
-from ``corruptions`` x ``severities`` plus one L-inf noise view per ``noise_levels`` eps > 0.
+The views: ``corruptions`` x ``severities``, plus one L-inf noise view per ``noise_levels`` eps > 0.
+The family gates exist only for families with a ``deployed`` member.
 """
 
 import pytest
 
 from prunecheck.gates import robustness
 
+deployed = pytest.mark.prunecheck_families(lambda spec, settings: spec.deployed is not None)
+
 
 def test_corruption_margin(pair, shift, gate):
     parent, pruned = pair.predictions(shift.view)
-    result = gate.degradation(
-        robustness.GATE, "accuracy", parent, pruned, threshold_key="max_drop", subject=pair.name
-    )
-    gate.record("corruptions", pair.name, {
-        "kind": "pair", "view": shift.id, "parent_accuracy": result.parent, "pruned_accuracy": result.pruned,
-        "source": pair.view_source(shift.view),
-    })
-    gate.check(result)
+    gate.check(robustness.corruption_margin(parent, pruned, gate.config(robustness.GATE), shift=shift.id,
+                                            source=pair.view_source(shift.view), subject=pair.name, **gate.bootstrap))
 
 
 def test_prune_accuracy_curves(family, gate):
-    payload = robustness.family_payload(family, gate.config(robustness.GATE))
-    curve_keys = ("parent", "members", "ratios", "views", "parent_accuracy", "accuracy", "delta")
-    gate.record("corruptions", family.name, {"kind": "family", **{k: payload[k] for k in curve_keys}})
-    gate.record("prune_potential", family.name, payload)
-
-
-# The family gates need a deployed member to gate; families without one only get the curves.
-deployed = pytest.mark.prunecheck_families(lambda spec, settings: spec.deployed is not None)
+    options = gate.config(robustness.GATE)
+    gate.check(robustness.curves_report(family.curves(options), options, subject=family.name, **gate.bootstrap))
 
 
 @deployed
 def test_prune_potential(family, gate):
-    gate.check(robustness.family_gate("prune_potential", family, gate.config(robustness.GATE)))
+    options = gate.config(robustness.GATE)
+    gate.check(robustness.prune_potential_gate(family.curves(options), options, subject=family.name, **gate.bootstrap))
 
 
 @deployed
 def test_excess_error(family, gate):
-    gate.check(robustness.family_gate("excess_error", family, gate.config(robustness.GATE)))
+    options = gate.config(robustness.GATE)
+    gate.check(robustness.excess_error_gate(family.curves(options), options, subject=family.name, **gate.bootstrap))

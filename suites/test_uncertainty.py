@@ -10,7 +10,8 @@ One test node per (pair, uncertainty method) in ``pairs[].methods`` (MSP always)
 - ``test_uncertainty_blur``: mean uncertainty must rise with the Gaussian blur radius
   (Spearman >= min_blur_spearman) for the pruned model whenever it does for the parent.
 
-Thresholds: ``[gates.uncertainty]``. The logic lives in :mod:`prunecheck.gates.uncertainty`.
+Thresholds: ``[gates.uncertainty]``. The pair gathers the method's predictions; the gates
+are pure functions of them (:mod:`prunecheck.gates.uncertainty`).
 """
 
 import pytest
@@ -19,13 +20,18 @@ from prunecheck.gates import uncertainty
 
 
 def test_uncertainty_drift(pair, method, gate):
-    gate.check(*uncertainty.run_drift(gate, pair, method))
+    options = gate.config(uncertainty.SUITE)
+    predictions = pair.uncertainty_predictions(method, options)
+    gate.check(uncertainty.drift(predictions, options, method=method, subject=pair.name, **gate.bootstrap))
 
 
 @pytest.mark.prunecheck_pairs(lambda spec, settings: spec.ood_dataset is not None)
 def test_uncertainty_ood(pair, method, gate):
-    gate.check(*uncertainty.run_ood(gate, pair, method))
+    options = gate.config(uncertainty.SUITE)
+    predictions = pair.ood_predictions(method, options)
+    gate.check(uncertainty.ood(predictions, options, method=method, subject=pair.name, **gate.bootstrap))
 
 
 def test_uncertainty_blur(pair, method, gate):
-    gate.check(*uncertainty.run_blur(gate, pair, method))
+    options = gate.config(uncertainty.SUITE)
+    gate.check(uncertainty.blur(pair.blur_predictions(method, options), options, method=method, subject=pair.name))

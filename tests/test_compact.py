@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prunecheck import metrics
-from prunecheck.config.settings import RunSettings, Settings
 from prunecheck.core.views import corruption
 from prunecheck.engine import compact
 from prunecheck.engine.predictions import PredictionSummary, Predictions, RowsNotStoredError
-from prunecheck.gates.checks import GateChecker
+from prunecheck.gates import accuracy
 from prunecheck.gates.decide import decide
 from prunecheck.strategies import probability_rows, probs_and_labels
 
@@ -115,13 +113,6 @@ def test_paired_bootstrap_from_summaries_equals_the_rows_version(pair, metric):
             assert getattr(got, field) == pytest.approx(getattr(expected, field), abs=tolerance, rel=0), field
 
 
-def gate_checker(mode: str) -> GateChecker:
-    gates = {"g": {"max_increase": 0.02, "mode": mode}}
-    settings_ = Settings(source="test", run=RunSettings(bootstrap_resamples=100), datasets={}, models={},
-                         pairs=(), gates=gates)
-    return GateChecker(settings_, SimpleNamespace(user_properties=[]))
-
-
 def rows_gate(metric: str, parent: Predictions, pruned: Predictions, mode: str) -> dict:
     """The gate as computed before summaries existed: metrics on float32 rows, then decide()."""
     fn = metrics.METRICS[metric].fn
@@ -144,10 +135,11 @@ def rows_gate(metric: str, parent: Predictions, pruned: Predictions, mode: str) 
        st.sampled_from(["point", "confident", "lenient"]))
 def test_gate_gives_the_same_verdict_and_numbers(pair, metric, mode):
     parent, pruned = pair
-    checker = gate_checker(mode)
+    options = {"max_increase": 0.02, "mode": mode}
     full = rows_gate(metric, parent, pruned, mode)
     for candidate in ((as_compact(parent), as_compact(pruned)), (parent, pruned)):  # compact entry; rows entry
-        small = checker.degradation("g", metric, *candidate, threshold_key="max_increase").to_dict()
+        small = accuracy.degradation(metric, *candidate, options, gate="g", threshold_key="max_increase",
+                                     n_resamples=100).to_dict()
         check_same_gate(small, full, metric)
 
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from prunecheck.report import markdown
 from prunecheck.core.corruption_names import ALL_CORRUPTIONS
 from prunecheck.data.base import TensorDataset
 from prunecheck.data.corruptions import cifar_c, compat, profiles
@@ -303,7 +304,7 @@ def test_corruption_table_lists_the_source_of_each_view():
         {"subject": "b", "payload": {"kind": "pair", "view": "fog-3", "parent_accuracy": 0.9,
                                      "pruned_accuracy": 0.7, "source": "generated, cifar profile"}},
     ]
-    text = table.render(entries)
+    text = markdown.blocks(table.build(entries))
     assert "- generated, cifar profile: fog-3, snow-3" in text
 
 

@@ -8,17 +8,14 @@ metrics -> degradation -> mode -> GateResult).
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from hypothesis import given, settings as hsettings, strategies as st
 
 from prunecheck.config.options import AccuracyMarginOptions, CorruptionsOptions
-from prunecheck.config.settings import RunSettings, Settings
 from prunecheck.core.views import NOMINAL
 from prunecheck.engine.predictor import Predictions
-from prunecheck.gates.checks import GateChecker
+from prunecheck.gates import accuracy
 from prunecheck.gates.decide import ROUNDING_TOLERANCE, decide, fmt
 from prunecheck.metrics.pruning import PRUNE_POTENTIAL_EPS
 
@@ -34,13 +31,9 @@ def predictions(correct: int, n: int, model: str) -> Predictions:
     return Predictions(model=model, dataset="d", view=NOMINAL, log_probs=probs.log()[None], labels=labels)
 
 
-def checker(max_drop: float) -> GateChecker:
-    gates = {
-        "accuracy_margin": AccuracyMarginOptions(max_drop=max_drop),
-        "corruptions": CorruptionsOptions(max_drop=max_drop),
-    }
-    settings = Settings(source="test", run=RunSettings(), datasets={}, models={}, pairs=(), gates=gates)
-    return GateChecker(settings, SimpleNamespace(user_properties=[]))
+def suite_options(suite: str, max_drop: float):
+    """The options of ``suite`` (both have ``max_drop``) with that threshold."""
+    return {"accuracy_margin": AccuracyMarginOptions, "corruptions": CorruptionsOptions}[suite](max_drop=max_drop)
 
 
 @pytest.mark.parametrize("n", [200, 1_000, 10_000, 50_000])
@@ -49,12 +42,12 @@ def checker(max_drop: float) -> GateChecker:
 def test_a_drop_of_exactly_max_drop_passes_and_one_image_more_fails(n: int, max_drop: float, suite: str) -> None:
     allowed = round(max_drop * n)  # the drop in images that max_drop allows: 1 for N = 200 at 0.005
     assert allowed / n == max_drop
-    gate = checker(max_drop)
+    options = suite_options(suite, max_drop)
     for parent_correct in (int(0.95 * n), int(0.921 * n), n):
         parent = predictions(parent_correct, n, "parent")
         for dropped, expected in ((allowed - 1, True), (allowed, True), (allowed + 1, False)):
             pruned = predictions(parent_correct - dropped, n, "pruned")
-            result = gate.degradation(suite, "accuracy", parent, pruned, threshold_key="max_drop")
+            result = accuracy.degradation("accuracy", parent, pruned, options, threshold_key="max_drop")
             assert result.passed is expected, (n, parent_correct, dropped, result.message)
             assert result.value == pytest.approx(dropped / n, abs=1e-15)
 

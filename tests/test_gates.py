@@ -59,3 +59,67 @@ def test_mode_without_interval_fails_closed():
 def test_failed_closed_helper():
     result = failed_closed(name="g", metric="ECE increase", reason="predictions contain NaN", threshold=0.02, threshold_name="max_ece_increase")
     assert not result.passed and result.message == "ECE increase: predictions contain NaN"
+
+
+# -- what the session hands a gate that it could not gather --------------------------------
+def test_gathered_turns_compute_errors_into_unavailable_and_lets_bugs_through():
+    from prunecheck.core.errors import DataError
+    from prunecheck.gates.decide import Unavailable, available, fail_closed, gathered
+
+    assert gathered(lambda: 3) == 3 and available(3) == 3
+    lost = gathered(lambda: (_ for _ in ()).throw(DataError("cifar10: \x1b[31mbatch 3 is truncated\x1b[0m")))
+    assert isinstance(lost, Unavailable) and lost.reason == "cifar10: batch 3 is truncated"  # plain text
+    with pytest.raises(TypeError):  # not a "cannot compute": a bug stays a traceback
+        gathered(lambda: None + 1)
+    result = fail_closed(lambda: make(available(lost)), name="g", metric="accuracy drop", threshold=0.005,
+                         threshold_name="max_drop", subject="pair")
+    assert not result.passed and math.isnan(result.value)
+    assert result.reason == "cannot be computed (cifar10: batch 3 is truncated); the gate fails closed"
+
+
+# -- the accuracy margin as a pure function ---------------------------------------------------
+def _predictions(n_correct: int, n: int = 400):
+    import torch
+
+    from prunecheck.core.views import NOMINAL
+    from prunecheck.engine.predictor import Predictions
+
+    probs = torch.tensor([[0.7, 0.3]] * n_correct + [[0.4, 0.6]] * (n - n_correct))
+    return Predictions(model="m", dataset="d", view=NOMINAL, log_probs=probs.log()[None],
+                       labels=torch.zeros(n, dtype=torch.int64))
+
+
+def test_accuracy_margin_on_hand_made_predictions_with_both_criteria():
+    from prunecheck.config.options import AccuracyMarginOptions
+    from prunecheck.gates import accuracy
+
+    parent, pruned = _predictions(360), _predictions(356)  # 0.90 -> 0.89: drop 0.01 = 4 images
+    result = accuracy.margin(parent, pruned, AccuracyMarginOptions(max_drop=0.01), subject="p")
+    assert result.passed and result.value == pytest.approx(0.01) and (result.parent, result.pruned) == (0.9, 0.89)
+    assert result.name == "accuracy_margin" and result.metric == "accuracy drop" and result.subject == "p"
+    # relative: 0.01 / 0.9 = 0.0111 > 0.011, the absolute margin holds: the relative one decides
+    both = accuracy.margin(parent, pruned, AccuracyMarginOptions(max_drop=0.01, max_relative_drop=0.011))
+    assert not both.passed and both.threshold_name == "max_relative_drop" and both.details["also"]["passed"]
+    confident = accuracy.margin(parent, pruned, AccuracyMarginOptions(max_drop=0.05, mode="confident"),
+                                n_resamples=200, seed=1)
+    assert confident.ci is not None and confident.ci[0] <= 0.01 <= confident.ci[1] and confident.passed
+
+
+def test_the_recorder_hands_degradation_to_the_pure_function_with_the_runs_bootstrap():
+    from types import SimpleNamespace
+
+    from prunecheck.config.options import default_gate_options
+    from prunecheck.config.settings import RunSettings, Settings
+    from prunecheck.gates import accuracy
+    from prunecheck.plugin.recorder import GateRecorder
+
+    gates = default_gate_options()
+    settings = Settings(source="t", run=RunSettings(bootstrap_resamples=150, seed=9), datasets={}, models={},
+                        pairs=(), gates=gates)
+    recorder = GateRecorder(settings, SimpleNamespace(user_properties=[]))
+    assert recorder.bootstrap == {"n_resamples": 150, "seed": 9}
+    parent, pruned = _predictions(360), _predictions(350)
+    got = recorder.degradation("uncertainty", "nll", parent, pruned, threshold_key="max_nll_increase")
+    want = accuracy.degradation("nll", parent, pruned, gates["uncertainty"], threshold_key="max_nll_increase",
+                                n_resamples=150, seed=9)
+    assert got.to_dict() == want.to_dict() and got.name == "uncertainty"

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from prunecheck.cli import main as cli_main
-from prunecheck.gates.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
+from prunecheck.report.record import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
 from prunecheck.gates.decide import decide, failed_closed
 from prunecheck.report import document as rp
 from prunecheck.report import record as rec

@@ -75,7 +75,7 @@ def test_ansi_colour_codes_never_reach_a_report():
     record = rec.RunRecord(source="x.toml")
     from types import SimpleNamespace
 
-    from prunecheck.gates.checks import TEST_PROPERTY
+    from prunecheck.report.record import TEST_PROPERTY
     record.add_report(SimpleNamespace(nodeid="t.py::a", when="call", user_properties=[(TEST_PROPERTY, "1")],
                                       failed=True, skipped=False, passed=False, longreprtext="E   " + coloured))
     doc = record.to_json(exitstatus=1)

@@ -16,10 +16,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prunecheck.report import markdown
 from prunecheck.config.options import CorruptionsOptions
-from prunecheck.config.settings import FamilyMember, FamilySpec, RunSettings
+from prunecheck.config.settings import FamilyMember, FamilySpec
 from prunecheck.core.views import corruption, noise
 from prunecheck.gates import robustness as R
+from prunecheck.gates.decide import Outcome, Unavailable
+from prunecheck.session import families
 from prunecheck.report.tables import corruptions as corruption_table
 from prunecheck.report.tables import prune_potential as potential_table
 from prunecheck.session.workspace import Family
@@ -265,7 +268,6 @@ class FakeWorkspace:
         self.zeros = zeros
         self.nan_model = nan_model
         self.calls = []
-        self.settings = SimpleNamespace(run=RunSettings(bootstrap_resamples=200, seed=0))
 
     def predict_many(self, names, dataset, view):
         self.calls.append((tuple(names), dataset, view))
@@ -294,7 +296,7 @@ SHIFTS = R.configured_shifts({"corruptions": ["fog"], "severities": [3], "noise_
 
 def test_family_is_predicted_with_one_call_per_view_and_measured_ratios():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3, "a": 0.99})
-    curves = R.family_curves(_family(workspace), SHIFTS)
+    curves = families.family_curves(_family(workspace), SHIFTS)
     assert [(names, view.id) for names, _, view in workspace.calls] == [
         (("p", "a", "b"), "nominal"), (("p", "a", "b"), "fog-3"), (("p", "a", "b"), "noise0.1-r0"),
     ]
@@ -302,21 +304,29 @@ def test_family_is_predicted_with_one_call_per_view_and_measured_ratios():
     assert curves.members == ("b", "a") and curves.ratios == (0.3, 0.8)
     assert curves.accuracy == ((0.9, 0.9), (0.8, 0.5), (0.6, 0.7))
     assert R.prune_potentials(curves, 0.005) == {"nominal": 0.8, "fog-3": 0.3, "noise0.1": 0.8}
-    # a second request in the same session is served from memory
-    R.family_curves(_family(workspace), SHIFTS)
+    # a second request in the same session is served from memory, as is the Family's own request
+    families.family_curves(_family(workspace), SHIFTS)
+    options = CorruptionsOptions.from_table({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
+    assert _family(workspace).curves(options) is curves
     assert len(workspace.calls) == 3
+    families.forget()  # e.g. the demo's margin probe: the next request predicts again
+    families.family_curves(_family(workspace), SHIFTS)
+    assert len(workspace.calls) == 6
 
 
 def test_family_gate_fails_closed_on_nan_predictions():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3}, nan_model="a")
-    result = R.family_gate("prune_potential", _family(workspace), {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
+    options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}
+    curves = _family(workspace).curves(options)
+    assert isinstance(curves, Unavailable)  # the session hands the reason over instead of raising
+    result = R.prune_potential_gate(curves, options, subject="fam")
     assert not result.passed and "cannot be computed" in result.message and "accuracy of a on d/nominal" in result.message
 
 
 def test_family_gate_without_deployed_member_fails_closed():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
     options = CorruptionsOptions.from_table({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
-    result = R.family_gate("excess_error", _family(workspace, deployed=None), options)
+    result = R.excess_error_gate(_family(workspace, deployed=None).curves(options), options, subject="fam")
     assert not result.passed and "expected a deployed member" in result.message
     assert result.threshold == 0.01
 
@@ -326,9 +336,10 @@ def test_family_gates_on_a_fake_workspace():
     options = _opts({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "delta": 0.005,
                "policy": "mean", "max_excess_error_diff": 0.01})
     # b (0.3): potentials fog 0.3, noise 0.8 -> mean 0.55 -> pass.
-    assert R.family_gate("prune_potential", _family(workspace), options).passed
+    curves = _family(workspace).curves(options)
+    assert R.prune_potential_gate(curves, options, subject="fam").passed
     # excess: parent (0.2 + 0.3)/2 - 0.1 = 0.15; b (0.2 + 0.4)/2 - 0.1 = 0.2 -> diff 0.05 > 0.01
-    result = R.family_gate("excess_error", _family(workspace), options)
+    result = R.excess_error_gate(curves, options, subject="fam")
     assert not result.passed and result.value == pytest.approx(0.05)
     assert result.parent == pytest.approx(0.15) and result.pruned == pytest.approx(0.2)
 
@@ -341,7 +352,7 @@ def test_payload_and_tables():
     payload = R.curves_payload(curves, _opts({"delta": 0.005, "policy": "min"}))
     assert payload["policy_potential"] == 0.1 and payload["deployed_ratio"] == 0.4
     assert payload["delta_band"] == pytest.approx([0.995, 0.995, 0.995])
-    text = potential_table.render([{"subject": "fam", "payload": payload}])
+    text = markdown.blocks(potential_table.build([{"subject": "fam", "payload": payload}]))
     row = next(line for line in text.splitlines() if line.startswith("| fam ") and "mild (40.0)" in line)
     assert [c.strip() for c in row.strip("|").split("|")] == ["fam", "p", "50.0", "25.0", "50.0", "10.0", "mild (40.0)", "10.0 (min)"]
     mild_row = next(line for line in text.splitlines() if "mild (deployed)" in line)
@@ -351,19 +362,68 @@ def test_payload_and_tables():
         {"subject": "pair", "payload": {"kind": "pair", "view": "fog-3", "parent_accuracy": 0.9, "pruned_accuracy": 0.85}},
         {"subject": "pair", "payload": {"kind": "pair", "view": "noise0.1", "parent_accuracy": None, "pruned_accuracy": None}},
     ]
-    text = corruption_table.render(pair_entries + [curves_entry])
+    text = markdown.blocks(corruption_table.build(pair_entries + [curves_entry]))
     assert "| pair   | 85.0 (-5.0) | n/a" in text
     noisy_row = next(line for line in text.splitlines() if line.startswith("| noisy"))
     assert [c.strip() for c in noisy_row.strip("|").split("|")] == ["noisy", "50.0", "100.0 (+0.0)", "80.0 (-20.0)", "70.0 (-30.0)"]
 
 
-def test_family_payload_raises_a_gate_error_with_the_reason():
+def test_curves_report_raises_a_gate_error_with_the_reason():
     from prunecheck.core.errors import GateError
 
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3}, nan_model="b")
     options = {"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]}
     with pytest.raises(GateError, match="prune-accuracy curves of family 'fam' cannot be computed: accuracy of b"):
-        R.family_payload(_family(workspace), options)
+        R.curves_report(_family(workspace).curves(options), options, subject="fam")
+
+
+# -- the suite's nodes, on hand-made curves and predictions (no workspace) ------------------
+def test_curves_report_records_the_raw_curves_and_the_prune_potential_payload():
+    curves, options = _curves(), _opts({"delta": 0.005, "policy": "min"})
+    outcome = R.curves_report(curves, options, subject="fam")
+    assert isinstance(outcome, Outcome) and outcome.results == ()  # a report, not a gate
+    (section, subject, raw), potential = outcome.records
+    assert (section, subject) == ("corruptions", "fam") and potential == ("prune_potential", "fam", R.curves_payload(curves, options))
+    assert raw == {"kind": "family", "parent": "p", "members": ["clean", "mild", "noisy", "dropped"],
+                   "ratios": [0.1, 0.4, 0.5, 0.7], "views": ["nominal", "noise0.1", "noise0.2"],
+                   "parent_accuracy": [1.0, 1.0, 1.0], "accuracy": [[1.0, 1.0, 1.0, 0.9], [1.0, 1.0, 0.8, 0.9],
+                                                                    [1.0, 0.9, 0.7, 0.9]], "delta": 0.005}
+
+
+def test_family_gates_on_hand_made_curves_and_on_unavailable_ones():
+    options = _opts({"delta": 0.005, "policy": "min", "max_excess_error_diff": 0.06})
+    # mild (0.4): prune potentials noise0.1 0.4 and noise0.2 0.1 -> min 0.1 < 0.4: fails
+    potential = R.prune_potential_gate(_curves(), options, subject="fam")
+    assert not potential.passed and potential.value == 0.4 and potential.threshold == pytest.approx(0.1)
+    # excess error: parent 0; mild (0 + 0.1) / 2 - 0 = 0.05 <= 0.06
+    excess = R.excess_error_gate(_curves(), options, subject="fam")
+    assert excess.passed and excess.value == pytest.approx(0.05) and excess.subject == "fam"
+    lost = Unavailable(ValueError("accuracy of b on d/fog-3: not finite"))
+    for gate in (R.prune_potential_gate, R.excess_error_gate):
+        result = gate(lost, options, subject="fam")
+        assert not result.passed and result.view == "corruptions"
+        assert result.reason == "cannot be computed (accuracy of b on d/fog-3: not finite); the gate fails closed"
+
+
+def test_corruption_margin_is_the_accuracy_drop_on_the_view_with_its_report_row():
+    from prunecheck.engine.predictor import Predictions
+
+    def predictions(model, n_correct, n=200):
+        labels = torch.zeros(n, dtype=torch.int64)
+        probs = torch.full((n, 2), 0.2)
+        probs[:n_correct, 0], probs[n_correct:, 0] = 0.8, 0.1
+        probs[:, 1] = 1 - probs[:, 0]
+        return Predictions(model=model, dataset="d", view=corruption("fog", 3), log_probs=probs.log()[None], labels=labels)
+
+    options = CorruptionsOptions(max_drop=0.04)
+    outcome = R.corruption_margin(predictions("p", 180), predictions("q", 170), options, shift="fog-3",
+                                  source="generated, cifar profile", subject="pair")
+    (result,) = outcome.results
+    assert result.value == pytest.approx(10 / 200) and not result.passed and result.view == "fog-3"
+    assert result.name == "corruptions" and result.threshold_name == "max_drop"
+    assert outcome.records == (("corruptions", "pair", {
+        "kind": "pair", "view": "fog-3", "parent_accuracy": 0.9, "pruned_accuracy": 0.85,
+        "source": "generated, cifar profile"}),)
 
 
 # -- bootstrap modes of the family gates ------------------------------------------------------
@@ -424,10 +484,10 @@ def test_lenient_prune_potential_passes_what_only_sampling_error_fails():
         R.prune_potential_result(_curves(), _opts({"mode": "confident", "policy": "mean"}))
 
 
-def test_family_gate_reads_mode_and_resamples_from_the_run():
+def test_family_gate_reads_the_mode_from_the_options_and_takes_the_bootstrap_settings():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3})
     options = _opts({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1], "mode": "confident"})
-    result = R.family_gate("excess_error", _family(workspace), options)
+    result = R.excess_error_gate(_family(workspace).curves(options), options, subject="fam", n_resamples=200, seed=0)
     assert result.mode == "confident" and result.ci is not None and result.details["n_resamples"] == 200
 
 
@@ -438,5 +498,5 @@ def test_payload_and_table_report_the_intervals_in_bootstrap_modes():
     payload = R.curves_payload(curves, _opts({"policy": "mean", "delta": 0.005, "mode": "confident"}), n_resamples=300, seed=4)
     low, high = payload["intervals"]["policy_potential"]
     assert low <= payload["policy_potential"] <= high and low < high
-    text = potential_table.render([{"subject": "fam", "payload": payload}])
+    text = markdown.blocks(potential_table.build([{"subject": "fam", "payload": payload}]))
     assert f"95% CI [{100 * low:.1f}, {100 * high:.1f}]" in text and text.count("95% CI") == 2

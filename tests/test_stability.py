@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from prunecheck.report import markdown
 from prunecheck.config.settings import PairSpec
 from prunecheck.core.errors import ModelError
 from prunecheck.data.base import TensorDataset
@@ -224,7 +225,7 @@ def test_one_shot_mask_damage_is_its_own_quantity_with_its_own_threshold(tmp_pat
     assert not strict.passed and "0.7000 > max_mask_damage 0.6" in strict.message
     payload = {"mask_mode": "unstructured", "max_instability": 0.5, "max_mask_damage": 0.6,
                "steps": [o.to_dict() for o in outcomes]}
-    text = table.render([{"subject": "p", "payload": payload}])
+    text = markdown.blocks(table.build([{"subject": "p", "payload": payload}]))
     assert "| one-shot mask damage |" in text and "**0.7000 > 0.6**" in text and "per-step instability |" not in text
 
 

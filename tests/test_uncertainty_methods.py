@@ -18,12 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from prunecheck.report import markdown
 from prunecheck import metrics
 from prunecheck.config.options import UncertaintyOptions
-from prunecheck.config.settings import ModelSpec, RunSettings, Settings
+from prunecheck.config.settings import ModelSpec
 from prunecheck.engine.predictor import Predictions
+from prunecheck.gates.decide import Outcome, Unavailable
 from prunecheck.gates import uncertainty
-from prunecheck.gates.checks import GateChecker
+from prunecheck.session import uncertainty as session_uncertainty
 from prunecheck.nn.models import ensemble_from_members, model_from_module
 from prunecheck.report.tables import uncertainty as table
 from prunecheck.strategies import member_stacks
@@ -46,10 +48,12 @@ def preds(member_probs, labels, *, model="m", view=NOMINAL, average="probs") -> 
                        labels=torch.as_tensor(np.asarray(labels), dtype=torch.int64), average=average)
 
 
-def checker(**options) -> GateChecker:
-    gates = {"uncertainty": UncertaintyOptions.from_table(options)}
-    s = Settings(source="test", run=RunSettings(bootstrap_resamples=200), datasets={}, models={}, pairs=(), gates=gates)
-    return GateChecker(s, SimpleNamespace(user_properties=[]))
+def options_of(**options) -> UncertaintyOptions:
+    """``[gates.uncertainty]`` with these options (validated as when a config is loaded)."""
+    return UncertaintyOptions.from_table(options)
+
+
+BOOTSTRAP = {"n_resamples": 200, "seed": 0}
 
 
 def softmax_rows(n=400, c=4, *, scale=1.0, seed=0):
@@ -135,7 +139,8 @@ def test_method_problems_say_what_is_wrong():
 # --------------------------------------------------------------------------- gates
 def test_identical_predictions_pass_every_drift_gate_with_zero_drift():
     parent, _, labels = softmax_rows()
-    results, payload = uncertainty.drift_gates(checker(), "pair", "msp", preds(parent, labels), preds(parent, labels))
+    results, payload = uncertainty.drift_gates(preds(parent, labels), preds(parent, labels), options_of(),
+                                               method="msp", subject="pair", **BOOTSTRAP)
     assert [r.metric for r in results] == ["AUSE increase [msp]", "ECE increase [msp]", "NLL increase [msp]"]
     assert all(r.passed and r.value == 0.0 for r in results)
     assert payload["parent"] == payload["pruned"]
@@ -145,7 +150,8 @@ def test_identical_predictions_pass_every_drift_gate_with_zero_drift():
 
 def test_overconfident_logits_fail_ece_with_the_same_accuracy():
     parent, sharp, labels = softmax_rows(scale=3.0)
-    results, _ = uncertainty.drift_gates(checker(), "pair", "msp", preds(parent, labels), preds(sharp, labels))
+    results, _ = uncertainty.drift_gates(preds(parent, labels), preds(sharp, labels), options_of(),
+                                         method="msp", subject="pair", **BOOTSTRAP)
     ece = results[1]
     assert not ece.passed and ece.value > 0.02
     assert ece.message.startswith("ECE increase [msp] ") and "> max_ece_increase 0.02 (parent" in ece.message
@@ -157,9 +163,10 @@ def test_variance_ause_uses_each_models_own_variance_and_bootstraps_in_confident
     parent_members = torch.softmax(torch.randn(3, 80, 4, generator=g), -1)
     pruned_members = torch.softmax(torch.randn(3, 80, 4, generator=g) * 2, -1)
     labels = torch.randint(0, 4, (80,), generator=g)
-    gate = checker(ause_uncertainty="variance", mode="confident", max_ause_increase=1.0)
+    options = options_of(ause_uncertainty="variance", mode="confident", max_ause_increase=1.0)
     parent, pruned = preds(parent_members, labels), preds(pruned_members, labels)
-    results, payload = uncertainty.drift_gates(gate, "pair", "ensemble", parent, pruned)
+    results, payload = uncertainty.drift_gates(parent, pruned, options,
+                                               method="ensemble", subject="pair", **BOOTSTRAP)
     ause = results[0]
     assert ause.metric == "AUSE increase [ensemble] (variance)" and payload["uncertainty"] == "variance"
 
@@ -195,21 +202,23 @@ def test_ood_gates_catch_lost_entropy_and_disagreement():
     logits = torch.randn(3, 50, 5, generator=g)
     labels = torch.zeros(50, dtype=torch.int64)
     calm, sharp = torch.softmax(logits, -1), torch.softmax(logits * 4, -1)
-    gate = checker()
-    results, payload = uncertainty.ood_gates(gate, "pair", "mc_dropout", preds(calm, labels), preds(sharp, labels))
+    options = options_of()
+    results, payload = uncertainty.ood_gates(preds(calm, labels), preds(sharp, labels), options,
+                                             method="mc_dropout", subject="pair", **BOOTSTRAP)
     assert [r.metric for r in results] == ["OOD entropy drop [mc_dropout]", "OOD disagreement drop [mc_dropout]"]
     entropy = results[0]
     assert not entropy.passed
     assert entropy.parent == pytest.approx(metrics.predictive_entropy(calm.mean(0)), abs=1e-5)
     assert entropy.value == pytest.approx(entropy.parent - entropy.pruned)
     assert payload["disagreement"]["parent"] == pytest.approx(metrics.disagreement(calm), abs=1e-5)
-    confident, _ = uncertainty.ood_gates(checker(mode="confident"), "pair", "ensemble", preds(calm, labels),
-                                         preds(sharp, labels))
+    confident, _ = uncertainty.ood_gates(preds(calm, labels), preds(sharp, labels), options_of(mode="confident"),
+                                         method="ensemble", subject="pair", **BOOTSTRAP)
     for r in confident:  # the paired bootstrap interval brackets the estimate
         assert r.ci is not None and r.ci[0] <= r.value <= r.ci[1]
     # sharper members lose entropy but disagree MORE with each other: only the entropy gate fails
     assert [r.passed for r in confident] == [False, True]
-    single, _ = uncertainty.ood_gates(gate, "pair", "msp", preds(calm[0], labels), preds(calm[0], labels))
+    single, _ = uncertainty.ood_gates(preds(calm[0], labels), preds(calm[0], labels), options,
+                                      method="msp", subject="pair", **BOOTSTRAP)
     assert [r.passed for r in single] == [True]  # MSP: entropy only
 
 
@@ -231,8 +240,8 @@ def _blur_preds(uncertainties):
     ],
 )
 def test_blur_rule(parent_u, pruned_u, passed, threshold):
-    result, payload = uncertainty.blur_gate(checker(), "pair", "msp", [0, 1, 2, 3], _blur_preds(parent_u),
-                                            _blur_preds(pruned_u))
+    result, payload = uncertainty.blur_gate([0, 1, 2, 3], _blur_preds(parent_u), _blur_preds(pruned_u), options_of(),
+                                            method="msp", subject="pair")
     assert result.passed is passed and result.threshold == threshold
     assert payload["parent"]["mean_uncertainty"] == pytest.approx(parent_u, abs=1e-6)
     if threshold == -math.inf:
@@ -246,12 +255,94 @@ def test_blur_with_nan_uncertainty_fails_closed():
     bad = _blur_preds([0.1, 0.2, 0.3, 0.4])
     bad[2] = Predictions(model="m", dataset="d", view=NOMINAL, log_probs=torch.full((1, 4, 2), float("nan")),
                          labels=torch.zeros(4, dtype=torch.int64))
-    result, _ = uncertainty.blur_gate(checker(), "pair", "msp", [0, 1, 2, 3], _blur_preds([0.1, 0.2, 0.3, 0.4]), bad)
+    result, _ = uncertainty.blur_gate([0, 1, 2, 3], _blur_preds([0.1, 0.2, 0.3, 0.4]), bad, options_of(),
+                                      method="msp", subject="pair")
     assert not result.passed and "fails closed" in result.message
 
 
 def test_blur_views_share_the_nominal_view_at_radius_zero():
-    assert uncertainty.blur_views([0, 1.5]) == [NOMINAL, blur(1.5)]
+    assert session_uncertainty.blur_views([0, 1.5]) == [NOMINAL, blur(1.5)]
+
+
+# --------------------------------------------------------------------------- one test node each (pure)
+def test_drift_node_returns_the_gates_and_one_report_entry_from_hand_made_predictions():
+    parent, sharp, labels = softmax_rows(scale=3.0)
+    p, q = preds(parent, labels, model="par"), preds(sharp, labels, model="pru")
+    outcome = uncertainty.drift((p, q), options_of(), method="msp", subject="pair", **BOOTSTRAP)
+    results, payload = uncertainty.drift_gates(p, q, options_of(), method="msp", subject="pair", **BOOTSTRAP)
+    assert isinstance(outcome, Outcome)
+    assert [r.to_dict() for r in outcome.results] == [r.to_dict() for r in results]
+    assert outcome.records == (("uncertainty", "pair", payload),)
+    assert not outcome.results[1].passed  # sharper logits: the ECE gate fails (see above)
+
+
+def test_drift_node_combines_members_as_the_seed000_protocol_says():
+    g = torch.Generator().manual_seed(11)
+    log_sm = torch.log_softmax(torch.randn(3, 120, 4, generator=g) * 2.0, -1)
+    labels = torch.randint(0, 4, (120,), generator=g)
+    p = Predictions(model="m", dataset="d", view=NOMINAL, log_probs=log_sm, labels=labels)  # average="probs"
+    outcome = uncertainty.drift((p, p), options_of(protocol="seed000"), method="ensemble", subject="pair")
+    nll = [r for r in outcome.results if r.metric.startswith("NLL")][0]
+    assert nll.metric == "NLL increase [ensemble] (softmax of mean logits)"
+    mean = log_sm.double().numpy().mean(0)  # Eq. 6 by hand: softmax of the mean log-softmax outputs
+    probs = np.exp(mean) / np.exp(mean).sum(-1, keepdims=True)
+    want = float(np.mean([-np.log(probs[i, labels[i]]) for i in range(120)]))
+    assert nll.parent == pytest.approx(want, abs=1e-5)
+    assert outcome.records[0][2]["protocol"] == "seed000"
+
+
+def test_unavailable_predictions_fail_every_gate_of_the_node_closed_with_the_reason():
+    missing = Unavailable(uncertainty.GateError("model 'b' could not be loaded"))
+    drift = uncertainty.drift(missing, options_of(), method="mc_dropout", subject="pair")
+    assert [r.metric for r in drift.results] == [
+        "AUSE increase [mc_dropout]", "ECE increase [mc_dropout]", "NLL increase [mc_dropout]"]
+    assert all(not r.passed and r.reason == "model 'b' could not be loaded; the gate fails closed"
+               for r in drift.results)
+    assert drift.records == ()  # nothing was measured: no report entry
+    assert [r.threshold for r in drift.results] == [0.01, 0.02, 0.1]
+    ood = uncertainty.ood(missing, options_of(), method="ensemble", subject="pair")
+    assert [r.threshold_name for r in ood.results] == ["ood_max_entropy_drop", "ood_max_disagreement_drop"]
+    assert all(not r.passed and r.view == "ood" for r in ood.results)
+    blurred = uncertainty.blur(missing, options_of(), method="msp", subject="pair")
+    (result,) = blurred.results
+    assert not result.passed and result.direction == "min" and "could not be loaded" in result.message
+
+
+def test_a_value_that_cannot_be_computed_fails_its_gate_closed_and_adds_no_number():
+    labels = torch.zeros(6, dtype=torch.int64)
+    good = preds(torch.softmax(torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(2)), -1), labels)
+    nan = Predictions(model="nan", dataset="svhn", view=NOMINAL, log_probs=torch.full((3, 6, 4), float("nan")),
+                      labels=labels)
+    results, payload = uncertainty.ood_gates(nan, good, options_of(mode="confident"), method="ensemble",
+                                             subject="pair", **BOOTSTRAP)
+    assert [r.passed for r in results] == [False, False] and all(math.isnan(r.value) for r in results)
+    assert all(r.reason.startswith("cannot be computed (") and r.view == "ood:svhn" for r in results)
+    assert "entropy" not in payload and "disagreement" not in payload
+    variance = options_of(ause_uncertainty="variance")  # a single-member model has no variance
+    results, _ = uncertainty.drift_gates(preds(good.probs, labels), good, variance, method="ensemble",
+                                         subject="pair", **BOOTSTRAP)
+    assert not results[0].passed and "several members or MC passes, found 1" in results[0].reason
+
+
+def test_blur_node_takes_one_pair_per_radius_in_option_order():
+    radii = [0.0, 1.0, 2.0, 3.0]
+    parents, pruneds = _blur_preds([0.1, 0.2, 0.3, 0.4]), _blur_preds([0.3, 0.2, 0.2, 0.1])
+    outcome = uncertainty.blur(list(zip(parents, pruneds)), options_of(blur_radii=radii), method="msp", subject="s")
+    (result,) = outcome.results
+    assert not result.passed and result.view == "blur0,1,2,3"
+    assert result.parent == pytest.approx(1.0) and result.pruned == pytest.approx(stats.spearmanr(radii, [0.3, 0.2, 0.2, 0.1])[0])
+    assert outcome.records[0][:2] == ("uncertainty", "s") and outcome.records[0][2]["kind"] == "blur"
+    with pytest.raises(ValueError, match=r"one \(parent, pruned\) per radius \(4\), found 3"):
+        uncertainty.blur(list(zip(parents, pruneds))[:3], options_of(blur_radii=radii), method="msp")
+
+
+def test_the_session_hands_over_why_a_method_does_not_apply():
+    plain = model_from_module("plain", RedChannelNet())
+    workspace = SimpleNamespace(model=lambda name: plain)
+    pair = SimpleNamespace(name="p", workspace=workspace, spec=SimpleNamespace(parent="x", pruned="y", ood_dataset=None))
+    got = session_uncertainty.nominal(pair, "mc_dropout", {"mc_passes": 5})
+    assert isinstance(got, Unavailable) and "method 'mc_dropout' is configured, but model 'plain'" in got.reason
+    assert session_uncertainty.ood(pair, "msp", {"mc_passes": 5}).reason == "the pair has no ood_dataset"
 
 
 # --------------------------------------------------------------------------- MC dropout through the workspace
@@ -295,7 +386,7 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
     ws, pair, options = _workspace(tmp_path, tmp_path / "cache1")
     bn = ws.model("a").module.bn
     before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
-    parent, pruned = uncertainty.method_predictions(pair, "mc_dropout", options)
+    parent, pruned = session_uncertainty.method_predictions(pair, "mc_dropout", options)
     assert parent.num_members == options["mc_passes"] == 5
     assert not torch.equal(parent.member_probs[0], parent.member_probs[1])  # dropout really on
     after = (bn.running_mean, bn.running_var, int(bn.num_batches_tracked))
@@ -304,7 +395,7 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
     assert not ws.model("a").module.training and not bn.training
     # A second, independent run (fresh workspace, empty cache) gives identical passes.
     ws2, pair2, _ = _workspace(tmp_path, tmp_path / "cache2")
-    parent2, pruned2 = uncertainty.method_predictions(pair2, "mc_dropout", options)
+    parent2, pruned2 = session_uncertainty.method_predictions(pair2, "mc_dropout", options)
     assert torch.equal(parent.log_probs, parent2.log_probs) and torch.equal(pruned.log_probs, pruned2.log_probs)
     assert ws2.engine.forward_passes > 0
 
@@ -351,7 +442,7 @@ def _scripted_pair(tmp_path, how: str):
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_mc_dropout_passes_differ_on_a_scripted_model(tmp_path):
     pair, options = _scripted_pair(tmp_path, "script")
-    parent, pruned = uncertainty.method_predictions(pair, "mc_dropout", options)
+    parent, pruned = session_uncertainty.method_predictions(pair, "mc_dropout", options)
     for p in (parent, pruned):  # every pair of passes differs somewhere (p = 0.3 dropout on the logits)
         m = p.member_probs
         assert all(float((m[i] - m[j]).abs().max()) > 0.01 for i in range(5) for j in range(i))
@@ -362,7 +453,7 @@ def test_mc_dropout_passes_differ_on_a_scripted_model(tmp_path):
 def test_mc_dropout_on_a_traced_model_fails_closed(tmp_path):
     pair, options = _scripted_pair(tmp_path, "trace")  # tracing in eval mode compiles dropout out
     with pytest.raises(uncertainty.GateError, match="MC dropout passes are identical.*torch.jit.trace"):
-        uncertainty.method_predictions(pair, "mc_dropout", options)
+        session_uncertainty.method_predictions(pair, "mc_dropout", options)
 
 
 def test_mc_dropout_on_a_model_without_dropout_raises_a_gate_error():
@@ -370,14 +461,14 @@ def test_mc_dropout_on_a_model_without_dropout_raises_a_gate_error():
     workspace = SimpleNamespace(model=lambda name: plain)
     pair = SimpleNamespace(name="p", workspace=workspace, spec=SimpleNamespace(parent="x", pruned="y"))
     with pytest.raises(uncertainty.GateError, match="pair 'p': method 'mc_dropout' is configured, but model"):
-        uncertainty.method_predictions(pair, "mc_dropout", {"mc_passes": 5})
+        session_uncertainty.method_predictions(pair, "mc_dropout", {"mc_passes": 5})
 
 
 # --------------------------------------------------------------------------- report table
 def test_table_renders_drift_ood_and_blur_rows():
     parent, sharp, labels = softmax_rows(scale=3.0)
-    _, drift = uncertainty.drift_gates(checker(), "pair", "msp", preds(parent, labels, model="par"),
-                                       preds(sharp, labels, model="pru"))
+    _, drift = uncertainty.drift_gates(preds(parent, labels, model="par"), preds(sharp, labels, model="pru"), options_of(),
+                                       method="msp", subject="pair", **BOOTSTRAP)
     entries = [
         {"section": "uncertainty", "subject": "pair", "payload": drift},
         {"section": "uncertainty", "subject": "pair", "payload": {
@@ -387,7 +478,7 @@ def test_table_renders_drift_ood_and_blur_rows():
             "parent": {"mean_uncertainty": [0.1, 0.2], "spearman": 1.0},
             "pruned": {"mean_uncertainty": [0.1, 0.1], "spearman": 0.0}, "parent_rises": True, "threshold": 0.8}},
     ]
-    text = table.render(entries)
+    text = markdown.blocks(table.build(entries))
     assert f"| {drift['parent']['ece']:.4f} |".replace(" |", "") in text
     assert "parent: par" in text and "pruned: pru" in text
     assert "1.2500" in text and "0.5000" in text and "0.1000, 0.2000" in text
@@ -424,7 +515,8 @@ def test_seed000_protocol_matches_eq6_and_the_normalised_variance_ece():
     np.testing.assert_allclose(seeded.probs.numpy(), probs, atol=1e-5)
     kind = uncertainty.uncertainty_kind("ensemble", "msp", "seed000")
     np.testing.assert_allclose(uncertainty.per_sample_uncertainty(seeded, kind).numpy(), var, rtol=1e-4, atol=1e-6)
-    _, payload = uncertainty.drift_gates(checker(protocol="seed000"), "pair", "ensemble", seeded, seeded)
+    _, payload = uncertainty.drift_gates(seeded, seeded, options_of(protocol="seed000"),
+                                         method="ensemble", subject="pair", **BOOTSTRAP)
     assert payload["protocol"] == "seed000" and payload["uncertainty"] == "logit_variance"
     assert payload["parent"]["ece"] == pytest.approx(ece, abs=1e-5)
     assert abs(payload["parent"]["ece"] - metrics.ece(seeded.probs, labels)) > 0.05  # not the max-p ECE
@@ -438,7 +530,8 @@ def test_seed000_ece_gate_bootstraps_in_confident_mode_and_bad_protocol_fails_cl
     logits = torch.randn(3, 200, 4, generator=g) * 2.0
     labels = torch.randint(0, 4, (200,), generator=g)
     p = Predictions(model="m", dataset="d", view=NOMINAL, log_probs=torch.log_softmax(logits, -1), labels=labels)
-    results, _ = uncertainty.drift_gates(checker(protocol="seed000", mode="confident"), "pair", "mc_dropout", p, p)
+    results, _ = uncertainty.drift_gates(p, p, options_of(protocol="seed000", mode="confident"),
+                                         method="mc_dropout", subject="pair", **BOOTSTRAP)
     ece_gate = [r for r in results if r.metric.startswith("ECE increase")][0]
     assert "normalised logit variance" in ece_gate.metric and ece_gate.value == 0.0 and ece_gate.ci == (0.0, 0.0)
     from prunecheck.config.options import OptionError, UncertaintyOptions

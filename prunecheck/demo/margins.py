@@ -183,14 +183,13 @@ class MarginProbe:
         checker = pyfuncitem.funcargs.get("gate")
         if checker is None or not checker.results:
             return
-        from prunecheck.gates.checks import GateChecker
         from prunecheck.demo.expectations import KNOWN_FAILURES
 
         nominal = list(checker.results)
         values: list[list[float]] = [[] for _ in nominal]
         names = pyfuncitem._fixtureinfo.argnames
         for replicate in range(self.replicates):
-            replicate_checker = GateChecker(checker.settings, _Node())
+            replicate_checker = type(checker)(checker.settings, _Node())  # a fresh gate recorder
             kwargs = {name: _fresh(pyfuncitem.funcargs[name]) for name in names}
             kwargs["gate"] = replicate_checker
             self.resampler.start(replicate)
@@ -233,10 +232,9 @@ def _fresh(value: Any) -> Any:
 
 def _forget_memos() -> None:
     """Drop results memoised from predictions (family curves, noise similarity), so a replicate recomputes them."""
-    from prunecheck.gates import robustness
-    from prunecheck.session import similarity
+    from prunecheck.session import families, similarity
 
-    robustness._MEMO.clear()
+    families.forget()
     similarity.forget()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TypeVar
 
 from prunecheck.core.errors import PrunecheckError, plain_text
 
@@ -258,3 +258,39 @@ def fail_closed_outcome(
         )
         records = ((error_record, subject, {"error": plain_text(exc)}),) if error_record else ()
         return Outcome((failed,), records)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Inputs the session could not gather (a model, a dataset or a prediction failed).
+
+    The session hands this to a gate function in place of the predictions or curves;
+    every gate fed with it fails closed with the error's text (:func:`available`
+    inside :func:`fail_closed`), so a failure to predict is a failed gate, not an error
+    without a gate result.
+    """
+
+    error: BaseException
+
+    @property
+    def reason(self) -> str:
+        return plain_text(self.error)
+
+
+def gathered(produce: Callable[[], T]) -> T | Unavailable:
+    """``produce()``, or :class:`Unavailable` when it raises one of :data:`COMPUTE_ERRORS`."""
+    try:
+        return produce()
+    except COMPUTE_ERRORS as exc:
+        return Unavailable(exc)
+
+
+def available(value: T | Unavailable) -> T:
+    """``value``, or raise the error that made it :class:`Unavailable` (so a :func:`fail_closed`
+    build around it fails closed with that reason)."""
+    if isinstance(value, Unavailable):
+        raise value.error
+    return value

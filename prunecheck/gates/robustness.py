@@ -10,16 +10,16 @@ prune-accuracy curve per view. From the curves:
 - excess error of a model (Def. 2): its mean error over the shifted views minus
   its nominal error; the gate compares the deployed member with the parent.
 
-The pure functions (:func:`curves_from_accuracies`, :func:`prune_potentials`,
-:func:`policy_potential`, :func:`potential_summary`, :func:`excess_errors`,
-:func:`prune_potential_result`, :func:`excess_error_result`) take plain numbers;
-:func:`family_curves` is the only one that predicts.
+Every function here is pure: predictions, curves or plain numbers in, results and
+report payloads out. The session predicts the curves
+(:func:`prunecheck.session.families.prune_accuracy_curves`, memoised per family and
+view set); the suite hands them to :func:`curves_report`, :func:`family_gate` and,
+per pair and view, :func:`corruption_margin`.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -28,13 +28,14 @@ import numpy as np
 from prunecheck import metrics
 from prunecheck.core.corruption_names import check_severity, resolve_corruptions
 from prunecheck.core.errors import GateError
-from prunecheck.core.views import NOMINAL, View, corruption, noise
-from prunecheck.gates.decide import COMPUTE_ERRORS, GateResult, cannot_compute, decide, failed_closed
+from prunecheck.core.views import View, corruption, noise
+from prunecheck.gates.accuracy import degradation
+from prunecheck.gates.decide import COMPUTE_ERRORS, GateResult, Outcome, Unavailable, available, decide, fail_closed
 from prunecheck.metrics.bootstrap import percentile_interval, resampled_counts
 from prunecheck.metrics.pruning import PRUNE_POTENTIAL_EPS
 
-if TYPE_CHECKING:  # pragma: no cover - imported for annotations only (workspace pulls in torch)
-    from prunecheck.session.workspace import Family
+if TYPE_CHECKING:  # pragma: no cover - imported for annotations only (predictions pull in torch)
+    from prunecheck.engine.predictor import Predictions
 
 #: Gate suite (``[gates.corruptions]``) whose options this module reads.
 GATE = "corruptions"
@@ -273,57 +274,6 @@ def curves_from_accuracies(
     )
 
 
-# Curves measured in this session, per workspace: both family tests need the same ones.
-_MEMO: "weakref.WeakKeyDictionary[Any, dict[tuple, PruneAccuracyCurves]]" = weakref.WeakKeyDictionary()
-
-
-def family_curves(family: Family, shifts: Sequence[Shift]) -> PruneAccuracyCurves:
-    """Predict the family on nominal data and on every shift; one ``predict_many`` call per view.
-
-    Member ratios are the configured ``FamilyMember.ratio`` or, when absent, the
-    measured :func:`prunecheck.nn.efficiency.pair_ratios` ``prune_ratio``: the share
-    of the parent's prunable weights the member removed, zeroed or left removable. Results are memoised per
-    workspace, so the family tests of one session predict (or read the cache) once.
-
-    Raises:
-        ValueError: a prediction or accuracy that cannot be computed (e.g. NaN outputs).
-    """
-    workspace, spec = family.workspace, family.spec
-    key = (spec, tuple(shifts))
-    memo = _MEMO.setdefault(workspace, {})
-    if key in memo:
-        return memo[key]
-    from prunecheck.nn.efficiency import pair_ratios
-
-    names = [m.model for m in spec.members]
-    parent_facts = workspace.facts(spec.parent, spec.dataset) if any(m.ratio is None for m in spec.members) else None
-    ratios = [
-        m.ratio if m.ratio is not None else pair_ratios(parent_facts, workspace.facts(m.model, spec.dataset)).prune_ratio
-        for m in spec.members
-    ]
-    parent_accuracy: dict[str, float] = {}
-    accuracy: dict[str, list[float]] = {}
-    correct: dict[str, np.ndarray] = {}
-    for label, view in ((NOMINAL_ID, NOMINAL), *((s.id, s.view) for s in shifts)):
-        predictions = workspace.predict_many([spec.parent, *names], spec.dataset, view)
-        values, hits = [], []
-        for p in predictions:
-            try:
-                values.append(p.score("accuracy"))  # corruption views may be stored compact
-            except ValueError as exc:
-                raise ValueError(f"accuracy of {p.model} on {spec.dataset}/{label}: {exc}") from None
-            hits.append(p.correct())  # per-image, for the family bootstrap
-
-        parent_accuracy[label], accuracy[label] = values[0], values[1:]
-        correct[label] = np.stack(hits)
-    curves = curves_from_accuracies(
-        family=spec.name, parent=spec.parent, members=names, ratios=ratios,
-        parent_accuracy=parent_accuracy, accuracy=accuracy, deployed=spec.deployed, correct=correct,
-    )
-    memo[key] = curves
-    return curves
-
-
 # -- prune potential and excess error ----------------------------------------------------
 def prune_potentials(curves: PruneAccuracyCurves, delta: float) -> dict[str, float]:
     """Prune potential P per view (seed 002, Def. 1 with 0-1 loss).
@@ -524,40 +474,88 @@ def _deployed(curves: PruneAccuracyCurves) -> str:
     return curves.deployed
 
 
-def family_gate(kind: str, family: Family, options: Mapping[str, Any]) -> GateResult:
-    """``kind`` = "prune_potential" or "excess_error" for ``family``; fails closed with the reason.
+def prune_potential_gate(
+    curves: PruneAccuracyCurves | Unavailable, options: Mapping[str, Any], *, subject: str,
+    n_resamples: int = 1000, seed: int = 0,
+) -> GateResult:
+    """The ``test_prune_potential`` node: :func:`prune_potential_result`, failed closed when the
+    curves are :class:`~prunecheck.gates.decide.Unavailable` or the value cannot be computed."""
+    return _family_gate("prune_potential", curves, options, subject=subject, n_resamples=n_resamples, seed=seed)
 
-    Anything that prevents the curves or the value from being computed (NaN
-    predictions, no deployed member, bad options) yields a failed result, never a skip.
+
+def excess_error_gate(
+    curves: PruneAccuracyCurves | Unavailable, options: Mapping[str, Any], *, subject: str,
+    n_resamples: int = 1000, seed: int = 0,
+) -> GateResult:
+    """The ``test_excess_error`` node: :func:`excess_error_result`, failed closed like
+    :func:`prune_potential_gate`."""
+    return _family_gate("excess_error", curves, options, subject=subject, n_resamples=n_resamples, seed=seed)
+
+
+def _family_gate(
+    kind: str, curves: PruneAccuracyCurves | Unavailable, options: Mapping[str, Any], *, subject: str,
+    n_resamples: int = 1000, seed: int = 0,
+) -> GateResult:
+    """``kind`` = "prune_potential" or "excess_error" on a family's curves; fails closed with the reason.
+
+    Anything that prevents the curves or the value from being computed (curves the
+    session could not predict, no deployed member, bad options) yields a failed
+    result, never a skip.
     """
     build = {"prune_potential": prune_potential_result, "excess_error": excess_error_result}[kind]
     label = {"prune_potential": "deployed prune ratio", "excess_error": "excess error difference"}[kind]
-    run = family.workspace.settings.run
-    try:
-        curves = family_curves(family, configured_shifts(options))
-        return build(curves, options, subject=family.name, n_resamples=run.bootstrap_resamples, seed=run.seed)
-    except COMPUTE_ERRORS as exc:
-        threshold = options["max_excess_error_diff"] if kind == "excess_error" else float("nan")
-        return failed_closed(
-            name=GATE, metric=label, threshold=threshold,
-            threshold_name="max_excess_error_diff" if kind == "excess_error" else "prune potential",
-            reason=cannot_compute(exc), subject=family.name, view="corruptions",
-        )
+    threshold, threshold_name = (
+        (options["max_excess_error_diff"], "max_excess_error_diff") if kind == "excess_error"
+        else (float("nan"), "prune potential")
+    )
+    return fail_closed(
+        lambda: build(available(curves), options, subject=subject, n_resamples=n_resamples, seed=seed),
+        name=GATE, metric=label, threshold=threshold, threshold_name=threshold_name, subject=subject,
+        view="corruptions",
+    )
 
 
-# -- report payload -------------------------------------------------------------------------
-def family_payload(family: Family, options: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`curves_payload` of ``family`` on the configured views.
+def corruption_margin(
+    parent: "Predictions", pruned: "Predictions", options: Mapping[str, Any], *, shift: str, source: str = "",
+    subject: str = "", n_resamples: int = 1000, seed: int = 0,
+) -> Outcome:
+    """``accuracy(parent) - accuracy(pruned) <= max_drop`` on one shifted view, and its report row.
+
+    Args:
+        parent, pruned: predictions of the pair on the view (rows or compact summaries).
+        options: ``[gates.corruptions]``.
+        shift: the view's label (:attr:`Shift.id`, e.g. ``fog-3``).
+        source: where the view's images come from (``Pair.view_source``), for the report.
+    """
+    result = degradation("accuracy", parent, pruned, options, threshold_key="max_drop", gate=GATE,
+                         subject=subject, n_resamples=n_resamples, seed=seed)
+    row = {"kind": "pair", "view": shift, "parent_accuracy": result.parent, "pruned_accuracy": result.pruned,
+           "source": source}
+    return Outcome(results=(result,), records=((GATE, subject, row),))
+
+
+#: The keys of :func:`curves_payload` that the corruption section's family tables read.
+CURVE_KEYS = ("parent", "members", "ratios", "views", "parent_accuracy", "accuracy", "delta")
+
+
+def curves_report(
+    curves: PruneAccuracyCurves | Unavailable, options: Mapping[str, Any], *, subject: str,
+    n_resamples: int = 1000, seed: int = 0,
+) -> Outcome:
+    """The family's curves for the report: a ``corruptions`` entry (the raw curves) and a
+    ``prune_potential`` entry (:func:`curves_payload`). No gate.
 
     Raises:
-        GateError: the curves cannot be computed (reported as a one-line failure).
+        GateError: the curves or their payload cannot be computed (a one-line failure).
     """
-    run = family.workspace.settings.run
     try:
-        return curves_payload(family_curves(family, configured_shifts(options)), options,
-                              n_resamples=run.bootstrap_resamples, seed=run.seed)
+        payload = curves_payload(available(curves), options, n_resamples=n_resamples, seed=seed)
     except COMPUTE_ERRORS as exc:
-        raise GateError(f"prune-accuracy curves of family {family.name!r} cannot be computed: {exc}") from None
+        raise GateError(f"prune-accuracy curves of family {subject!r} cannot be computed: {exc}") from None
+    return Outcome(records=(
+        (GATE, subject, {"kind": "family", **{k: payload[k] for k in CURVE_KEYS}}),
+        ("prune_potential", subject, payload),
+    ))
 
 
 def curves_payload(

@@ -1,8 +1,11 @@
 """Uncertainty drift (SPEC 4.2; seeds 000, 001, 003): methods, uncertainties and gates.
 
-The suite ``suites/test_uncertainty.py`` only declares the test nodes; this
-module decides which predictions a method uses, computes the per-sample
-uncertainties and builds the :class:`~prunecheck.gates.decide.GateResult` objects.
+The suite ``suites/test_uncertainty.py`` only declares the test nodes; the session
+gathers the predictions a method uses (:mod:`prunecheck.session.uncertainty`). This
+module is pure: from those predictions and ``[gates.uncertainty]`` it computes the
+per-sample uncertainties and returns each node's
+:class:`~prunecheck.gates.decide.Outcome` (:func:`drift`, :func:`ood`, :func:`blur`):
+gate results plus the report entry.
 
 Methods (``pairs[].methods``):
 
@@ -39,21 +42,20 @@ Protocols (``[gates.uncertainty] protocol``), for ``mc_dropout`` and ``ensemble`
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from prunecheck import metrics
 from prunecheck.core.errors import GateError
-from prunecheck.gates.decide import COMPUTE_ERRORS, GateResult, cannot_compute, decide, failed_closed
+from prunecheck.gates.decide import (
+    COMPUTE_ERRORS, Direction, GateResult, Outcome, Unavailable, cannot_compute, decide, fail_closed, failed_closed,
+)
 
 if TYPE_CHECKING:
-    from prunecheck.gates.checks import GateChecker
     from prunecheck.engine.predictor import Predictions
     from prunecheck.nn.models import LoadedModel
-    from prunecheck.config.settings import PairSpec, Settings
-    from prunecheck.session.workspace import Pair
 
 SUITE = "uncertainty"
 METHODS: tuple[str, ...] = ("msp", "mc_dropout", "ensemble")
@@ -64,23 +66,6 @@ PROTOCOLS: tuple[str, ...] = ("prunecheck", "seed000")
 #: Methods whose predictions have several members / passes (disagreement, variance).
 MEMBER_METHODS: tuple[str, ...] = ("mc_dropout", "ensemble")
 CONFIDENCE = 0.95
-
-
-# --------------------------------------------------------------------------- test cases
-def drift_cases(settings: "Settings") -> list[tuple["PairSpec", str]]:
-    """Every (pair, method) configured: one drift and one blur test node each."""
-    return [(spec, method) for spec in settings.pairs for method in spec.methods]
-
-
-def ood_cases(settings: "Settings") -> list[tuple["PairSpec", str]]:
-    """(pair, method) for the pairs that name an ``ood_dataset``."""
-    return [(spec, method) for spec, method in drift_cases(settings) if spec.ood_dataset is not None]
-
-
-def case_id(case: tuple["PairSpec", str]) -> str:
-    """Test id of a case, e.g. ``demo-wt80-mc_dropout``."""
-    spec, method = case
-    return f"{spec.name}-{method}"
 
 
 # --------------------------------------------------------------------------- predictions
@@ -117,34 +102,7 @@ def method_problem(method: str, parent: "LoadedModel", pruned: "LoadedModel", *,
     return None
 
 
-def mc_passes_for(method: str, options: dict[str, Any]) -> int:
-    """Forward passes per model for ``method``: ``mc_passes`` for MC dropout, else 0 (deterministic)."""
-    return int(options["mc_passes"]) if method == "mc_dropout" else 0
-
-
-def method_predictions(pair: "Pair", method: str, options: dict[str, Any], view=None, *, dataset: str | None = None):
-    """(parent, pruned) :class:`~prunecheck.engine.predictor.Predictions` of ``method`` (cached like all predictions).
-
-    Raises:
-        GateError: the method does not apply to the pair's models (fail closed).
-    """
-    from prunecheck.core.views import NOMINAL
-
-    workspace = pair.workspace
-    problem = method_problem(
-        method, workspace.model(pair.spec.parent), workspace.model(pair.spec.pruned),
-        mc_passes=options["mc_passes"],
-    )
-    if problem:
-        raise GateError(f"pair '{pair.name}': {problem}")
-    parent, pruned = pair.predictions(view or NOMINAL, mc_passes=mc_passes_for(method, options), dataset=dataset)
-    if method == "mc_dropout":
-        for p in (parent, pruned):
-            check_passes_differ(p)
-    return with_protocol(parent, method, options), with_protocol(pruned, method, options)
-
-
-def check_protocol(options: dict[str, Any]) -> str:
+def check_protocol(options: Mapping[str, Any]) -> str:
     """``[gates.uncertainty] protocol``, validated.
 
     Raises:
@@ -158,12 +116,12 @@ def check_protocol(options: dict[str, Any]) -> str:
     return protocol
 
 
-def seed000(method: str, options: dict[str, Any]) -> bool:
+def seed000(method: str, options: Mapping[str, Any]) -> bool:
     """True when seed 000's protocol applies: ``protocol = "seed000"`` and a member method."""
     return method in MEMBER_METHODS and check_protocol(options) == "seed000"
 
 
-def with_protocol(predictions: "Predictions", method: str, options: dict[str, Any]) -> "Predictions":
+def with_protocol(predictions: "Predictions", method: str, options: Mapping[str, Any]) -> "Predictions":
     """Predictions combined as the protocol says: softmax of the mean logits under seed000 (Eq. 6)."""
     import dataclasses
 
@@ -212,7 +170,7 @@ def uncertainty_kind(method: str, ause_uncertainty: str, protocol: str = "prunec
     return LOGIT_VARIANCE if (protocol == "seed000" and method in MEMBER_METHODS) else ause_uncertainty
 
 
-def _kind(method: str, options: dict[str, Any]) -> str:
+def _kind(method: str, options: Mapping[str, Any]) -> str:
     return uncertainty_kind(method, options["ause_uncertainty"], options["protocol"])
 
 
@@ -318,7 +276,7 @@ def _bins_of(conf: torch.Tensor, correct: torch.Tensor, n_bins: int):
 
 
 def calibration_inputs(
-    predictions: "Predictions", method: str, options: dict[str, Any]
+    predictions: "Predictions", method: str, options: Mapping[str, Any]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(confidence float64 [N], correct bool [N]) the ECE bins: ``max p``, or under the seed000
     protocol ``1 -`` the min-max normalised :data:`LOGIT_VARIANCE`."""
@@ -415,83 +373,79 @@ def _ause_of(probs: torch.Tensor, labels: torch.Tensor, u: torch.Tensor, steps: 
 
 
 # --------------------------------------------------------------------------- gates
-def _gated(
-    gate: "GateChecker", *, metric: str, threshold_key: str, parent_value: float, pruned_value: float,
-    value: float, interval: Callable[[], tuple[float, float]] | None, subject: str, view: str,
-    direction: str = "max", details: dict[str, Any] | None = None,
+def _decided(
+    options: Mapping[str, Any], *, metric: str, threshold_key: str, parent_value: float, pruned_value: float,
+    value: float, interval: Callable[[], tuple[float, float]], subject: str, view: str,
 ) -> GateResult:
-    """A degradation gate with the suite's mode; a failing computation fails closed."""
-    options = gate.config(SUITE)
+    """A degradation (pruned minus parent, must stay <= the threshold) decided in the suite's
+    mode; the interval is computed only for ``confident`` / ``lenient``."""
     mode = options["mode"]
-    threshold = options[threshold_key]
-    try:
-        ci = interval() if (mode != "point" and interval is not None) else None
-    except COMPUTE_ERRORS as exc:
-        return failed_closed(
-            name=SUITE, metric=metric, threshold=threshold, threshold_name=threshold_key,
-            reason=cannot_compute(exc), subject=subject, view=view,
-        )
     return decide(
-        name=SUITE, metric=metric, value=value, threshold=threshold, threshold_name=threshold_key,
-        direction=direction, mode=mode, ci=ci, parent=parent_value, pruned=pruned_value,
-        subject=subject, view=view, details=details,
+        name=SUITE, metric=metric, value=value, threshold=options[threshold_key], threshold_name=threshold_key,
+        direction="max", mode=mode, ci=interval() if mode != "point" else None,
+        parent=parent_value, pruned=pruned_value, subject=subject, view=view,
     )
 
 
-def _closed(metric: str, threshold_key: str, gate: "GateChecker", exc: Exception, subject: str, view: str) -> GateResult:
-    return failed_closed(
-        name=SUITE, metric=metric, threshold=gate.config(SUITE)[threshold_key], threshold_name=threshold_key,
-        reason=cannot_compute(exc), subject=subject, view=view,
-    )
+def _gate(
+    build: Callable[[], GateResult], options: Mapping[str, Any], *, metric: str, threshold_key: str, subject: str,
+    view: str,
+) -> GateResult:
+    """``build()`` through the one fail-closed wrapper (:func:`~prunecheck.gates.decide.fail_closed`)."""
+    return fail_closed(build, name=SUITE, metric=metric, threshold=options[threshold_key],
+                       threshold_name=threshold_key, subject=subject, view=view)
 
 
 def drift_gates(
-    gate: "GateChecker", subject: str, method: str, parent: "Predictions", pruned: "Predictions"
+    parent: "Predictions", pruned: "Predictions", options: Mapping[str, Any], *, method: str, subject: str = "",
+    n_resamples: int = 1000, seed: int = 0,
 ) -> tuple[list[GateResult], dict[str, Any]]:
     """ΔAUSE, ΔECE and ΔNLL gates of one (pair, method), and the report payload.
 
-    ΔECE and ΔNLL go through :meth:`GateChecker.degradation`. ΔAUSE does too with
-    the MSP uncertainty; with ``variance`` its bootstrap resamples each model's
+    ``parent``/``pruned`` are combined as the protocol says already (:func:`with_protocol`).
+    ΔECE and ΔNLL go through :func:`prunecheck.gates.accuracy.degradation`. ΔAUSE does
+    too with the MSP uncertainty; with ``variance`` its bootstrap resamples each model's
     own per-sample uncertainty alongside its probabilities.
     """
-    options = gate.config(SUITE)
+    from prunecheck.gates.accuracy import degradation
+
     n_bins, steps = options["ece_bins"], options["ause_steps"]
     kind = _kind(method, options)
     tag = f"[{method}]"
     protocol = check_protocol(options)
     paper = seed000(method, options)
+    common = dict(gate=SUITE, subject=subject, n_resamples=n_resamples, seed=seed)
     results = [
-        _normalised_ece_gate(gate, subject, method, parent, pruned, n_bins) if paper else
-        gate.degradation(SUITE, "ece", parent, pruned, threshold_key="max_ece_increase",
-                         label=f"ECE increase {tag}", subject=subject, metric_kwargs={"n_bins": n_bins}),
-        gate.degradation(SUITE, "nll", parent, pruned, threshold_key="max_nll_increase",
-                         label=f"NLL increase {tag}" + (" (softmax of mean logits)" if paper else ""),
-                         subject=subject),
+        _normalised_ece_gate(parent, pruned, options, method=method, subject=subject, n_resamples=n_resamples,
+                             seed=seed) if paper else
+        degradation("ece", parent, pruned, options, threshold_key="max_ece_increase", label=f"ECE increase {tag}",
+                    metric_kwargs={"n_bins": n_bins}, **common),
+        degradation("nll", parent, pruned, options, threshold_key="max_nll_increase",
+                    label=f"NLL increase {tag}" + (" (softmax of mean logits)" if paper else ""), **common),
     ]
     label = f"AUSE increase {tag}" + {"variance": " (variance)", LOGIT_VARIANCE: " (seed000: logit variance)"}.get(
         kind, "")
     if kind == "msp":
-        results.insert(0, gate.degradation(SUITE, "ause", parent, pruned, threshold_key="max_ause_increase",
-                                           label=label, subject=subject, metric_kwargs={"steps": steps}))
+        results.insert(0, degradation("ause", parent, pruned, options, threshold_key="max_ause_increase",
+                                      label=label, metric_kwargs={"steps": steps}, **common))
     else:
-        try:
+        def ause_gate() -> GateResult:  # each model's own variance; the bootstrap resamples it too
             u_parent, u_pruned = per_sample_uncertainty(parent, kind), per_sample_uncertainty(pruned, kind)
             a_parent = metrics.ause(parent.probs, parent.labels, uncertainty=u_parent, steps=steps)
             a_pruned = metrics.ause(pruned.probs, pruned.labels, uncertainty=u_pruned, steps=steps)
-        except COMPUTE_ERRORS as exc:
-            results.insert(0, _closed(label, "max_ause_increase", gate, exc, subject, parent.view.id))
-        else:
             value = a_pruned - a_parent
-            results.insert(0, _gated(
-                gate, metric=label, threshold_key="max_ause_increase", parent_value=a_parent,
+            return _decided(
+                options, metric=label, threshold_key="max_ause_increase", parent_value=a_parent,
                 pruned_value=a_pruned, value=value, subject=subject, view=parent.view.id,
                 interval=lambda: paired_interval(
                     _ause_of(parent.probs, parent.labels, u_parent, steps),
                     _ause_of(pruned.probs, pruned.labels, u_pruned, steps),
-                    len(parent.labels), value, n_resamples=gate.settings.run.bootstrap_resamples,
-                    seed=gate.settings.run.seed,
+                    len(parent.labels), value, n_resamples=n_resamples, seed=seed,
                 ),
-            ))
+            )
+
+        results.insert(0, _gate(ause_gate, options, metric=label, threshold_key="max_ause_increase",
+                                subject=subject, view=parent.view.id))
     payload: dict[str, Any] = {"kind": "drift", "method": method, "uncertainty": kind, "protocol": protocol,
                                "ece_confidence": "1 - normalised logit variance" if paper else "max p",
                                "parent_name": parent.model, "pruned_name": pruned.model,
@@ -500,74 +454,81 @@ def drift_gates(
         for role, p in (("parent", parent), ("pruned", pruned)):
             conf = calibration_inputs(p, method, options) if paper else None
             payload[role] = summary(p, kind=kind, n_bins=n_bins, steps=steps, confidence=conf)
-    except (*COMPUTE_ERRORS, GateError) as exc:
+    except COMPUTE_ERRORS as exc:
         payload["error"] = str(exc)
     return results, payload
 
 
 def _normalised_ece_gate(
-    gate: "GateChecker", subject: str, method: str, parent: "Predictions", pruned: "Predictions", n_bins: int
+    parent: "Predictions", pruned: "Predictions", options: Mapping[str, Any], *, method: str, subject: str,
+    n_resamples: int, seed: int,
 ) -> GateResult:
     """ΔECE under the seed000 protocol: bins on ``1 -`` normalised logit variance (seed 000 Sec. 6.1).
 
     The normalisation (min and max over the test set) is fixed once per model; the
     bootstrap resamples (confidence, correct) pairs on the same indices for both.
     """
-    options = gate.config(SUITE)
+    n_bins = options["ece_bins"]
     label = f"ECE increase [{method}] (seed000: 1 - normalised logit variance)"
-    try:
+
+    def build() -> GateResult:
         (c_parent, hit_parent), (c_pruned, hit_pruned) = (calibration_inputs(p, method, options) for p in (parent, pruned))
         e_parent, e_pruned = uncertainty_ece(c_parent, hit_parent, n_bins), uncertainty_ece(c_pruned, hit_pruned, n_bins)
-    except (ValueError, RuntimeError, GateError) as exc:
-        return _closed(label, "max_ece_increase", gate, exc, subject, parent.view.id)
-    value = e_pruned - e_parent
-    run = gate.settings.run
-    return _gated(
-        gate, metric=label, threshold_key="max_ece_increase", parent_value=e_parent, pruned_value=e_pruned,
-        value=value, subject=subject, view=parent.view.id,
-        interval=lambda: paired_interval(
-            _ece_kernel(c_parent, hit_parent, n_bins), _ece_kernel(c_pruned, hit_pruned, n_bins),
-            len(c_parent), value, n_resamples=run.bootstrap_resamples, seed=run.seed),
-    )
+        value = e_pruned - e_parent
+        return _decided(
+            options, metric=label, threshold_key="max_ece_increase", parent_value=e_parent, pruned_value=e_pruned,
+            value=value, subject=subject, view=parent.view.id,
+            interval=lambda: paired_interval(
+                _ece_kernel(c_parent, hit_parent, n_bins), _ece_kernel(c_pruned, hit_pruned, n_bins),
+                len(c_parent), value, n_resamples=n_resamples, seed=seed),
+        )
+
+    return _gate(build, options, metric=label, threshold_key="max_ece_increase", subject=subject,
+                 view=parent.view.id)
 
 
 def ood_gates(
-    gate: "GateChecker", subject: str, method: str, parent: "Predictions", pruned: "Predictions"
+    parent: "Predictions", pruned: "Predictions", options: Mapping[str, Any], *, method: str, subject: str = "",
+    n_resamples: int = 1000, seed: int = 0,
 ) -> tuple[list[GateResult], dict[str, Any]]:
     """OOD overconfidence: the pruned model's mean predictive entropy (and, for MC
     dropout / ensembles, disagreement) must not fall below the parent's by more
     than ``ood_max_entropy_drop`` (``ood_max_disagreement_drop``). Labels of the
     OOD data are not used.
     """
-    run = gate.settings.run
     view = f"ood:{parent.dataset}"
-    tag = f"[{method}]"
-    specs: list[tuple[str, str, Callable[["Predictions"], torch.Tensor]]] = [
-        (f"OOD entropy drop {tag}", "ood_max_entropy_drop", lambda p: per_sample_entropy(p.probs)),
-    ]
-    if method in MEMBER_METHODS:
-        specs.append((f"OOD disagreement drop {tag}", "ood_max_disagreement_drop",
-                      lambda p: per_sample_disagreement(p.member_probs)))
     results, payload = [], {"kind": "ood", "method": method, "dataset": parent.dataset,
                             "n": int(len(parent.labels))}
-    for label, key, per_sample in specs:
-        try:
+    for (label, key), per_sample in zip(_ood_keys(method), (
+        lambda p: per_sample_entropy(p.probs), lambda p: per_sample_disagreement(p.member_probs),
+    )):
+        label = f"{label} [{method}]"
+
+        def build(label=label, key=key, per_sample=per_sample) -> GateResult:
             for p in (parent, pruned):
                 metrics.validate_probs(p.probs)
             v_parent, v_pruned = per_sample(parent), per_sample(pruned)
             m_parent, m_pruned = float(v_parent.mean()), float(v_pruned.mean())
-        except COMPUTE_ERRORS as exc:
-            results.append(_closed(label, key, gate, exc, subject, view))
-            continue
-        drop = m_parent - m_pruned  # higher is better on OOD data: a drop is a degradation
-        results.append(_gated(
-            gate, metric=label, threshold_key=key, parent_value=m_parent, pruned_value=m_pruned,
-            value=drop, subject=subject, view=view,
-            interval=lambda a=v_parent, b=v_pruned, d=drop: paired_interval(
-                _mean_of(-a), _mean_of(-b), len(a), d, n_resamples=run.bootstrap_resamples, seed=run.seed),
-        ))
-        payload["entropy" if "entropy" in key else "disagreement"] = {"parent": m_parent, "pruned": m_pruned}
+            payload["entropy" if "entropy" in key else "disagreement"] = {"parent": m_parent, "pruned": m_pruned}
+            drop = m_parent - m_pruned  # higher is better on OOD data: a drop is a degradation
+            return _decided(
+                options, metric=label, threshold_key=key, parent_value=m_parent, pruned_value=m_pruned,
+                value=drop, subject=subject, view=view,
+                interval=lambda: paired_interval(
+                    _mean_of(-v_parent), _mean_of(-v_pruned), len(v_parent), drop, n_resamples=n_resamples,
+                    seed=seed),
+            )
+
+        results.append(_gate(build, options, metric=label, threshold_key=key, subject=subject, view=view))
     return results, payload
+
+
+def _ood_keys(method: str) -> list[tuple[str, str]]:
+    """(label, threshold key) of the OOD gates of ``method``: disagreement only with members / passes."""
+    keys = [("OOD entropy drop", "ood_max_entropy_drop")]
+    if method in MEMBER_METHODS:
+        keys.append(("OOD disagreement drop", "ood_max_disagreement_drop"))
+    return keys
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -588,8 +549,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def blur_gate(
-    gate: "GateChecker", subject: str, method: str, radii: Sequence[float],
-    parents: Sequence["Predictions"], pruneds: Sequence["Predictions"],
+    radii: Sequence[float], parents: Sequence["Predictions"], pruneds: Sequence["Predictions"],
+    options: Mapping[str, Any], *, method: str, subject: str = "",
 ) -> tuple[GateResult, dict[str, Any]]:
     """Mean uncertainty must rise with the blur radius (Spearman >= ``min_blur_spearman``).
 
@@ -598,7 +559,6 @@ def blur_gate(
     the reason in the metric label and ``details``. A model whose mean
     uncertainty is constant over the radii has correlation 0 (no rise).
     """
-    options = gate.config(SUITE)
     key = "min_blur_spearman"
     threshold = float(options[key])
     kind = _kind(method, options)
@@ -644,74 +604,82 @@ def blur_gate(
     return result, payload
 
 
-def blur_views(radii: Sequence[float]):
-    """Views for the blur radii; radius 0 is the nominal view (same images, shared cache)."""
-    from prunecheck.core.views import NOMINAL, blur
-
-    return [NOMINAL if float(r) == 0.0 else blur(float(r)) for r in radii]
-
-
 # --------------------------------------------------------------------------- one test node each
+PairPredictions = tuple["Predictions", "Predictions"]
 _DRIFT_KEYS = (("AUSE increase", "max_ause_increase"), ("ECE increase", "max_ece_increase"),
                ("NLL increase", "max_nll_increase"))
 
 
-def _all_closed(gate: "GateChecker", subject: str, method: str, keys, reason: str, view: str,
-                direction: str = "max") -> list[GateResult]:
-    options = gate.config(SUITE)
-    return [
+def _all_closed(options: Mapping[str, Any], subject: str, method: str, keys, reason: str, view: str,
+                direction: Direction = "max") -> Outcome:
+    return Outcome(results=tuple(
         failed_closed(name=SUITE, metric=f"{label} [{method}]", threshold=options[key], threshold_name=key,
                       direction=direction, reason=f"{reason}; the gate fails closed", subject=subject, view=view)
         for label, key in keys
-    ]
+    ))
 
 
-def run_drift(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
-    """The ``test_uncertainty_drift`` node: predictions, gates, and the report entry."""
-    options = gate.config(SUITE)
-    try:
-        parent, pruned = method_predictions(pair, method, options)
-    except COMPUTE_ERRORS as exc:
-        return _all_closed(gate, pair.name, method, _DRIFT_KEYS, str(exc), "nominal")
-    results, payload = drift_gates(gate, pair.name, method, parent, pruned)
-    gate.record(SUITE, pair.name, payload)
-    return results
+def _combined(predictions: PairPredictions, method: str, options: Mapping[str, Any]) -> PairPredictions:
+    parent, pruned = predictions
+    return with_protocol(parent, method, options), with_protocol(pruned, method, options)
 
 
-def run_ood(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
-    """The ``test_uncertainty_ood`` node (pairs with an ``ood_dataset``)."""
-    options = gate.config(SUITE)
-    dataset = pair.spec.ood_dataset
-    keys = [("OOD entropy drop", "ood_max_entropy_drop")]
-    if method in MEMBER_METHODS:
-        keys.append(("OOD disagreement drop", "ood_max_disagreement_drop"))
-    if dataset is None:
-        return _all_closed(gate, pair.name, method, keys, "the pair has no ood_dataset", "ood")
-    try:
-        parent, pruned = method_predictions(pair, method, options, dataset=dataset)
-    except COMPUTE_ERRORS as exc:
-        return _all_closed(gate, pair.name, method, keys, str(exc), f"ood:{dataset}")
-    results, payload = ood_gates(gate, pair.name, method, parent, pruned)
-    gate.record(SUITE, pair.name, payload)
-    return results
+def drift(
+    predictions: PairPredictions | Unavailable, options: Mapping[str, Any], *, method: str, subject: str = "",
+    n_resamples: int = 1000, seed: int = 0,
+) -> Outcome:
+    """The ``test_uncertainty_drift`` node: ΔAUSE, ΔECE, ΔNLL on nominal data, and the report entry.
+
+    Args:
+        predictions: (parent, pruned) predictions of ``method`` on the pair's test set
+            (``Pair.uncertainty_predictions``), or why they could not be gathered.
+        options: ``[gates.uncertainty]``.
+        method: one of :data:`METHODS`.
+        subject: the pair's name.
+        n_resamples, seed: the paired bootstrap of the ``confident`` / ``lenient`` modes.
+
+    Returns:
+        Three gate results and an ``uncertainty`` report entry (``kind = "drift"``); three
+        failed-closed results and no entry when the predictions are :class:`Unavailable`.
+    """
+    if isinstance(predictions, Unavailable):
+        return _all_closed(options, subject, method, _DRIFT_KEYS, predictions.reason, "nominal")
+    parent, pruned = _combined(predictions, method, options)
+    results, payload = drift_gates(parent, pruned, options, method=method, subject=subject,
+                                   n_resamples=n_resamples, seed=seed)
+    return Outcome(tuple(results), ((SUITE, subject, payload),))
 
 
-def run_blur(gate: "GateChecker", pair: "Pair", method: str) -> list[GateResult]:
-    """The ``test_uncertainty_blur`` node: one prediction per blur radius for both models."""
-    options = gate.config(SUITE)
+def ood(
+    predictions: PairPredictions | Unavailable, options: Mapping[str, Any], *, method: str, subject: str = "",
+    n_resamples: int = 1000, seed: int = 0,
+) -> Outcome:
+    """The ``test_uncertainty_ood`` node: entropy (and disagreement) drop on the pair's OOD
+    data (``Pair.ood_predictions``), and the report entry (``kind = "ood"``)."""
+    if isinstance(predictions, Unavailable):
+        return _all_closed(options, subject, method, _ood_keys(method), predictions.reason, "ood")
+    parent, pruned = _combined(predictions, method, options)
+    results, payload = ood_gates(parent, pruned, options, method=method, subject=subject,
+                                 n_resamples=n_resamples, seed=seed)
+    return Outcome(tuple(results), ((SUITE, subject, payload),))
+
+
+def blur(
+    predictions: Sequence[PairPredictions] | Unavailable, options: Mapping[str, Any], *, method: str,
+    subject: str = "",
+) -> Outcome:
+    """The ``test_uncertainty_blur`` node: one (parent, pruned) per ``blur_radii`` radius
+    (``Pair.blur_predictions``), the Spearman gate and the report entry (``kind = "blur"``)."""
     radii = [float(r) for r in options["blur_radii"]]
     keys = [("blur uncertainty Spearman", "min_blur_spearman")]
     if len(radii) < 2 or len(set(radii)) != len(radii) or any(r < 0 or not math.isfinite(r) for r in radii):
         reason = f"[gates.uncertainty] blur_radii: expected at least 2 distinct radii >= 0, found {radii}"
-        return _all_closed(gate, pair.name, method, keys, reason, "blur", direction="min")
-    parents, pruneds = [], []
-    try:
-        for view in blur_views(radii):
-            parent, pruned = method_predictions(pair, method, options, view)
-            parents.append(parent)
-            pruneds.append(pruned)
-    except COMPUTE_ERRORS as exc:
-        return _all_closed(gate, pair.name, method, keys, str(exc), "blur", direction="min")
-    result, payload = blur_gate(gate, pair.name, method, radii, parents, pruneds)
-    gate.record(SUITE, pair.name, payload)
-    return [result]
+        return _all_closed(options, subject, method, keys, reason, "blur", direction="min")
+    if isinstance(predictions, Unavailable):
+        return _all_closed(options, subject, method, keys, predictions.reason, "blur", direction="min")
+    if len(predictions) != len(radii):
+        raise ValueError(f"blur: expected one (parent, pruned) per radius ({len(radii)}), found {len(predictions)}")
+    combined = [_combined(p, method, options) for p in predictions]
+    result, payload = blur_gate(radii, [p for p, _ in combined], [q for _, q in combined], options,
+                                method=method, subject=subject)
+    return Outcome((result,), ((SUITE, subject, payload),))

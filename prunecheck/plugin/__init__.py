@@ -20,8 +20,10 @@ import pytest
 
 from prunecheck.config.settings import GATE_MODES, RunSettings, Settings
 from prunecheck.core.errors import ConfigError, PrunecheckError, plain_text
-from prunecheck.gates.checks import TEST_PROPERTY, GateChecker
-from prunecheck.report.document import RunRecord, render_terminal, write_reports
+from prunecheck.plugin.recorder import GateRecorder
+from prunecheck.report.document import write_reports
+from prunecheck.report.record import TEST_PROPERTY, RunRecord
+from prunecheck.report.terminal import render_terminal
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 WORKSPACE_KEY = pytest.StashKey[Any]()
@@ -587,9 +589,9 @@ def family(request: pytest.FixtureRequest, prunecheck_workspace):
 
 
 @pytest.fixture
-def gate(request: pytest.FixtureRequest, prunecheck_settings: Settings) -> GateChecker:
-    """Computes gates, records their results on the report and fails with the full message."""
-    return GateChecker(prunecheck_settings, request.node)
+def gate(request: pytest.FixtureRequest, prunecheck_settings: Settings) -> GateRecorder:
+    """Hands options to the pure gates, records their results on the report, fails with the full message."""
+    return GateRecorder(prunecheck_settings, request.node)
 
 
 def _progress_writer(config: pytest.Config) -> Callable[[str], None]:

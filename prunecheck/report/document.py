@@ -30,11 +30,7 @@ from prunecheck.core.errors import PrunecheckError, plain_text
 from prunecheck.core.io import atomic_file
 from prunecheck.report import markdown
 from prunecheck.report.format import UNITS_NOTE, gate_table, problem_tests, report_title, verdict_line
-# RunRecord, load_report, validate_report and render_terminal live in record.py and terminal.py; they
-# are imported here for the plugin, the CLI and older code that import them from this module.
-from prunecheck.report.record import RunRecord, load_report, validate_report  # noqa: F401
 from prunecheck.report.tables import build_sections
-from prunecheck.report.terminal import render_terminal  # noqa: F401
 
 
 class ReportWriteError(PrunecheckError):

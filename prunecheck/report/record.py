@@ -1,6 +1,6 @@
 """The report document: what a run recorded, its JSON schema, validation and loading.
 
-Results travel on ``report.user_properties`` (see :mod:`prunecheck.gates.checks`), so the
+Results travel on ``report.user_properties`` (see :mod:`prunecheck.plugin.recorder`), so the
 controller process sees every worker's results under pytest-xdist and :class:`RunRecord`
 builds one merged document. The document (:meth:`RunRecord.to_json`, schema
 ``prunecheck-report`` version :data:`SCHEMA_VERSION`, documented field by field in
@@ -22,9 +22,14 @@ from typing import Any
 
 from prunecheck import __version__
 from prunecheck.core.errors import PrunecheckError, plain_text
-from prunecheck.gates.checks import DATA_PROPERTY, GATE_PROPERTY, TEST_PROPERTY
 from prunecheck.report.format import STATUSES, _rank, gate_order, problem_tests
 from prunecheck.report.tables import ORDER as SECTION_ORDER
+
+#: ``user_properties`` names on a test report: a gate result, a report data entry (both JSON),
+#: and the mark of a test that uses prunecheck fixtures (its errors count as failed gates).
+GATE_PROPERTY = "prunecheck_gate"
+DATA_PROPERTY = "prunecheck_data"
+TEST_PROPERTY = "prunecheck_test"
 
 SCHEMA = "prunecheck-report"
 SCHEMA_VERSION = 2  # 2: "session", structured "summary" (verdict, gates_passed, errors, tests)

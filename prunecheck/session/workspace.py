@@ -214,6 +214,25 @@ class Pair:
             "ratios": dataclasses.asdict(pair_ratios(parent, pruned)),
         }
 
+    # -- what the uncertainty gates need (prunecheck.session.uncertainty) ----------------
+    def uncertainty_predictions(self, method: str, options):
+        """(parent, pruned) predictions of uncertainty ``method`` on the test set, or ``Unavailable``."""
+        from prunecheck.session import uncertainty
+
+        return uncertainty.nominal(self, method, options)
+
+    def ood_predictions(self, method: str, options):
+        """(parent, pruned) predictions of ``method`` on the pair's ``ood_dataset``, or ``Unavailable``."""
+        from prunecheck.session import uncertainty
+
+        return uncertainty.ood(self, method, options)
+
+    def blur_predictions(self, method: str, options):
+        """(parent, pruned) predictions of ``method`` per ``blur_radii`` radius, or ``Unavailable``."""
+        from prunecheck.session import uncertainty
+
+        return uncertainty.blurred(self, method, options)
+
 
 @dataclass
 class Family:
@@ -225,3 +244,10 @@ class Family:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def curves(self, options):
+        """Prune-accuracy curves on nominal data and every view ``options`` (``[gates.corruptions]``)
+        selects, memoised per family and view set, or ``Unavailable`` (prunecheck.session.families)."""
+        from prunecheck.session.families import prune_accuracy_curves
+
+        return prune_accuracy_curves(self, options)

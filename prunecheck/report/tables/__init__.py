@@ -7,9 +7,6 @@ the end of the run :func:`build_sections` hands the entries of each section to
 HTML renderers. Sections appear in ``ORDER``; a section without a module, or whose
 entries its module cannot build (a payload of another shape), is listed as raw JSON
 so nothing recorded is lost and the rest of the report is still written.
-
-Each module also has ``render(entries)``, its blocks as Markdown, for callers that
-want the section's text alone.
 """
 
 from __future__ import annotations

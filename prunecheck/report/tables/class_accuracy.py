@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunecheck.report import markdown
 from prunecheck.report.table import Block, Code, Paragraph, Run, Strong, Table
 
 TITLE = "Per-class accuracy (most damaged classes)"
@@ -44,7 +43,3 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
     )
     return [Table(HEADERS, rows, numeric=NUMERIC, notes=(note, Paragraph.of(*notes)) if notes else (note,))]
 
-
-def render(entries: list[dict[str, Any]]) -> str:
-    """The section as Markdown."""
-    return markdown.blocks(build(entries))

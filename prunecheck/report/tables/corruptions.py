@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prunecheck.report import markdown
 from prunecheck.report.table import Block, BulletList, Code, Paragraph, Table
 
 TITLE = "Accuracy under corruption"
@@ -94,7 +93,3 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
                                "same view, in percentage points (negative = worse than the parent)."))
     return blocks
 
-
-def render(entries: list[dict[str, Any]]) -> str:
-    """The section as Markdown."""
-    return markdown.blocks(build(entries))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunecheck.report import markdown
 from prunecheck.report.table import Block, Table
 
 TITLE = "Efficiency"
@@ -48,7 +47,3 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
     )
     return [Table(HEADERS, rows, numeric=NUMERIC, notes=(note,))]
 
-
-def render(entries: list[dict[str, Any]]) -> str:
-    """The section as Markdown."""
-    return markdown.blocks(build(entries))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunecheck.report import markdown
 from prunecheck.report.table import Block, Strong, Table
 
 TITLE = "Functional similarity"
@@ -78,7 +77,3 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
                             notes=(note,)))
     return blocks
 
-
-def render(entries: list[dict[str, Any]]) -> str:
-    """The section as Markdown."""
-    return markdown.blocks(build(entries))

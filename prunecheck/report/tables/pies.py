@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunecheck.report import markdown
 from prunecheck.report.table import Block, Strong, Table
 
 TITLE = "Pruning identified exemplars (PIEs)"
@@ -52,7 +51,3 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
                             title=("First PIEs (thumbnails in the HTML report):",)))
     return blocks
 
-
-def render(entries: list[dict[str, Any]]) -> str:
-    """The section as Markdown."""
-    return markdown.blocks(build(entries))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prunecheck.report import markdown
 from prunecheck.report.table import Block, Paragraph, Table
 
 TITLE = "Prune potential"
@@ -97,7 +96,3 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
         "configured corruptions and noise levels (average and minimum over them).")
     return [intro, summary_table(entries), per_view_table(entries), excess_table(entries)]
 
-
-def render(entries: list[dict[str, Any]]) -> str:
-    """The section as Markdown."""
-    return markdown.blocks(build(entries))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prunecheck.report import markdown
 from prunecheck.report.table import Block, Code, Paragraph, Strong, Table
 
 TITLE = "Uncertainty drift"
@@ -101,7 +100,3 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
                             title=title))
     return blocks
 
-
-def render(entries: list[dict[str, Any]]) -> str:
-    """The section as Markdown."""
-    return markdown.blocks(build(entries))
