@@ -12,7 +12,6 @@ All but the efficiency facts use the same cached nominal predictions.
 """
 
 from prunecheck.gates import accuracy, perclass
-from prunecheck.session.perclass import pie_populations
 
 
 def test_accuracy_margin(pair, gate):
@@ -20,12 +19,12 @@ def test_accuracy_margin(pair, gate):
 
 
 def test_class_accuracy(pair, gate):
-    gate.check(perclass.class_accuracy(*pair.predictions(), gate.config(perclass.CLASS_GATE), subject=pair.name,
-                                       n_resamples=gate.settings.run.bootstrap_resamples, seed=gate.settings.run.seed))
+    options = gate.config(perclass.CLASS_GATE)
+    gate.check(perclass.class_accuracy(*pair.predictions(), options, subject=pair.name, **gate.bootstrap))
 
 
 def test_pruning_identified_exemplars(pair, gate):
-    gate.check(perclass.pie_report(lambda: pie_populations(pair), gate.config(perclass.PIE_GATE), subject=pair.name))
+    gate.check(perclass.pie_report(pair.pie_populations(), gate.config(perclass.PIE_GATE), subject=pair.name))
 
 
 def test_efficiency_facts(pair, gate):

@@ -6,9 +6,8 @@
   potential per view, for the report (fails only when they cannot be computed).
 - ``test_prune_potential[<family>]``: deployed ratio <= prune potential (``policy`` mean | min).
 - ``test_excess_error[<family>]``: excess error (deployed) - excess error (parent) <= ``max_excess_error_diff``.
-
-The views: ``corruptions`` x ``severities``, plus one L-inf noise view per ``noise_levels`` eps > 0.
-The family gates exist only for families with a ``deployed`` member.
+Views: ``corruptions`` x ``severities``, plus one L-inf noise view per ``noise_levels`` eps > 0.
+The family gates run only for families with a ``deployed`` member.
 """
 
 import pytest

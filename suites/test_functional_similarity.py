@@ -4,8 +4,7 @@ Per noise level eps (``[gates.functional] eps``), on a seeded class-stratified s
 test images with ``repetitions`` seeded draws of ``x + U(-eps, eps)`` in normalised input space (no
 clipping; the same noise for parent, pruned and reference):
 
-- ``test_agreement_with_parent[<pair>-eps<e>]``: mean agreement of the pruned model's argmax with the
-  parent's >= ``min_agreement``.
+- ``test_agreement_with_parent[<pair>-eps<e>]``: mean argmax agreement of pruned and parent >= ``min_agreement``.
 - ``test_closer_than_reference[<pair>-eps<e>]`` (pairs with a ``reference``): the pruned model agrees with
   the parent at least ``min_reference_margin`` more than the separately trained reference, at each eps.
 - ``test_informative_features[<pair>]`` (``backselect = true``; slow): overlap of the informative pixels
@@ -16,28 +15,26 @@ clipping; the same noise for parent, pruned and reference):
 import pytest
 
 from prunecheck.gates import similarity
-from prunecheck.session.similarity import measure_informative_features, measure_noise_similarity
 
-SUITE = "functional"
+with_reference = pytest.mark.prunecheck_pairs(lambda spec, settings: spec.reference is not None)
+with_backselect = pytest.mark.prunecheck_pairs(lambda spec, settings: bool(settings.gates["functional"]["backselect"]))
 
 
 def test_agreement_with_parent(pair, gate, eps):
-    options, run = gate.config(SUITE), gate.settings.run
-    gate.check(similarity.agreement(
-        lambda: measure_noise_similarity(pair, eps, options), options,
-        subject=pair.name, eps=eps, seed=run.seed, n_resamples=run.bootstrap_resamples))
+    options = gate.config(similarity.SUITE)
+    measured = pair.noise_similarity(eps, options)
+    gate.check(similarity.agreement(measured, options, subject=pair.name, eps=eps, **gate.bootstrap))
 
 
-@pytest.mark.prunecheck_pairs(lambda spec, settings: spec.reference is not None)
+@with_reference
 def test_closer_than_reference(pair, gate, eps):
-    options, run = gate.config(SUITE), gate.settings.run
-    gate.check(similarity.closer_than_reference(
-        lambda: measure_noise_similarity(pair, eps, options), options,
-        subject=pair.name, eps=eps, seed=run.seed, n_resamples=run.bootstrap_resamples))
+    options = gate.config(similarity.SUITE)
+    measured = pair.noise_similarity(eps, options)
+    gate.check(similarity.closer_than_reference(measured, options, subject=pair.name, eps=eps, **gate.bootstrap))
 
 
 @pytest.mark.slow
-@pytest.mark.prunecheck_pairs(lambda spec, settings: bool(settings.gates[SUITE]["backselect"]))
+@with_backselect
 def test_informative_features(pair, gate):
-    features = measure_informative_features(pair, gate.config(SUITE))
+    features = pair.informative_features(gate.config(similarity.SUITE))
     gate.check(similarity.informative_features(features, subject=pair.name))

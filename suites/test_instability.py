@@ -20,13 +20,10 @@ An ensemble pair has no single zero mask: it runs only with a pre-fine-tune chec
 import pytest
 
 from prunecheck.gates import stability
-from prunecheck.session.stability import step_accuracies
 
 GATE = "instability"
 
 
 @pytest.mark.prunecheck_pairs.with_args(stability.has_steps)
 def test_pruning_instability(pair, gate):
-    gate.check(stability.pruning_instability(
-        lambda: step_accuracies(pair.workspace, pair.spec, pair.workspace.settings.pairs),
-        pair.spec, gate.config(GATE)))
+    gate.check(stability.pruning_instability(pair.step_accuracies(), pair.spec, gate.config(GATE)))

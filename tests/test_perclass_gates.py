@@ -49,9 +49,9 @@ def class_accuracy_gate(*args, **kwargs) -> tuple[GateResult, dict]:
     return result, payload
 
 
-def pies(measure, options, subject="pair") -> tuple[list[GateResult], dict]:
+def pies(populations, options, subject="pair") -> tuple[list[GateResult], dict]:
     """The PIE report's results and its one report entry."""
-    outcome = pie_report(measure, options, subject=subject)
+    outcome = pie_report(populations, options, subject=subject)
     ((section, entry_subject, payload),) = outcome.records
     assert section == "pies" and entry_subject == subject
     return list(outcome.results), payload
@@ -109,23 +109,29 @@ def test_pies_from_hand_made_populations_without_a_workspace():
     dataset = TensorDataset("d", images, torch.tensor(labels), 3, (0, 0, 0), (1, 1, 1))
     populations = PiePopulations(
         [predictions("p", labels, labels, 3)], [predictions("q", [0, 2, 1, 1, 0, 2], labels, 3)], dataset)
-    results, payload = pies(lambda: populations, {**PiesOptions(), "thumbnails": 1, "thumbnail_size": 8})
+    results, payload = pies(populations, {**PiesOptions(), "thumbnails": 1, "thumbnail_size": 8})
     assert results == []  # max_pie_fraction not set: reported only
     assert payload["pies"] == 2 and payload["images"] == 6 and payload["fraction"] == pytest.approx(1 / 3)
     assert payload["classes"] == [{"class": 0, "pies": 1, "images": 2}, {"class": 2, "pies": 1, "images": 2}]
     (first,) = payload["first"]
     assert (first["index"], first["label"], first["unpruned_modal"], first["pruned_modal"]) == (1, 0, [0], [2])
-    (gated,), _ = pies(lambda: populations, {**PiesOptions(), "max_pie_fraction": 0.25})
+    (gated,), _ = pies(populations, {**PiesOptions(), "max_pie_fraction": 0.25})
     assert not gated.passed and gated.message == "PIE fraction (2 of 6 images) 0.3333 > max_pie_fraction 0.25"
 
 
 def test_pies_fail_closed_with_the_reason_in_the_report_entry():
     from prunecheck.config.options import PiesOptions
+    from prunecheck.config.settings import PairSpec
     from prunecheck.core.errors import ModelError
+    from prunecheck.gates.decide import Unavailable
+    from prunecheck.session.pairs import Pair
 
-    def unloadable():
-        raise ModelError("model 'reference': weights file not found")
+    class Unloadable:  # a workspace whose reference does not load
+        def predict_pair(self, spec):
+            raise ModelError("model 'reference': weights file not found")
 
+    unloadable = Pair(PairSpec("pair", "parent", "pruned", "d"), Unloadable()).pie_populations()
+    assert isinstance(unloadable, Unavailable)
     (result,), payload = pies(unloadable, PiesOptions())
     assert not result.passed and result.threshold_name == "max_pie_fraction"
     assert result.message == ("pruning identified exemplars: cannot be computed (model 'reference': weights file "
@@ -265,8 +271,8 @@ def test_bad_optional_threshold_is_a_configuration_error_naming_the_key(pytester
 
 def test_per_class_gate_and_pies_add_no_forward_pass(tmp_path):
     from prunecheck.config.loader import load_settings
-    from prunecheck.session.perclass import pie_populations
-    from prunecheck.session.workspace import Pair, Workspace
+    from prunecheck.session.pairs import Pair
+    from prunecheck.session.workspace import Workspace
 
     write_project(tmp_path)
     settings = load_settings(tmp_path / "prunecheck.toml")
@@ -276,7 +282,7 @@ def test_per_class_gate_and_pies_add_no_forward_pass(tmp_path):
     passes = workspace.engine.forward_passes
     assert passes > 0
     result, _ = class_accuracy_gate(parent, pruned, settings.gates["class_accuracy"], subject=pair.name)
-    _, payload = pies(lambda: pie_populations(pair), settings.gates["pies"], subject=pair.name)
+    _, payload = pies(pair.pie_populations(), settings.gates["pies"], subject=pair.name)
     assert workspace.engine.forward_passes == passes
     assert not result.passed and payload["pies"] == 60
 
@@ -286,8 +292,8 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     # does not -> PIE. Class-8 images: the unpruned votes tie {8, reference's pick}, pruned says 8
     # -> a shared class, not a PIE. So still exactly the 60 class-9 images.
     from prunecheck.config.loader import load_settings
-    from prunecheck.session.perclass import pie_populations
-    from prunecheck.session.workspace import Pair, Workspace
+    from prunecheck.session.pairs import Pair
+    from prunecheck.session.workspace import Workspace
 
     root = write_project(tmp_path)
     reference = red_channel_weights()
@@ -302,10 +308,10 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     pair = Pair(settings.pairs[0], workspace)
     pair.predictions()
     before = workspace.engine.forward_passes
-    _, payload = pies(lambda: pie_populations(pair), settings.gates["pies"], subject=pair.name)
+    _, payload = pies(pair.pie_populations(), settings.gates["pies"], subject=pair.name)
     reference_batches = -(-600 // 64)  # one leaf model over 600 images in batches of 64
     assert workspace.engine.forward_passes - before == reference_batches
-    _, again = pies(lambda: pie_populations(pair), settings.gates["pies"], subject=pair.name)
+    _, again = pies(pair.pie_populations(), settings.gates["pies"], subject=pair.name)
     assert workspace.engine.forward_passes - before == reference_batches  # cached from then on
     assert [m["model"] for m in payload["unpruned"]] == ["parent", "reference"]
     assert payload["pies"] == 60 and payload["classes"] == [{"class": 9, "pies": 60, "images": 60}]

@@ -25,7 +25,7 @@ from prunecheck.gates.decide import Outcome, Unavailable
 from prunecheck.session import families
 from prunecheck.report.tables import corruptions as corruption_table
 from prunecheck.report.tables import prune_potential as potential_table
-from prunecheck.session.workspace import Family
+from prunecheck.session.pairs import Family
 
 # -- configured shifts --------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ SHIFTS = R.configured_shifts({"corruptions": ["fog"], "severities": [3], "noise_
 
 def test_family_is_predicted_with_one_call_per_view_and_measured_ratios():
     workspace = FakeWorkspace(TABLE, zeros={"b": 0.3, "a": 0.99})
-    curves = families.family_curves(_family(workspace), SHIFTS)
+    curves = families.family_curves(workspace, _family(workspace).spec, SHIFTS)
     assert [(names, view.id) for names, _, view in workspace.calls] == [
         (("p", "a", "b"), "nominal"), (("p", "a", "b"), "fog-3"), (("p", "a", "b"), "noise0.1-r0"),
     ]
@@ -305,12 +305,12 @@ def test_family_is_predicted_with_one_call_per_view_and_measured_ratios():
     assert curves.accuracy == ((0.9, 0.9), (0.8, 0.5), (0.6, 0.7))
     assert R.prune_potentials(curves, 0.005) == {"nominal": 0.8, "fog-3": 0.3, "noise0.1": 0.8}
     # a second request in the same session is served from memory, as is the Family's own request
-    families.family_curves(_family(workspace), SHIFTS)
+    families.family_curves(workspace, _family(workspace).spec, SHIFTS)
     options = CorruptionsOptions.from_table({"corruptions": ["fog"], "severities": [3], "noise_levels": [0.1]})
     assert _family(workspace).curves(options) is curves
     assert len(workspace.calls) == 3
     families.forget()  # e.g. the demo's margin probe: the next request predicts again
-    families.family_curves(_family(workspace), SHIFTS)
+    families.family_curves(workspace, _family(workspace).spec, SHIFTS)
     assert len(workspace.calls) == 6
 
 

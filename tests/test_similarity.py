@@ -238,7 +238,7 @@ def test_agreement_gate_and_report_entry_from_a_hand_made_similarity():
 
     similarity = _similarity([1.0] * 8 + [0.5, 0.0], [1.0] * 10)  # mean agreement 0.85
     kwargs = dict(subject="pair", eps=0.1, seed=0, n_resamples=200)
-    outcome = agreement(lambda: similarity, _options(min_agreement=0.8), **kwargs)
+    outcome = agreement(similarity, _options(min_agreement=0.8), **kwargs)
     (result,) = outcome.results
     assert result.passed and result.value == pytest.approx(0.85) and result.view == "noise0.1"
     assert result.threshold_name == "min_agreement" and result.direction == "min"
@@ -246,16 +246,16 @@ def test_agreement_gate_and_report_entry_from_a_hand_made_similarity():
     assert (section, subject) == ("functional", "pair")
     assert payload["kind"] == "noise" and payload["images"] == 10 and payload["parent"] == "par"
     assert payload["pruned"]["mean_agreement"] == pytest.approx(0.85) and payload["reference"]["model"] == "ref"
-    (strict,) = agreement(lambda: similarity, _options(min_agreement=0.9), **kwargs).results
+    (strict,) = agreement(similarity, _options(min_agreement=0.9), **kwargs).results
     assert not strict.passed and "0.8500 < min_agreement 0.9" in strict.message
 
 
 def test_similarity_gates_fail_closed_when_the_measurement_fails():
     from prunecheck.core.errors import DataError
+    from prunecheck.gates.decide import Unavailable
     from prunecheck.gates.similarity import agreement, closer_than_reference
 
-    def broken():
-        raise DataError("colours: cannot read the images")
+    broken = Unavailable(DataError("colours: cannot read the images"))  # what Pair.noise_similarity hands over
 
     kwargs = dict(subject="pair", eps=0.2, seed=0, n_resamples=200)
     outcome = agreement(broken, _options(), **kwargs)
@@ -266,7 +266,7 @@ def test_similarity_gates_fail_closed_when_the_measurement_fails():
     (closer,) = closer_than_reference(broken, _options(), **kwargs).results
     assert not closer.passed and closer.metric == "agreement with parent, pruned minus reference"
     # a similarity measured without a reference cannot be compared with one
-    (alone,) = closer_than_reference(lambda: _similarity([1.0, 1.0]), _options(), **kwargs).results
+    (alone,) = closer_than_reference(_similarity([1.0, 1.0]), _options(), **kwargs).results
     assert not alone.passed and "no reference model" in alone.reason
 
 
@@ -275,12 +275,12 @@ def test_closer_than_reference_gates_the_margin_over_the_reference():
 
     similarity = _similarity([1.0] * 9 + [0.0], [1.0] * 10)  # 0.9 - 1.0 = -0.1
     kwargs = dict(subject="pair", eps=0.1, seed=0, n_resamples=200)
-    outcome = closer_than_reference(lambda: similarity, _options(min_reference_margin=-0.15), **kwargs)
+    outcome = closer_than_reference(similarity, _options(min_reference_margin=-0.15), **kwargs)
     (result,) = outcome.results
     assert not outcome.records  # the agreement gate reports the points
     assert result.passed and result.value == pytest.approx(-0.1) and result.pruned == pytest.approx(0.9)
     assert result.metric == "agreement with parent of pruned 'pru' minus reference 'ref' (1.0000)"
-    (strict,) = closer_than_reference(lambda: similarity, _options(min_reference_margin=0.0), **kwargs).results
+    (strict,) = closer_than_reference(similarity, _options(min_reference_margin=0.0), **kwargs).results
     assert not strict.passed
 
 
@@ -325,12 +325,12 @@ def test_noise_similarity_is_measured_once_per_pair_and_eps(engine):
     data = _dataset(40)
     workspace = Workspace()
     workspace.engine = engine
-    pair = SimpleNamespace(workspace=workspace, spec=PairSpec("p", "parent", "pruned", "d", reference="ref"))
+    spec = PairSpec("p", "parent", "pruned", "d", reference="ref")
     options = _options(max_images=20, repetitions=3)
-    first = session.measure_noise_similarity(pair, 0.1, options)
-    assert session.measure_noise_similarity(pair, 0.1, options) is first and len(calls) == 3  # one call per view
+    first = session.measure_noise_similarity(workspace, spec, 0.1, options)
+    assert session.measure_noise_similarity(workspace, spec, 0.1, options) is first and len(calls) == 3  # one call per view
     assert first.images == 20 and first.parent == "parent" and first.reference.model == "ref"
-    session.measure_noise_similarity(pair, 0.2, options)
+    session.measure_noise_similarity(workspace, spec, 0.2, options)
     assert len(calls) == 6
     session.forget()
-    assert session.measure_noise_similarity(pair, 0.1, options) is not first and len(calls) == 9
+    assert session.measure_noise_similarity(workspace, spec, 0.1, options) is not first and len(calls) == 9

@@ -244,7 +244,7 @@ def test_instability_gate_scores_every_step_and_reports_the_series_without_a_wor
     from prunecheck.gates.stability import pruning_instability
 
     spec = PairSpec("p", "net", "net-80", "d", schedule=("net-50-pre", "net-80-pre"))
-    outcome = pruning_instability(_schedule_accuracies, spec, InstabilityOptions(max_instability=0.5))
+    outcome = pruning_instability(_schedule_accuracies(), spec, InstabilityOptions(max_instability=0.5))
     first, second = outcome.results
     assert first.passed and first.value == pytest.approx(0.1) and first.parent == 0.9 and first.pruned == 0.81
     assert not second.passed and second.value == pytest.approx(0.75) and second.threshold_name == "max_instability"
@@ -258,10 +258,11 @@ def test_instability_gate_scores_every_step_and_reports_the_series_without_a_wor
 
 def test_instability_gate_fails_closed_under_the_pairs_quantity():
     from prunecheck.config.options import InstabilityOptions
+    from prunecheck.gates.decide import Unavailable
     from prunecheck.gates.stability import Step, StepAccuracy, pruning_instability
 
-    def structurally_pruned():
-        raise ModelError("one-shot zero mask of 'small' on 'parent' impossible: shapes differ")
+    # what Pair.step_accuracies hands over when the mask does not fit
+    structurally_pruned = Unavailable(ModelError("one-shot zero mask of 'small' on 'parent' impossible: shapes differ"))
 
     outcome = pruning_instability(structurally_pruned, PairSpec("p", "parent", "small", "d"), InstabilityOptions())
     (result,) = outcome.results
@@ -270,6 +271,6 @@ def test_instability_gate_fails_closed_under_the_pairs_quantity():
     # a checkpoint step whose accuracy before is 0: the instability is undefined
     zero = [StepAccuracy(Step(1, 1, "parent", "pre", "checkpoint"), "pre", 0.0, 0.0)]
     spec = PairSpec("p", "parent", "pruned", "d", pre_finetune="pre")
-    (undefined,) = pruning_instability(lambda: zero, spec, InstabilityOptions()).results
+    (undefined,) = pruning_instability(zero, spec, InstabilityOptions()).results
     assert not undefined.passed and undefined.threshold_name == "max_instability"
     assert undefined.reason.startswith("cannot be computed (")

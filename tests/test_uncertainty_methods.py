@@ -26,6 +26,7 @@ from prunecheck.engine.predictor import Predictions
 from prunecheck.gates.decide import Outcome, Unavailable
 from prunecheck.gates import uncertainty
 from prunecheck.session import uncertainty as session_uncertainty
+from prunecheck.session.pairs import Pair
 from prunecheck.nn.models import ensemble_from_members, model_from_module
 from prunecheck.report.tables import uncertainty as table
 from prunecheck.strategies import member_stacks
@@ -339,16 +340,17 @@ def test_blur_node_takes_one_pair_per_radius_in_option_order():
 def test_the_session_hands_over_why_a_method_does_not_apply():
     plain = model_from_module("plain", RedChannelNet())
     workspace = SimpleNamespace(model=lambda name: plain)
-    pair = SimpleNamespace(name="p", workspace=workspace, spec=SimpleNamespace(parent="x", pruned="y", ood_dataset=None))
-    got = session_uncertainty.nominal(pair, "mc_dropout", {"mc_passes": 5})
+    pair = Pair(SimpleNamespace(name="p", parent="x", pruned="y", ood_dataset=None), workspace)
+    got = pair.uncertainty_predictions("mc_dropout", {"mc_passes": 5})
     assert isinstance(got, Unavailable) and "method 'mc_dropout' is configured, but model 'plain'" in got.reason
-    assert session_uncertainty.ood(pair, "msp", {"mc_passes": 5}).reason == "the pair has no ood_dataset"
+    assert pair.ood_predictions("msp", {"mc_passes": 5}).reason == "the pair has no ood_dataset"
+    assert isinstance(pair.blur_predictions("mc_dropout", {"mc_passes": 5, "blur_radii": [0, 1]}), Unavailable)
 
 
 # --------------------------------------------------------------------------- MC dropout through the workspace
 def _workspace(tmp_path, cache):
     from prunecheck.config.loader import load_settings
-    from prunecheck.session.workspace import Pair, Workspace
+    from prunecheck.session.workspace import Workspace
 
     images, labels = class_colour_images(64)
     write_cifar10(tmp_path / "data", images, labels)
@@ -386,7 +388,7 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
     ws, pair, options = _workspace(tmp_path, tmp_path / "cache1")
     bn = ws.model("a").module.bn
     before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
-    parent, pruned = session_uncertainty.method_predictions(pair, "mc_dropout", options)
+    parent, pruned = session_uncertainty.method_predictions(pair.workspace, pair.spec, "mc_dropout", options)
     assert parent.num_members == options["mc_passes"] == 5
     assert not torch.equal(parent.member_probs[0], parent.member_probs[1])  # dropout really on
     after = (bn.running_mean, bn.running_var, int(bn.num_batches_tracked))
@@ -395,7 +397,7 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
     assert not ws.model("a").module.training and not bn.training
     # A second, independent run (fresh workspace, empty cache) gives identical passes.
     ws2, pair2, _ = _workspace(tmp_path, tmp_path / "cache2")
-    parent2, pruned2 = session_uncertainty.method_predictions(pair2, "mc_dropout", options)
+    parent2, pruned2 = session_uncertainty.method_predictions(pair2.workspace, pair2.spec, "mc_dropout", options)
     assert torch.equal(parent.log_probs, parent2.log_probs) and torch.equal(pruned.log_probs, pruned2.log_probs)
     assert ws2.engine.forward_passes > 0
 
@@ -403,7 +405,7 @@ def test_mc_dropout_is_deterministic_and_leaves_batchnorm_statistics_alone(tmp_p
 def _scripted_pair(tmp_path, how: str):
     """A pair of TorchScript DropoutRedChannelNets (``torch.jit.script`` or ``torch.jit.trace``)."""
     from prunecheck.config.loader import load_settings
-    from prunecheck.session.workspace import Pair, Workspace
+    from prunecheck.session.workspace import Workspace
 
     images, labels = class_colour_images(64)
     write_cifar10(tmp_path / "data", images, labels)
@@ -442,7 +444,7 @@ def _scripted_pair(tmp_path, how: str):
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_mc_dropout_passes_differ_on_a_scripted_model(tmp_path):
     pair, options = _scripted_pair(tmp_path, "script")
-    parent, pruned = session_uncertainty.method_predictions(pair, "mc_dropout", options)
+    parent, pruned = session_uncertainty.method_predictions(pair.workspace, pair.spec, "mc_dropout", options)
     for p in (parent, pruned):  # every pair of passes differs somewhere (p = 0.3 dropout on the logits)
         m = p.member_probs
         assert all(float((m[i] - m[j]).abs().max()) > 0.01 for i in range(5) for j in range(i))
@@ -453,15 +455,15 @@ def test_mc_dropout_passes_differ_on_a_scripted_model(tmp_path):
 def test_mc_dropout_on_a_traced_model_fails_closed(tmp_path):
     pair, options = _scripted_pair(tmp_path, "trace")  # tracing in eval mode compiles dropout out
     with pytest.raises(uncertainty.GateError, match="MC dropout passes are identical.*torch.jit.trace"):
-        session_uncertainty.method_predictions(pair, "mc_dropout", options)
+        session_uncertainty.method_predictions(pair.workspace, pair.spec, "mc_dropout", options)
 
 
 def test_mc_dropout_on_a_model_without_dropout_raises_a_gate_error():
     plain = model_from_module("plain", RedChannelNet())
     workspace = SimpleNamespace(model=lambda name: plain)
-    pair = SimpleNamespace(name="p", workspace=workspace, spec=SimpleNamespace(parent="x", pruned="y"))
+    spec = SimpleNamespace(name="p", parent="x", pruned="y")
     with pytest.raises(uncertainty.GateError, match="pair 'p': method 'mc_dropout' is configured, but model"):
-        session_uncertainty.method_predictions(pair, "mc_dropout", {"mc_passes": 5})
+        session_uncertainty.method_predictions(workspace, spec, "mc_dropout", {"mc_passes": 5})
 
 
 # --------------------------------------------------------------------------- report table

@@ -24,12 +24,12 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from prunecheck import metrics
-from prunecheck.gates.decide import GateResult, Outcome, decide, fail_closed, fail_closed_outcome
+from prunecheck.gates.decide import GateResult, Outcome, Unavailable, available, decide, fail_closed, fail_closed_outcome
 
 if TYPE_CHECKING:
     from prunecheck.data.base import ImageDataset
@@ -179,14 +179,14 @@ def _describe(population: list[Predictions]) -> list[dict[str, Any]]:
 
 
 def pie_report(
-    measure: Callable[[], PiePopulations], options: Mapping[str, Any], *, subject: str
+    populations: PiePopulations | Unavailable, options: Mapping[str, Any], *, subject: str
 ) -> Outcome:
     """PIEs of a pair: the report entry, and the gate when ``max_pie_fraction`` is set.
 
     Args:
-        measure: Returns the pair's :class:`PiePopulations`
-            (:func:`prunecheck.session.perclass.pie_populations`); called inside the
-            fail-closed wrapper.
+        populations: The pair's :class:`PiePopulations` (``Pair.pie_populations``, from
+            :func:`prunecheck.session.perclass.pie_populations`), or why they could not
+            be gathered (the gate fails closed with the reason).
         options: ``[gates.pies]`` (max_pie_fraction, thumbnails, thumbnail_size).
         subject: The pair's name.
 
@@ -200,7 +200,7 @@ def pie_report(
     """
     def build() -> Outcome:
         limit = options["max_pie_fraction"]  # a fraction in [0, 1] or None: checked by the options schema
-        payload = _pie_payload(measure(), options)
+        payload = _pie_payload(available(populations), options)
         records = ((PIE_GATE, subject, payload),)
         if limit is None:
             return Outcome((), records)

@@ -16,21 +16,25 @@ predicts; nothing here calls a model):
 - :func:`informative_features`: the BackSelect comparison (:mod:`prunecheck.nn.backselect`)
   as a report entry: pixel overlap with the parent and cross-confidences; not gated.
 
-The gates take the measurement as a zero-argument function (``measure``) and call it
-inside :func:`prunecheck.gates.decide.fail_closed`: a similarity that cannot be measured
-(data that does not load, NaN outputs) is a failed gate with the reason, like a gate
-whose metric cannot be computed. Hand-made inputs: ``agreement(lambda: similarity, ...)``.
+The gates take the measurement, or :class:`~prunecheck.gates.decide.Unavailable` when the
+session could not measure it (``Pair.noise_similarity``), and unwrap it with
+:func:`~prunecheck.gates.decide.available` inside their fail-closed build: a similarity that
+cannot be measured (data that does not load, NaN outputs) is a failed gate with the reason,
+like a gate whose metric cannot be computed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from prunecheck import metrics
-from prunecheck.gates.decide import GateResult, Outcome, decide, fail_closed, fail_closed_outcome
+from prunecheck.core.errors import GateError
+from prunecheck.gates.decide import (
+    COMPUTE_ERRORS, GateResult, Outcome, Unavailable, available, decide, fail_closed, fail_closed_outcome,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -226,14 +230,14 @@ def similarity_result(
 
 
 def agreement(
-    measure: Callable[[], NoiseSimilarity], options: Mapping[str, Any], *,
+    similarity: NoiseSimilarity | Unavailable, options: Mapping[str, Any], *,
     subject: str, eps: float, seed: int, n_resamples: int,
 ) -> Outcome:
     """Gate ``min_agreement`` on the pruned model's mean agreement with the parent at ``eps``.
 
     Args:
-        measure: Returns the pair's :class:`NoiseSimilarity` at ``eps``; called inside
-            the fail-closed wrapper.
+        similarity: The pair's :class:`NoiseSimilarity` at ``eps`` (``Pair.noise_similarity``),
+            or why it could not be measured (the gate fails closed with the reason).
         options: ``[gates.functional]`` (``mode``, ``min_agreement``).
         subject: The pair's name.
         eps: The noise level (the gate's view is ``noise<eps>``).
@@ -249,14 +253,14 @@ def agreement(
                    threshold_name=threshold_name, direction="min", subject=subject, view=view)
 
     def build() -> Outcome:
-        similarity = measure()
-        pruned, reference = similarity.pruned, similarity.reference
+        measured = available(similarity)
+        pruned, reference = measured.pruned, measured.reference
         record = {
             "kind": "noise",
             "eps": float(eps),
             "repetitions": len(pruned.agreement),
-            "images": similarity.images,
-            "parent": similarity.parent,
+            "images": measured.images,
+            "parent": measured.parent,
             "pruned": pruned.to_dict(),
             "reference": reference.to_dict() if reference else None,
             "min_agreement": options[threshold_name],
@@ -265,14 +269,14 @@ def agreement(
             pruned, mode=options["mode"], threshold=float(options[threshold_name]), threshold_name=threshold_name,
             metric="agreement with parent", n_resamples=n_resamples, seed=seed, subject=subject, view=view,
             details={"mean_distance": pruned.mean_distance, "repetitions": len(pruned.agreement),
-                     "images": similarity.images}), **failure)
+                     "images": measured.images}), **failure)
         return Outcome((result,), ((SUITE, subject, record),))
 
     return fail_closed_outcome(build, **failure)
 
 
 def closer_than_reference(
-    measure: Callable[[], NoiseSimilarity], options: Mapping[str, Any], *,
+    similarity: NoiseSimilarity | Unavailable, options: Mapping[str, Any], *,
     subject: str, eps: float, seed: int, n_resamples: int,
 ) -> Outcome:
     """Gate ``min_reference_margin`` on agreement(pruned) - agreement(reference) with the parent at ``eps``.
@@ -288,8 +292,8 @@ def closer_than_reference(
                   subject=subject, view=view)
 
     def build() -> Outcome:
-        similarity = measure()
-        pruned, reference = similarity.pruned, similarity.reference
+        measured = available(similarity)
+        pruned, reference = measured.pruned, measured.reference
         if reference is None:
             raise ValueError(f"the pair has no reference model to compare '{pruned.model}' with")
         metric = (
@@ -306,8 +310,16 @@ def closer_than_reference(
     return fail_closed_outcome(build, metric="agreement with parent, pruned minus reference", **common)
 
 
-def informative_features(features: InformativeFeatures, *, subject: str) -> Outcome:
+def informative_features(features: InformativeFeatures | Unavailable, *, subject: str) -> Outcome:
     """The BackSelect report entry of a pair (reported, not gated).
+
+    Args:
+        features: The pair's :class:`InformativeFeatures` (``Pair.informative_features``),
+            or why they could not be measured.
+        subject: The pair's name.
+
+    Raises:
+        GateError: the features could not be measured (a one-line failure; there is no gate to fail).
 
     Returns:
         An outcome without gates whose entry has ``kind = "backselect"``, the models,
@@ -316,6 +328,10 @@ def informative_features(features: InformativeFeatures, *, subject: str) -> Outc
     """
     from prunecheck.nn.backselect import pixel_overlap
 
+    try:
+        features = available(features)
+    except COMPUTE_ERRORS as exc:
+        raise GateError(f"informative features of pair {subject!r} cannot be computed: {exc}") from None
     overlap = {
         role: pixel_overlap(features.keep[role], features.keep["parent"])
         for role in features.roles if role != "parent"

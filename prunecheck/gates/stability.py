@@ -45,14 +45,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from prunecheck.config.settings import PairSpec
 from prunecheck.core.errors import ModelError
-from prunecheck.gates.decide import Outcome, decide, fail_closed_outcome
+from prunecheck.gates.decide import Outcome, Unavailable, available, decide, fail_closed_outcome
 from prunecheck.nn.models import LoadedModel, apply_mask, mask_transfer_problem, model_from_module, zero_mask
 
 __all__ = [
@@ -422,16 +422,16 @@ def has_steps(spec: PairSpec, settings) -> bool:
 
 
 def pruning_instability(
-    measure: Callable[[], Sequence[StepAccuracy]], spec: PairSpec, options: Mapping[str, float], *,
+    accuracies: Sequence[StepAccuracy] | Unavailable, spec: PairSpec, options: Mapping[str, float], *,
     name: str = "instability",
 ) -> Outcome:
     """Gate every step of a pair and report the whole series.
 
     Args:
-        measure: Returns the pair's :class:`StepAccuracy` list (the session's
-            :func:`prunecheck.session.stability.step_accuracies`); called inside the
-            fail-closed wrapper, so a step that cannot be measured (a mask that does not
-            fit, NaN outputs) fails the gate with the reason.
+        accuracies: The pair's :class:`StepAccuracy` list (``Pair.step_accuracies``, from
+            :func:`prunecheck.session.stability.step_accuracies`), or why it could not be
+            measured: a step that cannot be measured (a mask that does not fit, NaN
+            outputs) fails the gate with the reason.
         spec: The pair.
         options: ``[gates.instability]`` (``max_instability``, ``max_mask_damage``).
         name: The gate name and report section.
@@ -443,7 +443,7 @@ def pruning_instability(
     metric, key, threshold = failure_threshold(spec, options)
 
     def build() -> Outcome:
-        outcomes = score_steps(measure())
+        outcomes = score_steps(available(accuracies))
         record = {
             "parent": spec.parent,
             "pruned": spec.pruned,

@@ -572,7 +572,7 @@ def prunecheck_workspace(pytestconfig: pytest.Config, prunecheck_settings: Setti
 @pytest.fixture
 def pair(request: pytest.FixtureRequest, prunecheck_workspace):
     """One configured (parent, pruned) pair; suites are parametrised over all of them."""
-    from prunecheck.session.workspace import Pair
+    from prunecheck.session.pairs import Pair
 
     spec = request.param
     for name in (spec.parent, spec.pruned):
@@ -583,7 +583,7 @@ def pair(request: pytest.FixtureRequest, prunecheck_workspace):
 @pytest.fixture
 def family(request: pytest.FixtureRequest, prunecheck_workspace):
     """One configured family (parent + pruned members at several ratios)."""
-    from prunecheck.session.workspace import Family
+    from prunecheck.session.pairs import Family
 
     return Family(request.param, prunecheck_workspace)
 

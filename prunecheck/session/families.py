@@ -3,7 +3,8 @@
 The family tests of ``suites/test_corruptions.py`` (curves, prune potential, excess
 error) all read the same curves: they are predicted here, one ``predict_many`` call per
 view, memoised per workspace, family and view set, and handed to the pure gate
-functions of :mod:`prunecheck.gates.robustness`.
+functions of :mod:`prunecheck.gates.robustness` (``Family.curves`` in
+:mod:`prunecheck.session.pairs` turns a failure into ``Unavailable``).
 """
 
 from __future__ import annotations
@@ -13,25 +14,24 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from prunecheck.config.settings import FamilySpec
 from prunecheck.core.views import NOMINAL
-from prunecheck.gates.decide import Unavailable, gathered
 from prunecheck.gates.robustness import NOMINAL_ID, PruneAccuracyCurves, Shift, configured_shifts, curves_from_accuracies
 
 if TYPE_CHECKING:  # pragma: no cover
-    from prunecheck.session.workspace import Family
+    from prunecheck.session.workspace import Workspace
 
 # Curves measured in this session, per workspace: the three family tests need the same ones.
 _MEMO: "weakref.WeakKeyDictionary[Any, dict[tuple, PruneAccuracyCurves]]" = weakref.WeakKeyDictionary()
 
 
-def prune_accuracy_curves(family: "Family", options: Mapping[str, Any]) -> PruneAccuracyCurves | Unavailable:
+def prune_accuracy_curves(workspace: Workspace, spec: FamilySpec, options: Mapping[str, Any]) -> PruneAccuracyCurves:
     """The family's curves on nominal data and on every shift ``options`` selects
-    (``[gates.corruptions]``), or :class:`~prunecheck.gates.decide.Unavailable` with the
-    reason they cannot be computed (the gates fed with it fail closed)."""
-    return gathered(lambda: family_curves(family, configured_shifts(options)))
+    (``[gates.corruptions]``); raises as :func:`family_curves`."""
+    return family_curves(workspace, spec, configured_shifts(options))
 
 
-def family_curves(family: "Family", shifts: Sequence[Shift]) -> PruneAccuracyCurves:
+def family_curves(workspace: Workspace, spec: FamilySpec, shifts: Sequence[Shift]) -> PruneAccuracyCurves:
     """Predict the family on nominal data and on every shift; one ``predict_many`` call per view.
 
     Member ratios are the configured ``FamilyMember.ratio`` or, when absent, the
@@ -43,7 +43,6 @@ def family_curves(family: "Family", shifts: Sequence[Shift]) -> PruneAccuracyCur
     Raises:
         ValueError: a prediction or accuracy that cannot be computed (e.g. NaN outputs).
     """
-    workspace, spec = family.workspace, family.spec
     key = (spec, tuple(shifts))
     memo = _MEMO.setdefault(workspace, {})
     if key in memo:

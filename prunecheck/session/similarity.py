@@ -16,7 +16,9 @@
   reference, each toward its own predicted class, and every model evaluated on
   every model's informative pixels.
 
-The gates that turn these into results are :mod:`prunecheck.gates.similarity`.
+Both take the workspace and the pair's spec; ``Pair.noise_similarity`` and
+``Pair.informative_features`` (:mod:`prunecheck.session.pairs`) turn a failure into
+``Unavailable``. The gates that turn these into results are :mod:`prunecheck.gates.similarity`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from prunecheck.config.settings import PairSpec
 from prunecheck.core.views import NOMINAL, View, noise
 from prunecheck.data.base import ImageDataset, Subset
 from prunecheck.data.views import apply_view
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
     from prunecheck.engine.predictor import PredictionEngine, Predictions
     from prunecheck.nn.models import LoadedModel
-    from prunecheck.session.workspace import Pair
+    from prunecheck.session.workspace import Workspace
 
 __all__ = [
     "sample_rows",
@@ -135,11 +138,14 @@ def noise_similarity(
     return similarity_points(predictions(), [model.name for model in others], eps)
 
 
-def measure_noise_similarity(pair: Pair, eps: float, options: Mapping[str, Any]) -> NoiseSimilarity:
+def measure_noise_similarity(
+    workspace: Workspace, spec: PairSpec, eps: float, options: Mapping[str, Any]
+) -> NoiseSimilarity:
     """The pair's pruned model (and reference) compared with its parent at ``eps`` (memoised).
 
     Args:
-        pair: The pair (its workspace predicts).
+        workspace: Predicts (and holds the memo).
+        spec: The pair.
         eps: The noise level.
         options: ``[gates.functional]`` (``max_images``, ``repetitions``).
 
@@ -147,7 +153,6 @@ def measure_noise_similarity(pair: Pair, eps: float, options: Mapping[str, Any])
         PrunecheckError: A model or the dataset does not load.
         ValueError: Bad eps / repetitions / max_images, or NaN predictions.
     """
-    workspace, spec = pair.workspace, pair.spec
     seed = workspace.settings.run.seed
     names = (spec.pruned, *((spec.reference,) if spec.reference else ()))
     key = (spec.dataset, spec.parent, names, float(eps), options["max_images"], options["repetitions"], seed)
@@ -177,7 +182,7 @@ def normalised_images(dataset: ImageDataset, indices: np.ndarray, device: torch.
 
 
 def measure_informative_features(
-    pair: Pair, options: Mapping[str, Any], *, mask_value: float = 0.0
+    workspace: Workspace, spec: PairSpec, options: Mapping[str, Any], *, mask_value: float = 0.0
 ) -> InformativeFeatures:
     """BackSelect on ``backselect_images`` stratified test images for parent, pruned model and reference.
 
@@ -186,7 +191,8 @@ def measure_informative_features(
     engine's device; the networks go back to the CPU afterwards.
 
     Args:
-        pair: The pair.
+        workspace: Loads the models and data.
+        spec: The pair.
         options: ``[gates.functional]`` (``backselect_images``, ``backselect_pixels_per_round``,
             ``backselect_keep_fraction``).
         mask_value: Value of a masked pixel (normalised space; 0 = the dataset mean).
@@ -195,7 +201,6 @@ def measure_informative_features(
 
     from prunecheck.nn.backselect import backselect_order, cross_confidence, informative_pixels, model_probs
 
-    workspace, spec = pair.workspace, pair.spec
     pixels_per_round, keep_fraction = options["backselect_pixels_per_round"], options["backselect_keep_fraction"]
     dataset = sample_rows(
         workspace.dataset(spec.dataset), options["backselect_images"], seed=workspace.settings.run.seed

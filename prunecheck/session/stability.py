@@ -4,7 +4,8 @@
 loads the model before and after each step (building the masked parent for a ``"mask"``
 step), predicts them all in one batched pass on the pair's nominal test data and
 returns their top-1 accuracies. The gate (:func:`prunecheck.gates.stability.pruning_instability`)
-turns them into instabilities and results.
+turns them into instabilities and results; ``Pair.step_accuracies``
+(:mod:`prunecheck.session.pairs`) turns a failure into ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from prunecheck.gates.stability import StepAccuracy, masked_parent_model, plan_s
 
 if TYPE_CHECKING:
     from prunecheck.nn.models import LoadedModel
+    from prunecheck.session.workspace import Workspace
 
 __all__ = ["step_accuracies"]
 
 
-def step_accuracies(workspace, spec: PairSpec, pairs: Sequence[PairSpec] = ()) -> list[StepAccuracy]:
+def step_accuracies(workspace: Workspace, spec: PairSpec, pairs: Sequence[PairSpec] = ()) -> list[StepAccuracy]:
     """Predict every model the pair's steps need (one batched pass) and measure each step's accuracies.
 
     Args:

@@ -1,31 +1,30 @@
 """The predictions an uncertainty method needs (SPEC 4.2), gathered for the pure gates.
 
 ``suites/test_uncertainty.py`` asks a pair for them (``Pair.uncertainty_predictions``,
-``Pair.ood_predictions``, ``Pair.blur_predictions``) and hands them to
-:mod:`prunecheck.gates.uncertainty`. This module decides which predictions a method
+``Pair.ood_predictions``, ``Pair.blur_predictions`` in :mod:`prunecheck.session.pairs`,
+which turn a failure into :class:`~prunecheck.gates.decide.Unavailable`) and hands them
+to :mod:`prunecheck.gates.uncertainty`. This module decides which predictions a method
 uses: the model's probabilities (``msp``, and ``ensemble`` entries, whose members the
 engine predicts), or ``mc_passes`` seeded MC dropout passes (``mc_dropout``); it checks
 that the method applies to the models and that MC passes really differ.
 
-What cannot be gathered comes back as :class:`~prunecheck.gates.decide.Unavailable`
-with the reason, and every gate fed with it fails closed. Nothing is held here beyond
-the engine's prediction cache: a method's rows (passes x images x classes, per view)
-are read back from it when another test needs them, rather than kept in memory for
-the whole session.
+Nothing is held here beyond the engine's prediction cache: a method's rows (passes x
+images x classes, per view) are read back from it when another test needs them, rather
+than kept in memory for the whole session.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from prunecheck.config.settings import PairSpec
 from prunecheck.core.errors import GateError
 from prunecheck.core.views import NOMINAL, View, blur
-from prunecheck.gates.decide import Unavailable, gathered
 from prunecheck.gates.uncertainty import check_passes_differ, method_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from prunecheck.engine.predictor import Predictions
-    from prunecheck.session.workspace import Pair
+    from prunecheck.session.workspace import Workspace
 
 PairPredictions = tuple["Predictions", "Predictions"]
 
@@ -36,20 +35,21 @@ def mc_passes_for(method: str, options: Mapping[str, Any]) -> int:
 
 
 def method_predictions(
-    pair: "Pair", method: str, options: Mapping[str, Any], view: View = NOMINAL, *, dataset: str | None = None
+    workspace: Workspace, spec: PairSpec, method: str, options: Mapping[str, Any], view: View = NOMINAL, *,
+    dataset: str | None = None,
 ) -> PairPredictions:
-    """(parent, pruned) predictions of ``method`` on one view (cached like all predictions).
+    """(parent, pruned) predictions of ``method`` on one view of the pair's test set (or of
+    ``dataset``), cached like all predictions.
 
     Raises:
         GateError: the method does not apply to the pair's models, or its MC passes are identical.
     """
-    workspace = pair.workspace
     problem = method_problem(
-        method, workspace.model(pair.spec.parent), workspace.model(pair.spec.pruned), mc_passes=options["mc_passes"],
+        method, workspace.model(spec.parent), workspace.model(spec.pruned), mc_passes=options["mc_passes"],
     )
     if problem:
-        raise GateError(f"pair '{pair.name}': {problem}")
-    parent, pruned = pair.predictions(view, mc_passes=mc_passes_for(method, options), dataset=dataset)
+        raise GateError(f"pair '{spec.name}': {problem}")
+    parent, pruned = workspace.predict_pair(spec, view, mc_passes=mc_passes_for(method, options), dataset=dataset)
     if method == "mc_dropout":
         for p in (parent, pruned):
             check_passes_differ(p)
@@ -61,25 +61,23 @@ def blur_views(radii) -> list[View]:
     return [NOMINAL if float(r) == 0.0 else blur(float(r)) for r in radii]
 
 
-def nominal(pair: "Pair", method: str, options: Mapping[str, Any]) -> PairPredictions | Unavailable:
-    """``method``'s predictions on the pair's test set, for the drift gates."""
-    return gathered(lambda: method_predictions(pair, method, options))
+def ood_predictions(
+    workspace: Workspace, spec: PairSpec, method: str, options: Mapping[str, Any]
+) -> PairPredictions:
+    """``method``'s predictions on the pair's ``ood_dataset`` (with the pair dataset's output width).
+
+    Raises:
+        GateError: the pair has no ``ood_dataset`` (and as :func:`method_predictions`).
+    """
+    if spec.ood_dataset is None:
+        raise GateError("the pair has no ood_dataset")
+    return method_predictions(workspace, spec, method, options, dataset=spec.ood_dataset)
 
 
-def ood(pair: "Pair", method: str, options: Mapping[str, Any]) -> PairPredictions | Unavailable:
-    """``method``'s predictions on the pair's ``ood_dataset`` (with the pair dataset's output width)."""
-    dataset = pair.spec.ood_dataset
-
-    def produce() -> PairPredictions:
-        if dataset is None:
-            raise GateError("the pair has no ood_dataset")
-        return method_predictions(pair, method, options, dataset=dataset)
-
-    return gathered(produce)
-
-
-def blurred(pair: "Pair", method: str, options: Mapping[str, Any]) -> tuple[PairPredictions, ...] | Unavailable:
+def blur_predictions(
+    workspace: Workspace, spec: PairSpec, method: str, options: Mapping[str, Any]
+) -> tuple[PairPredictions, ...]:
     """``method``'s predictions at every ``blur_radii`` radius, in that order."""
-    return gathered(lambda: tuple(
-        method_predictions(pair, method, options, view) for view in blur_views(options["blur_radii"])
-    ))
+    return tuple(
+        method_predictions(workspace, spec, method, options, view) for view in blur_views(options["blur_radii"])
+    )

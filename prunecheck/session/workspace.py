@@ -2,16 +2,16 @@
 
 One Workspace lives for a pytest session. It memoises what it loads, gets every
 view of a dataset from :func:`prunecheck.data.views.apply_view`, and hands
-prediction work to the engine, which owns batching and the cache.
+prediction work to the engine, which owns batching and the cache. The values the
+suites' ``pair`` and ``family`` fixtures hand out are in :mod:`prunecheck.session.pairs`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Sequence
 
-from prunecheck.config.settings import FamilySpec, PairSpec, Settings
+from prunecheck.config.settings import PairSpec, Settings
 from prunecheck.core.errors import ConfigError, PrunecheckError
 from prunecheck.core.views import NOMINAL, View
 from prunecheck.data.base import ImageDataset
@@ -161,93 +161,25 @@ class Workspace:
             rows=view.kind not in SUMMARY_VIEW_KINDS if rows is None else rows,
         )
 
+    def predict_pair(
+        self, spec: PairSpec, view: View = NOMINAL, *, mc_passes: int = 0, dataset: str | None = None,
+        rows: bool | None = None,
+    ) -> tuple[Predictions, Predictions]:
+        """(parent, pruned) predictions of pair ``spec`` on its dataset (or ``dataset``) under ``view``.
+
+        On another dataset (OOD data) the models keep the pair dataset's output width.
+        """
+        width = None
+        if dataset is not None and dataset != spec.dataset:
+            width = self.dataset(spec.dataset).num_classes
+        parent, pruned = self.predict_many(
+            [spec.parent, spec.pruned], dataset or spec.dataset, view, mc_passes=mc_passes, num_classes=width, rows=rows,
+        )
+        return parent, pruned
+
     def _spec(self, table: str, specs: dict, name: str):
         if name not in specs:
             known = ", ".join(sorted(specs)) or "none"
             raise ConfigError(f"unknown {table[:-1]} '{name}' (known: {known})", source=self.settings.source, key=table)
         return specs[name]
 
-
-@dataclass
-class Pair:
-    """A (parent, pruned) pair as the suites see it: the ``pair`` fixture's value."""
-
-    spec: PairSpec
-    workspace: Workspace
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def predictions(
-        self, view: View = NOMINAL, *, mc_passes: int = 0, dataset: str | None = None, rows: bool | None = None
-    ) -> tuple[Predictions, Predictions]:
-        """(parent, pruned) predictions on the pair's dataset (or ``dataset``) under ``view``.
-
-        On another dataset (OOD data) the models keep the pair dataset's output width.
-        """
-        width = None
-        if dataset is not None and dataset != self.spec.dataset:
-            width = self.workspace.dataset(self.spec.dataset).num_classes
-        parent, pruned = self.workspace.predict_many(
-            [self.spec.parent, self.spec.pruned], dataset or self.spec.dataset, view,
-            mc_passes=mc_passes, num_classes=width, rows=rows,
-        )
-        return parent, pruned
-
-    def view_source(self, view: View) -> str:
-        """Where the pair dataset's images under ``view`` come from (see ``Workspace.view_source``)."""
-        return self.workspace.view_source(self.spec.dataset, view)
-
-    def efficiency(self) -> dict:
-        """Efficiency facts of both models and the compression ratio (SPEC 4.6)."""
-        from prunecheck.nn.efficiency import compression_ratio, pair_ratios
-
-        parent = self.workspace.facts(self.spec.parent, self.spec.dataset)
-        pruned = self.workspace.facts(self.spec.pruned, self.spec.dataset)
-        return {
-            "parent_name": self.spec.parent,
-            "pruned_name": self.spec.pruned,
-            "parent": dataclasses.asdict(parent),
-            "pruned": dataclasses.asdict(pruned),
-            "compression_ratio": compression_ratio(parent, pruned),
-            "ratios": dataclasses.asdict(pair_ratios(parent, pruned)),
-        }
-
-    # -- what the uncertainty gates need (prunecheck.session.uncertainty) ----------------
-    def uncertainty_predictions(self, method: str, options):
-        """(parent, pruned) predictions of uncertainty ``method`` on the test set, or ``Unavailable``."""
-        from prunecheck.session import uncertainty
-
-        return uncertainty.nominal(self, method, options)
-
-    def ood_predictions(self, method: str, options):
-        """(parent, pruned) predictions of ``method`` on the pair's ``ood_dataset``, or ``Unavailable``."""
-        from prunecheck.session import uncertainty
-
-        return uncertainty.ood(self, method, options)
-
-    def blur_predictions(self, method: str, options):
-        """(parent, pruned) predictions of ``method`` per ``blur_radii`` radius, or ``Unavailable``."""
-        from prunecheck.session import uncertainty
-
-        return uncertainty.blurred(self, method, options)
-
-
-@dataclass
-class Family:
-    """A parent and its pruned versions: the ``family`` fixture's value."""
-
-    spec: FamilySpec
-    workspace: Workspace
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def curves(self, options):
-        """Prune-accuracy curves on nominal data and every view ``options`` (``[gates.corruptions]``)
-        selects, memoised per family and view set, or ``Unavailable`` (prunecheck.session.families)."""
-        from prunecheck.session.families import prune_accuracy_curves
-
-        return prune_accuracy_curves(self, options)
