@@ -11,10 +11,11 @@ prune-accuracy curve per view. From the curves:
   its nominal error; the gate compares the deployed member with the parent.
 
 Every function here is pure: predictions, curves or plain numbers in, results and
-report payloads out. The session predicts the curves
-(:func:`prunecheck.session.families.prune_accuracy_curves`, memoised per family and
-view set); the suite hands them to :func:`curves_report`, :func:`family_gate` and,
-per pair and view, :func:`corruption_margin`.
+report payloads out. The session predicts the curves (``Family.curves`` in
+:mod:`prunecheck.session.pairs`, measured by :mod:`prunecheck.session.families`,
+memoised per family and view set); the suite hands them to :func:`curves_report`,
+:func:`prune_potential_gate`, :func:`excess_error_gate` and, per pair and view,
+predictions to :func:`corruption_margin`.
 """
 
 from __future__ import annotations
