@@ -334,3 +334,12 @@ def test_noise_similarity_is_measured_once_per_pair_and_eps(engine):
     assert len(calls) == 6
     session.forget()
     assert session.measure_noise_similarity(workspace, spec, 0.1, options) is not first and len(calls) == 9
+
+
+def test_informative_features_that_could_not_be_measured_are_a_one_line_gate_error():
+    from prunecheck.core.errors import DataError, GateError
+    from prunecheck.gates.decide import Unavailable
+    from prunecheck.gates.similarity import informative_features
+
+    with pytest.raises(GateError, match="informative features of pair 'pair' cannot be computed: colours: cannot read"):
+        informative_features(Unavailable(DataError("colours: cannot read the images")), subject="pair")
