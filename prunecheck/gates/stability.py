@@ -312,23 +312,10 @@ class StepAccuracy:
 
 
 @dataclass(frozen=True)
-class StepOutcome:
-    """Accuracies and instability of one :class:`Step`.
+class StepOutcome(StepAccuracy):
+    """A :class:`StepAccuracy` scored: ``instability = (acc_before - acc_after) / acc_before``;
+    for a ``"mask"`` step this is the one-shot mask damage, not a per-step instability."""
 
-    Attributes:
-        step: The step.
-        after_name: Name of the model behind ``acc_after`` (the masked parent's
-            generated name for ``kind == "mask"``).
-        acc_before: Top-1 accuracy before the step, in [0, 1].
-        acc_after: Top-1 accuracy right after it, before fine-tuning, in [0, 1].
-        instability: ``(acc_before - acc_after) / acc_before``; for a ``"mask"``
-            step this is the one-shot mask damage, not a per-step instability.
-    """
-
-    step: Step
-    after_name: str
-    acc_before: float
-    acc_after: float
     instability: float
 
     def to_dict(self) -> dict:
