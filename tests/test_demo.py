@@ -24,9 +24,9 @@ from prunecheck.demo.net import DemoNet
 from prunecheck.demo.settings import DEMO_SEVERITY, DEMO_TEST_SIZE, demo_settings
 from prunecheck.demo.zoo import ZooConfig, ensure_zoo, load_zoo_model, read_manifest
 
-# A toy zoo: a few hundred images, one epoch, width 4; builds in a few seconds.
+# A toy zoo: a few hundred images (class 4 at half its share), one epoch, width 4; builds in a few seconds.
 TOY = ZooConfig(
-    train_size=200, test_size=100, width=4, epochs=1, batch_size=50,
+    train_size=200, test_size=100, width=4, epochs=1, batch_size=50, rare_class=4, rare_fraction=0.5,
     ratios=(0.5, 0.8), moderate_ratio=0.5, deployed_ratio=0.8, member_ratios=None,
     finetune_epochs=1, final_finetune_epochs=1, member_finetune_epochs=1, member_final_finetune_epochs=1,
 )
@@ -199,8 +199,12 @@ def test_toy_zoo_files_manifest_and_progress(toy_zoo):
     assert manifest["ensemble"] == ["parent", "member1", "member2"]
     assert manifest["ensemble_pruned"] == ["wt80", "member1-wt80", "member2-wt80"]
     assert manifest["build_seconds"] > 0
+    _, labels = generate_demo_images("train", TOY.train_size, TOY.data_seed)
+    rare = round(TOY.rare_fraction * int((labels == TOY.rare_class).sum()))
+    assert manifest["dataset"]["rare_train_images"] == rare
+    assert manifest["dataset"]["train_images"] == TOY.train_size - int((labels == TOY.rare_class).sum()) + rare
     assert any("training parent (1/4) epoch 1/1" in line for line in lines)
-    assert any("pruning parent to 80%" in line for line in lines)
+    assert any("pruned parent to 80% (2/2), fine-tune epoch 1/1" in line for line in lines)
     # no temporary build folders left behind
     assert [p.name for p in zoo_dir.parent.iterdir() if p.name.startswith(".")] == []
 
@@ -333,12 +337,36 @@ def test_concurrent_callers_build_once(tmp_path, monkeypatch):
         ({"epochs": 0}, "epochs"),
         ({"member_ratios": (0.7, 0.9)}, "member_ratios"),
         ({"final_finetune_epochs": -1}, "final_finetune_epochs"),
+        ({"rare_class": 10}, "rare_class"),
+        ({"rare_fraction": 0.0}, "rare_fraction"),
+        ({"rare_in": "pruned"}, "rare_in"),
     ],
 )
 def test_bad_zoo_config_is_rejected(kwargs, match, tmp_path):
     with pytest.raises(PrunecheckError, match=match):
         ensure_zoo(tmp_path / "z", config=ZooConfig(**kwargs))
     assert not (tmp_path / "z").exists()
+
+
+def test_long_tail_keeps_the_first_fraction_of_the_rare_class_only():
+    x, y = generate_demo_images("train", 400, seed=0)
+    kept_x, kept_y = demo_zoo.long_tail(x, y, ZooConfig(rare_class=4, rare_fraction=0.25))
+    before, after = np.bincount(y, minlength=NUM_CLASSES), np.bincount(kept_y, minlength=NUM_CLASSES)
+    assert after[4] == round(0.25 * before[4]) and after[4] < before[4]
+    assert all(after[c] == before[c] for c in range(NUM_CLASSES) if c != 4)
+    assert np.array_equal(kept_x[kept_y == 4], x[np.flatnonzero(y == 4)[: after[4]]])  # the first ones, in order
+    assert np.array_equal(kept_x[kept_y != 4], x[y != 4])
+    balanced_x, balanced_y = demo_zoo.long_tail(x, y, ZooConfig(rare_class=None))
+    assert balanced_x is x and balanced_y is y
+
+
+def test_rare_class_only_in_the_finetunes(tmp_path):
+    cfg = _tiny(rare_class=0, rare_fraction=0.5, rare_in="finetune")
+    _, labels = generate_demo_images("train", cfg.train_size, cfg.data_seed)
+    zeros = int((labels == 0).sum())
+    data = read_manifest(ensure_zoo(tmp_path / "z", config=cfg))["dataset"]
+    assert data["train_images"] == cfg.train_size  # the unpruned models train on the balanced split
+    assert data["finetune_images"] == cfg.train_size - zeros + round(0.5 * zeros) < cfg.train_size
 
 
 def test_ratio_tag():

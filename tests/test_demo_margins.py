@@ -103,3 +103,11 @@ def test_every_demo_verdict_is_the_declared_one(demo_margins):
     assert not wrong, f"verdicts that differ from prunecheck/demo/expectations.py: {wrong}"
     assert set(KNOWN_FAILURES) <= set(nodes), f"declared but not run: {sorted(set(KNOWN_FAILURES) - set(nodes))}"
     assert code == 0, f"the demo suites did not pass: {[n for n, o in outcomes.items() if o == 'failed']}"
+
+
+@pytest.mark.slow
+def test_the_margins_cover_the_per_class_gate_of_every_pair(demo_margins):
+    margins, outcomes, _ = demo_margins
+    pairs = {node.split("[", 1)[1].rstrip("]") for node in outcomes if "::test_accuracy_margin[" in node}
+    covered = {m.node for m in margins if m.result.name == "class_accuracy"}
+    assert pairs and covered == {f"test_class_accuracy[{pair}]" for pair in pairs}

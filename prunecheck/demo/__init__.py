@@ -3,9 +3,10 @@
 - :mod:`prunecheck.data.demo`: a generated, deterministic 10-class 32x32 RGB
   dataset (``train`` / ``test`` / ``ood`` splits).
 - :mod:`prunecheck.demo.net`: ``DemoNet``, a small CNN with BatchNorm and dropout.
-- :mod:`prunecheck.demo.zoo`: parent, reference, ensemble members and an
-  iteratively magnitude-pruned family with pre-fine-tune snapshots, trained on
-  first use and cached.
+- :mod:`prunecheck.demo.zoo`: parent, reference, ensemble members and a family
+  pruned with :func:`prunecheck.pruning.iterative_prune` (global weight
+  magnitude) with pre-fine-tune snapshots, all trained on a long-tailed split
+  (one rare class); :mod:`prunecheck.demo.shipped` ships it with the package.
 - :mod:`prunecheck.demo.settings`: the ``Settings`` over that zoo.
 
 Importing this package imports torch; the pytest plugin imports it lazily.

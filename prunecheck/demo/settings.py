@@ -100,13 +100,16 @@ def _demo_gates() -> dict[str, SuiteOptions]:
     - functional similarity at eps up to 0.2 (0.3 put the deployed model's
       agreement 1.5 SE from 0.9), agreement >= 0.88, and at most 2 points below
       the reference's agreement (at margin 0 the deployed model sat 2-3 SE);
-    - for the cold-run budget: 3 MC-dropout passes and 3 noise repetitions (not 5 and 10)
-      and blur radii 0, 2, 5 (every model's uncertainty rises monotonically: Spearman 1.0 on
-      3 or 5 radii); the MC-dropout ΔECE verdicts stay >= 3.7 SE from 0.014.
+    - for the cold-run budget: 3 MC-dropout passes and 3 noise repetitions (not 5 and 10;
+      2 passes put the deployed model's MC-dropout ΔECE at 0.025, 2.9 SE from 0.014)
+      and blur radii 0 and 5 (not 0, 1, 2, 3, 5): with two radii the blur check asks
+      whether the uncertainty on the most blurred view is above that on sharp images (a
+      Spearman of +1 or -1); each further radius costs every pair one more prediction of
+      the test images, three with MC dropout.
     """
     tables: dict[str, dict[str, Any]] = {
         "accuracy_margin": dict(max_drop=0.02),
-        "uncertainty": dict(max_ece_increase=0.014, blur_radii=[0.0, 2.0, 5.0], mc_passes=3),
+        "uncertainty": dict(max_ece_increase=0.014, blur_radii=[0.0, 5.0], mc_passes=3),
         "corruptions": dict(corruptions=list(DEMO_CORRUPTIONS), severities=[DEMO_SEVERITY], max_excess_error_diff=0.04),
         "functional": dict(eps=[0.0, 0.1, 0.2], repetitions=3, min_agreement=0.88, min_reference_margin=-0.02),
         "instability": dict(max_instability=0.6),
