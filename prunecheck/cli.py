@@ -29,15 +29,13 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 def _settings(args: argparse.Namespace):
     """The settings ``pytest suites/`` would use here: the config found, else the built-in demo."""
     from prunecheck.config.loader import load_settings
-    from prunecheck.demo.settings import demo_settings
-    from prunecheck.demo.shipped import install_shipped_zoo
+    from prunecheck.demo.shipped import installed_demo_settings
 
     path = _config_path(args)
     if path is not None:
         return load_settings(path)
-    cache_dir = Path(".prunecheck-cache").resolve()
-    zoo = install_shipped_zoo(cache_dir / "demo-zoo", lambda message: print(message, file=sys.stderr))
-    return demo_settings(zoo, cache_dir=cache_dir, report_dir=Path("reports").resolve())
+    return installed_demo_settings(Path(".prunecheck-cache").resolve(), Path("reports").resolve(),
+                                   lambda message: print(message, file=sys.stderr))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -88,3 +88,21 @@ def test_file_sha256_reads_in_blocks_and_matches_hashlib(tmp_path):
     data = bytes(range(256)) * (1 << 15)  # 8 MiB: two full blocks of 4 MiB
     (tmp_path / "f").write_bytes(data + b"tail")
     assert file_sha256(tmp_path / "f") == hashlib.sha256(data + b"tail").hexdigest()
+
+
+def test_built_directory_replaces_the_folder_only_when_the_build_completes(tmp_path):
+    from prunecheck.core.io import built_directory
+
+    target = tmp_path / "zoo"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with built_directory(target) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("build failed")
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]  # untouched
+    with built_directory(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        assert not (target / "new.txt").exists()  # not visible before the swap
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zoo"]  # no temporary or stale folder left

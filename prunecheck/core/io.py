@@ -12,6 +12,9 @@ The file gets the permissions of a plain ``open`` (0666 minus the umask), not th
 0600 of a temporary file, so CI artifact uploaders and teammates can read reports
 and caches.
 
+Folders: :func:`built_directory` builds a whole folder (the demo zoo) next to its
+target and swaps it into place, so readers see the old folder or the complete new one.
+
 Locks: :func:`file_lock` is the one cross-process lock (prediction cache keys,
 the demo zoo, corruption entries).
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -161,3 +165,26 @@ def derived_seed(*parts: object) -> int:
     batch index), never on the order in which draws happen.
     """
     return int(cache_key(*parts)[:15], 16)
+
+
+@contextmanager
+def built_directory(target: Path, label: str = "build") -> Iterator[Path]:
+    """A temporary folder next to ``target`` to fill; on success it replaces ``target``.
+
+    The old folder (if any) is moved aside and removed after the swap; on any error the
+    temporary folder is removed and ``target`` is untouched. Callers hold a
+    :func:`file_lock` when other processes may build the same folder.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{label}-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+            os.replace(target, stale / target.name)
+            shutil.rmtree(stale, ignore_errors=True)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

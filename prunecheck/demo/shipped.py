@@ -22,19 +22,17 @@ retrains and rewrites both files (:func:`build_shipped_zoo`);
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
-from prunecheck.core.io import file_lock, write_text
+from prunecheck.core.io import built_directory, file_lock, file_sha256, write_text
 from prunecheck.data.demo import generate_demo_images
 from prunecheck.demo import compact
 from prunecheck.demo.net import DemoNet
@@ -42,13 +40,15 @@ from prunecheck.demo.zoo import (
     MANIFEST,
     Progress,
     ZooConfig,
-    _sha256,
     accuracy_on,
     build_zoo,
     read_manifest,
     to_input,
 )
 from prunecheck.core.errors import PrunecheckError
+
+if TYPE_CHECKING:
+    from prunecheck.config.settings import Settings
 
 #: Where the shipped zoo lives inside the package.
 SHIPPED_DIR = Path(__file__).resolve().parent / "data"
@@ -133,28 +133,19 @@ def install_shipped_zoo(zoo_dir: Path, progress: Progress = lambda s: None, *,
         if _installed_ok(zoo_dir, manifest):
             return zoo_dir
         archive = Path(shipped_dir) / WEIGHTS
-        if _sha256(archive) != manifest["weights_sha256"]:
+        if file_sha256(archive) != manifest["weights_sha256"]:
             raise PrunecheckError(
                 f"demo zoo: {archive}: expected sha256 {manifest['weights_sha256']} (manifest), found another; "
                 "rebuild with `prunecheck demo build`"
             )
         progress(f"demo zoo: unpacking the shipped zoo ({len(manifest['models'])} models) into {zoo_dir}")
         states = compact.read_archive(archive)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{zoo_dir.name}.install-", dir=zoo_dir.parent))
-        try:
+        with built_directory(zoo_dir, "install") as tmp:
             installed = json.loads(json.dumps(manifest))
             for name, info in installed["models"].items():
                 info["file"] = f"{name}.pt"
                 torch.save(states[name], tmp / info["file"])
             write_text(tmp / MANIFEST, json.dumps(installed, indent=2, sort_keys=True))
-            if zoo_dir.exists():
-                stale = Path(tempfile.mkdtemp(prefix=f".{zoo_dir.name}.stale-", dir=zoo_dir.parent))
-                os.replace(zoo_dir, stale / "zoo")
-                shutil.rmtree(stale, ignore_errors=True)
-            os.replace(tmp, zoo_dir)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
     return zoo_dir
 
 
@@ -209,7 +200,7 @@ def ship_built_zoo(built_dir: Path, out_dir: Path, cfg: ZooConfig,
         manifest["models"][name] = entry
     manifest["data_probe"] = data_probe(cfg)
     manifest["storage"] = {"file": WEIGHTS, "dtype": "float16", "sparse_min_zeros": compact.SPARSE_MIN_ZEROS}
-    manifest["weights_sha256"] = _sha256(archive)
+    manifest["weights_sha256"] = file_sha256(archive)
     os.replace(archive, out_dir / WEIGHTS)
     write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     size_kb = (out_dir / WEIGHTS).stat().st_size / 1024
@@ -221,3 +212,12 @@ __all__ = [
     "SHIPPED_DIR", "WEIGHTS", "build_shipped_zoo", "ship_built_zoo", "data_probe", "install_shipped_zoo", "shipped_manifest",
     "stale_reasons",
 ]
+
+
+def installed_demo_settings(cache_dir: Path, report_dir: Path, progress: Callable[[str], None]) -> "Settings":
+    """The built-in demo's settings over the shipped zoo, unpacked once into ``<cache_dir>/demo-zoo``:
+    what ``pytest suites/`` and the ``prunecheck`` command run when no config file is found."""
+    from prunecheck.demo.settings import demo_settings
+
+    zoo = install_shipped_zoo(Path(cache_dir) / "demo-zoo", progress)
+    return demo_settings(zoo, cache_dir=Path(cache_dir), report_dir=Path(report_dir))

@@ -34,9 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunecheck.core.io import file_lock, write_text
+from prunecheck.core.io import built_directory, file_lock, file_sha256, write_text
 from prunecheck.data.demo import (
     DEMO_CLASSES, DEMO_MEAN, DEMO_STD, GENERATOR_VERSION, IMAGE_SIZE, generate_demo_images,
 )
@@ -265,14 +262,6 @@ def _prune_schedule(
 
 # --------------------------------------------------------------------------- building
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_zoo(out_dir: Path, cfg: ZooConfig, progress: Progress = lambda s: None) -> dict[str, Any]:
     """Train every zoo model into ``out_dir`` (which must exist) and write the manifest.
 
@@ -317,7 +306,7 @@ def _build(out_dir: Path, cfg: ZooConfig, progress: Progress) -> dict[str, Any]:
         net = DemoNet(width=cfg.width, dropout=cfg.dropout)
         net.load_state_dict(state)
         models[name] = {
-            "file": path.name, "sha256": _sha256(path),
+            "file": path.name, "sha256": file_sha256(path),
             "accuracy": round(accuracy_on(net, xte, yte_t), 6),
             "sparsity": round(weight_sparsity(net), 6), **info,
         }
@@ -402,7 +391,7 @@ def zoo_is_valid(zoo_dir: Path, cfg: ZooConfig) -> bool:
         return False
     try:
         return all(
-            _sha256(Path(zoo_dir) / info["file"]) == info["sha256"]
+            file_sha256(Path(zoo_dir) / info["file"]) == info["sha256"]
             for info in manifest["models"].values()
         )
     except (OSError, KeyError, TypeError):
@@ -436,17 +425,8 @@ def ensure_zoo(zoo_dir: Path, progress: Progress = lambda s: None, config: ZooCo
             progress(f"demo zoo: reusing {zoo_dir}")
             return zoo_dir
         progress(f"demo zoo: building in {zoo_dir} (first use; 1-3 minutes on a 2-core CPU)")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{zoo_dir.name}.build-", dir=zoo_dir.parent))
-        try:
+        with built_directory(zoo_dir) as tmp:
             manifest = build_zoo(tmp, cfg, progress)
-            if zoo_dir.exists():
-                stale = Path(tempfile.mkdtemp(prefix=f".{zoo_dir.name}.stale-", dir=zoo_dir.parent))
-                os.replace(zoo_dir, stale / "zoo")
-                shutil.rmtree(stale, ignore_errors=True)
-            os.replace(tmp, zoo_dir)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
     progress(f"demo zoo: ready in {zoo_dir} (built in {manifest['build_seconds']:.1f} s)")
     return zoo_dir
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from prunecheck.config.settings import GATE_MODES, RunSettings, Settings
+from prunecheck.config.settings import GATE_MODES, Settings
 from prunecheck.core.errors import ConfigError, PrunecheckError, plain_text
 from prunecheck.plugin.recorder import GateRecorder
 from prunecheck.report.document import write_reports
@@ -154,11 +154,6 @@ def load_file_settings(config: pytest.Config, path: Path) -> Settings:
     return apply_overrides(config, settings)
 
 
-def demo_zoo_dir(config: pytest.Config) -> Path:
-    cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache").resolve()
-    return cache_dir / "demo-zoo"
-
-
 def load_demo_settings(config: pytest.Config) -> Settings:
     """The built-in demo over the zoo shipped with the package (unpacked once into the cache).
 
@@ -167,17 +162,15 @@ def load_demo_settings(config: pytest.Config) -> Settings:
     """
     from prunecheck.demo.expectations import DemoExpectations
     from prunecheck.demo.settings import demo_settings
-    from prunecheck.demo.shipped import SHIPPED_DIR, install_shipped_zoo
+    from prunecheck.demo.shipped import SHIPPED_DIR, installed_demo_settings
 
-    zoo_dir = demo_zoo_dir(config)
-    cache_dir = zoo_dir.parent
+    cache_dir = Path(resolve_option(config, "cache-dir") or config.rootpath / ".prunecheck-cache").resolve()
     report_dir = Path(resolve_option(config, "report-dir") or config.rootpath / "reports").resolve()
     if config.option.collectonly:  # the test ids come from the manifest; nothing is loaded
         return apply_overrides(config, demo_settings(SHIPPED_DIR, cache_dir=cache_dir, report_dir=report_dir))
     progress = _progress_writer(config)
     progress("no config file found: running the built-in demo (its model zoo ships with prunecheck)")
-    zoo = install_shipped_zoo(zoo_dir, progress)
-    settings = apply_overrides(config, demo_settings(zoo, cache_dir=cache_dir, report_dir=report_dir))
+    settings = apply_overrides(config, installed_demo_settings(cache_dir, report_dir, progress))
     # The demo's expected verdicts are checked in both directions (prunecheck.demo.expectations).
     if not config.pluginmanager.has_plugin(DemoExpectations.NAME):
         config.pluginmanager.register(DemoExpectations(), DemoExpectations.NAME)
