@@ -172,13 +172,10 @@ def measure_noise_similarity(
 
 
 def normalised_images(dataset: ImageDataset, indices: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """float32 [B, 3, H, W] images of ``indices``, normalised as the engine does it."""
-    import torch
+    """float32 [B, 3, H, W] images of ``indices``, normalised by the engine's own normaliser."""
+    from prunecheck.data.base import normaliser
 
-    images = dataset.images(np.asarray(indices, dtype=np.int64)).to(device).float().div_(255.0)
-    mean = torch.tensor(dataset.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(dataset.std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    return (images - mean) / std
+    return normaliser(dataset.mean, dataset.std, device)(dataset.images(np.asarray(indices, dtype=np.int64)))
 
 
 def measure_informative_features(
