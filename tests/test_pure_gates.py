@@ -1,4 +1,4 @@
-"""The pure gate modules stay pure: nothing they run imports the session, the engine or the plugin.
+"""The pure gate modules stay pure: nothing they run imports the session, the predictor or the plugin.
 
 Only the session (prunecheck.session) asks the engine to predict; a gate module that
 imported it would again be able to predict for itself. Type-only imports (under
@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE_GATES = ("similarity", "stability", "perclass")
-FORBIDDEN = ("prunecheck.session", "prunecheck.engine", "prunecheck.plugin")
+PURE_GATES = tuple(sorted(p.stem for p in (ROOT / "prunecheck" / "gates").glob("*.py") if p.stem != "__init__"))
+# The engine's stored-prediction types and metrics over them (engine.predictions, engine.compact)
+# sit below the gates; its predictor, the session and the plugin sit above them or predict.
+FORBIDDEN = ("prunecheck.session", "prunecheck.engine.predictor", "prunecheck.plugin")
 
 
 def runtime_imports(path: Path) -> list[str]:
@@ -47,7 +49,7 @@ def test_the_import_scanner_sees_lazy_imports_and_skips_type_only_ones(tmp_path)
 
 
 @pytest.mark.parametrize("module", PURE_GATES)
-def test_pure_gate_module_imports_no_session_engine_or_plugin(module):
+def test_gate_module_imports_no_session_predictor_or_plugin(module):
     imported = runtime_imports(ROOT / "prunecheck" / "gates" / f"{module}.py")
     assert not [name for name in imported if name.startswith(FORBIDDEN)], imported
 
@@ -136,3 +138,14 @@ def test_no_two_prunecheck_modules_import_each_other():
     graph = import_graph(ROOT / "prunecheck")
     assert {"prunecheck.session.pairs", "prunecheck.session.workspace"} <= set(graph)  # the scan sees the package
     assert import_cycles(graph) == []
+
+
+def test_importing_the_plugin_does_not_import_torch():
+    """pytest loads the plugin in every run of every project that installs prunecheck: it must stay
+    cheap. Checked in a fresh interpreter, where nothing has imported torch yet."""
+    import subprocess
+    import sys
+
+    code = "import sys, prunecheck.plugin, prunecheck.plugin.axes, prunecheck.plugin.recorder; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
