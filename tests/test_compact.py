@@ -94,9 +94,9 @@ def test_every_summary_metric_equals_the_metric_of_the_rows(data, n_bins, steps)
         args = (rows.probs, rows.labels) if info.inputs == "probs_labels" else (rows.probs,)
         expected = info.fn(*args, **kwargs)
         for candidate in (small, rows):  # compact entry; rows entry (scored from its summaries)
-            got = candidate.score(metric, **kwargs)
+            got = compact.score(candidate, metric, **kwargs)
             assert got == pytest.approx(expected, abs=TOLERANCE.get(metric, 1e-15), rel=0), metric
-    assert small.score("accuracy") == metrics.accuracy(rows.probs, rows.labels)  # exact
+    assert compact.score(small, "accuracy") == metrics.accuracy(rows.probs, rows.labels)  # exact
 
 
 @settings(max_examples=40, deadline=None)
@@ -159,12 +159,12 @@ def test_rows_only_metrics_say_what_is_stored():
         small.probs
     with pytest.raises(RowsNotStoredError, match="agreement"):
         compact._prepare("agreement", {})
-    assert small.score("accuracy") == 0.5
+    assert compact.score(small, "accuracy") == 0.5
 
 
 def test_nan_predictions_fail_instead_of_scoring():
     rows = with_rows(np.array([[0.7, 0.3], [np.nan, 0.6]]), np.array([0, 0]))
     with pytest.raises(ValueError, match="finite"):
-        as_compact(rows).score("accuracy")
+        compact.score(as_compact(rows), "accuracy")
     with pytest.raises(ValueError, match="NaN|finite"):
-        rows.score("accuracy")  # the rows are validated once, as every metric does
+        compact.score(rows, "accuracy")  # the rows are validated once, as every metric does

@@ -232,24 +232,18 @@ def test_mean_and_min_policies_can_disagree():
 # -- measuring a family through a workspace -----------------------------------------------
 
 
-class FakePredictions:
-    def __init__(self, model, accuracy, n=10, nan=False):
-        self.model = model
-        labels = torch.arange(n) % 2
-        right = int(round(accuracy * n))
-        preds = torch.where(torch.arange(n) < right, labels, 1 - labels)
-        self.probs = torch.nn.functional.one_hot(preds, 2).float()
-        if nan:
-            self.probs[0, 0] = math.nan
-        self.labels = labels
+def fake_predictions(model, accuracy, n=10, nan=False):
+    """Real rows-stored predictions of a two-class model that is right on the first ``accuracy`` x n images."""
+    from prunecheck.core.views import NOMINAL
+    from prunecheck.engine.predictions import Predictions
 
-    def score(self, metric):  # as Predictions.score with rows stored
-        from prunecheck import metrics
-
-        return metrics.METRICS[metric].fn(self.probs, self.labels)
-
-    def correct(self):  # as Predictions.correct
-        return (self.probs.argmax(dim=1) == self.labels).numpy()
+    labels = torch.arange(n) % 2
+    right = int(round(accuracy * n))
+    preds = torch.where(torch.arange(n) < right, labels, 1 - labels)
+    probs = torch.nn.functional.one_hot(preds, 2).float()
+    if nan:
+        probs[0, 0] = math.nan
+    return Predictions(model=model, dataset="fake", view=NOMINAL, log_probs=probs.log().unsqueeze(0), labels=labels)
 
 
 def fake_facts(ratio):
@@ -272,7 +266,7 @@ class FakeWorkspace:
     def predict_many(self, names, dataset, view):
         self.calls.append((tuple(names), dataset, view))
         label = "nominal" if view.kind == "nominal" else (f"noise{view.eps:g}" if view.kind == "noise" else view.id)
-        return [FakePredictions(n, self.table[n][label], nan=(n == self.nan_model)) for n in names]
+        return [fake_predictions(n, self.table[n][label], nan=(n == self.nan_model)) for n in names]
 
     def facts(self, model, dataset):
         return fake_facts(self.zeros.get(model, 0.0))

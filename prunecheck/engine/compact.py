@@ -24,7 +24,7 @@ Metrics of two models' rows (agreement, softmax distance) or of members
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -36,35 +36,14 @@ from prunecheck.metrics.bootstrap import BootstrapResult, _check_args, differenc
 from prunecheck.metrics.classification import NLL_CLAMP, _bin_index, _check_n_bins
 from prunecheck.metrics.sparsification import _check_steps, _errors_removing_most_uncertain
 
-
-class Predictions(Protocol):
-    """What this module reads of a :class:`prunecheck.engine.predictions.Predictions`.
-
-    Named here rather than imported: ``Predictions.score`` calls this module, and
-    the two modules must not import each other.
-    """
-
-    @property
-    def has_rows(self) -> bool: ...
-
-    @property
-    def probs(self) -> torch.Tensor: ...
-
-    @property
-    def labels(self) -> torch.Tensor: ...
-
-    @property
-    def per_sample(self) -> dict[str, torch.Tensor]: ...
-
-    def __len__(self) -> int: ...
+if TYPE_CHECKING:
+    from prunecheck.engine.predictions import Predictions
 
 
 #: Metrics computable from summaries alone.
 SUMMARY_METRICS = ("accuracy", "nll", "brier", "predictive_entropy", "ece", "ause")
 
 Resample = Callable[[torch.Tensor], torch.Tensor]
-
-
 
 
 def _prepare(metric: str, s: dict[str, torch.Tensor], **kwargs: Any) -> tuple[Callable[[], float], Resample]:

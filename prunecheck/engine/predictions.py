@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import torch
@@ -132,7 +131,7 @@ class Predictions:
             raise RowsNotStoredError(
                 f"class probabilities of '{self.model}' on {self.dataset} [{self.view.id}] were stored as "
                 "per-sample summaries (predicted class, max p, p[label], entropy, sum p^2), not rows; "
-                "use Predictions.score(metric) or request the view with rows=True"
+                "use prunecheck.engine.compact.score(predictions, metric) or request the view with rows=True"
             )
         return self.log_probs
 
@@ -177,15 +176,6 @@ class Predictions:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def score(self, metric: str, **kwargs: Any) -> float:
-        """``metric`` (a :data:`prunecheck.metrics.METRICS` name) of these predictions.
-
-        Computed from the rows when stored (exactly as ``metrics.<metric>(probs, labels)``),
-        else from the summaries (:mod:`prunecheck.engine.compact`).
-        """
-        from prunecheck.engine import compact
-
-        return compact.score(self, metric, **kwargs)
 
 def per_sample(summary: PredictionSummary, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """float64 / bool per-sample tensors of one summary, validated."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from prunecheck.config.settings import FamilySpec
 from prunecheck.core.views import NOMINAL
+from prunecheck.engine import compact
 from prunecheck.gates.robustness import NOMINAL_ID, PruneAccuracyCurves, Shift, configured_shifts, curves_from_accuracies
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,7 +64,7 @@ def family_curves(workspace: Workspace, spec: FamilySpec, shifts: Sequence[Shift
         values, hits = [], []
         for p in predictions:
             try:
-                values.append(p.score("accuracy"))  # corruption views may be stored compact
+                values.append(compact.score(p, "accuracy"))  # corruption views may be stored compact
             except ValueError as exc:
                 raise ValueError(f"accuracy of {p.model} on {spec.dataset}/{label}: {exc}") from None
             hits.append(p.correct())  # per-image, for the family bootstrap
