@@ -228,3 +228,39 @@ def test_backend_at_its_old_place_is_a_deprecation_warning_in_the_summary(pytest
         "*PrunecheckDeprecationWarning*key 'gates.corruptions.backend': deprecated location*"
         "corruption_backend = 'imagecorruptions' under [[]run[]]*",
     ])
+
+
+def test_axes_fill_suite_tests_only_and_a_tests_own_parametrize_wins(pytester):
+    """eps comes from [gates.functional] for a suite test; a test's own eps values, or a plain test
+    (no pair / family argument) that happens to call an argument eps, are left alone; methods are the pair's."""
+    root = write_project(pytester, drop_classes=0, extra='methods = ["msp", "mc_dropout"]')
+    with open(root / "prunecheck.toml", "a", encoding="utf-8") as handle:
+        handle.write('\n[gates.functional]\neps = [0.0, 0.25]\n')
+    (root / "suites" / "test_axes.py").write_text(textwrap.dedent("""
+        import pytest
+
+        def test_levels(pair, eps):
+            pass
+
+        @pytest.mark.parametrize("eps", [0.5])
+        def test_own_levels(pair, eps):
+            pass
+
+        @pytest.mark.parametrize("eps", [7])
+        def test_plain(eps):
+            pass
+
+        def test_methods(pair, method):
+            pass
+    """))
+    result = pytester.runpytest("suites/test_axes.py", "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "suites/test_axes.py::test_levels[[]colour-pair-eps0[]]",
+        "suites/test_axes.py::test_levels[[]colour-pair-eps0.25[]]",
+        "suites/test_axes.py::test_own_levels[[]colour-pair-0.5[]]",
+        "suites/test_axes.py::test_plain[[]7[]]",
+        "suites/test_axes.py::test_methods[[]colour-pair-msp[]]",
+        "suites/test_axes.py::test_methods[[]colour-pair-mc_dropout[]]",
+    ])
+    assert "6 tests collected" in result.stdout.str()

@@ -401,11 +401,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ``prunecheck_families(predicate)``, ``predicate(spec, settings) -> bool`` (e.g. only pairs
     with a reference model). A test left with nothing to run is deselected, not skipped.
     """
-    from prunecheck.plugin.axes import AXES, PAIR_AXES
-
     names = set(metafunc.fixturenames)
     if not {"pair", "family"} & names:  # only suite tests get axes (a plain test may call an argument "eps")
         return
+    from prunecheck.plugin.axes import AXES, PAIR_AXES
+
     settings = get_settings(metafunc.config)
     axes = (("pair", "prunecheck_pairs", settings.pairs), ("family", "prunecheck_families", settings.families))
     for name, marker_name, specs in axes:

@@ -15,31 +15,21 @@ from typing import Any, Callable
 
 from prunecheck.config.settings import PairSpec, Settings
 
-#: axis name -> (settings -> [(id, value)]), for axes that do not depend on the pair.
-AXES: dict[str, Callable[[Settings], list[tuple[str, Any]]]] = {}
 
-#: axis name -> ((pair spec, settings) -> values), for axes parametrised together with ``pair``.
-PAIR_AXES: dict[str, Callable[[PairSpec, Settings], tuple[Any, ...]]] = {}
-
-
-def axis(name: str):
-    def register(values: Callable[[Settings], list[tuple[str, Any]]]):
-        AXES[name] = values
-        return values
-
-    return register
-
-
-@axis("shift")
 def _shifts(settings: Settings) -> list[tuple[str, Any]]:
     from prunecheck.gates.robustness import configured_shifts
 
     return [(shift.id, shift) for shift in configured_shifts(settings.gates["corruptions"])]
 
 
-@axis("eps")
 def _noise_levels(settings: Settings) -> list[tuple[str, Any]]:
     return [(f"eps{eps:g}", float(eps)) for eps in settings.gates["functional"].eps]
 
 
-PAIR_AXES["method"] = lambda spec, settings: tuple(spec.methods)
+#: axis name -> (settings -> [(id, value)]), for axes that do not depend on the pair.
+AXES: dict[str, Callable[[Settings], list[tuple[str, Any]]]] = {"shift": _shifts, "eps": _noise_levels}
+
+#: axis name -> ((pair spec, settings) -> values), for axes parametrised together with ``pair``.
+PAIR_AXES: dict[str, Callable[[PairSpec, Settings], tuple[Any, ...]]] = {
+    "method": lambda spec, settings: tuple(spec.methods),
+}
