@@ -670,11 +670,8 @@ def blur(
 ) -> Outcome:
     """The ``test_uncertainty_blur`` node: one (parent, pruned) per ``blur_radii`` radius
     (``Pair.blur_predictions``), the Spearman gate and the report entry (``kind = "blur"``)."""
-    radii = [float(r) for r in options["blur_radii"]]
+    radii = [float(r) for r in options["blur_radii"]]  # >= 2 distinct radii >= 0: checked by the options schema
     keys = [("blur uncertainty Spearman", "min_blur_spearman")]
-    if len(radii) < 2 or len(set(radii)) != len(radii) or any(r < 0 or not math.isfinite(r) for r in radii):
-        reason = f"[gates.uncertainty] blur_radii: expected at least 2 distinct radii >= 0, found {radii}"
-        return _all_closed(options, subject, method, keys, reason, "blur", direction="min")
     if isinstance(predictions, Unavailable):
         return _all_closed(options, subject, method, keys, predictions.reason, "blur", direction="min")
     if len(predictions) != len(radii):
