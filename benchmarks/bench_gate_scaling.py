@@ -28,7 +28,8 @@ import torch
 from prunecheck import metrics
 from prunecheck.config.options import default_gate_options
 from prunecheck.core.views import NOMINAL, corruption
-from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.core.io import cache_key
+from prunecheck.engine.cache import ArrayCache
 from prunecheck.engine.predictions import PredictionSummary, Predictions
 from prunecheck.gates import uncertainty
 from prunecheck.gates import accuracy

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.core.io import cache_key
+from prunecheck.engine.cache import ArrayCache
 
 
 def test_roundtrip_and_hit_counting(tmp_path):

@@ -407,7 +407,6 @@ def test_demo_settings_cross_references(toy_zoo, tmp_path):
     assert family.deployed == "wt80" and [m.model for m in family.members] == ["wt50", "wt80"]
     assert all(m.model in s.models for m in family.members) and family.parent in s.models
     assert [m.ratio for m in family.members] == [0.5, 0.8]
-    from prunecheck.config.options import default_gate_options
 
     # SPEC defaults except the keys the demo sets for clear verdicts (see _demo_gates)
     defaults = default_gate_options()

@@ -7,7 +7,6 @@ import json
 pytest_plugins = ["pytester"]
 import zipfile
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ written between pytest's own progress output without breaking it."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.core.io import cache_key
+from prunecheck.engine.cache import ArrayCache
 from prunecheck.engine.remote import FsspecArrayCache, open_cache
 
 BUCKET = "prunecheck-test"

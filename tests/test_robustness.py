@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from types import SimpleNamespace
 
 import numpy as np
 import pytest

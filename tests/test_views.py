@@ -15,7 +15,8 @@ from prunecheck.data.base import Subset
 from prunecheck.data.corruptions.blur import BlurredDataset
 from prunecheck.data.corruptions.generate import CorruptedDataset
 from prunecheck.data.views import NoisyDataset, apply_view, view_source
-from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.core.io import cache_key
+from prunecheck.engine.cache import ArrayCache
 from prunecheck.engine.predictor import PredictionEngine
 from tests.test_engine import make_dataset, make_model
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from prunecheck.core.errors import CacheError
-from prunecheck.core.io import atomic_file, cache_key
+from prunecheck.core.io import atomic_file
 
 
 @dataclass

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -49,16 +49,16 @@ import numpy as np
 import torch
 
 from prunecheck import ENGINE_VERSION
-from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.core.errors import ModelError
+from prunecheck.core.io import cache_key, derived_seed, file_lock
+from prunecheck.data.base import ImageDataset, normaliser
+from prunecheck.engine.cache import ArrayCache
+from prunecheck.engine.predictions import SUMMARY_FIELDS, Predictions, PredictionSummary
+from prunecheck.nn.layers import is_dropout  # the predicate LoadedModel.has_dropout uses
+from prunecheck.nn.models import LoadedModel
 
 if TYPE_CHECKING:  # the remote backend imports fsspec
     from prunecheck.engine.remote import FsspecArrayCache
-from prunecheck.core.errors import ModelError
-from prunecheck.core.io import derived_seed, file_lock
-from prunecheck.data.base import ImageDataset, normaliser
-from prunecheck.engine.predictions import SUMMARY_FIELDS, PredictionSummary, Predictions
-from prunecheck.nn.layers import is_dropout  # the predicate LoadedModel.has_dropout uses
-from prunecheck.nn.models import LoadedModel
 
 #: The slot of the cache key that held the view's key before views became datasets of their
 #: own (their fingerprint names them now). It keeps the nominal view's key, so entries cached

@@ -46,7 +46,7 @@ def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.
         html_name: The HTML page to point to, or None (the GitHub job summary cannot link to it).
         sections: Include the section tables (efficiency, uncertainty, ...).
     """
-    s, gates = doc["summary"], doc["gates"]
+    gates = doc["gates"]
     title = report_title(doc)
     lines = [
         f"# prunecheck report: {title}",

@@ -13,11 +13,12 @@ from typing import Sequence
 
 from prunecheck.config.settings import PairSpec, Settings
 from prunecheck.core.errors import ConfigError, PrunecheckError
+from prunecheck.core.io import cache_key
 from prunecheck.core.views import NOMINAL, View
 from prunecheck.data.base import ImageDataset
 from prunecheck.data.registry import load_dataset
 from prunecheck.data.views import apply_view, view_source
-from prunecheck.engine.cache import ArrayCache, cache_key
+from prunecheck.engine.cache import ArrayCache
 from prunecheck.engine.predictor import PredictionEngine, Predictions, Progress
 from prunecheck.engine.remote import open_cache
 from prunecheck.nn.efficiency import EfficiencyFacts, efficiency_facts

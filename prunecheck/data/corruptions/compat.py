@@ -25,7 +25,6 @@ constants of both profiles live in :mod:`prunecheck.data.corruptions.profiles`.
 from __future__ import annotations
 
 import functools
-import importlib
 from typing import Any, Callable
 
 import numpy as np
