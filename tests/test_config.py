@@ -637,6 +637,20 @@ def test_documented_example_is_valid(tmp_path: Path) -> None:
     assert s.gates["accuracy_margin"] == {"max_drop": 0.005, "max_relative_drop": None, "mode": "confident"}
 
 
+@pytest.mark.parametrize(("value", "match"), [
+    ('["suites/test_accuracy_margin.py"]', r"'pairs\[0\]\.suites\[0\]': expected a suite file name .*\(no folder\)"),
+    ('["accuracy_margin"]', r"'pairs\[0\]\.suites\[0\]': expected a suite file name"),
+    ('"test_accuracy_margin.py"', r"'pairs\[0\]\.suites': expected an array"),
+    ('["test_a.py", "test_a.py"]', r"'pairs\[0\]\.suites': expected distinct suite files"),
+])
+def test_pair_suites_are_suite_file_names(tmp_path: Path, value: str, match: str) -> None:
+    text = MINIMAL.replace('[[pairs]]', '[[pairs]]\nsuites = ["test_accuracy_margin.py"]')
+    assert load_settings(write(tmp_path, text)).pairs[0].suites == ("test_accuracy_margin.py",)
+    assert load_settings(write(tmp_path, MINIMAL)).pairs[0].suites == ()
+    with pytest.raises(ConfigError, match=match):
+        load_settings(write(tmp_path, MINIMAL.replace('[[pairs]]', f'[[pairs]]\nsuites = {value}')))
+
+
 def test_expect_fail_names_known_gates(tmp_path: Path) -> None:
     text = MINIMAL.replace('[[pairs]]', '[[pairs]]\nexpect_fail = ["corruptions"]')
     assert load_settings(write(tmp_path, text)).pairs[0].expect_fail == ("corruptions",)

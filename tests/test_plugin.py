@@ -264,3 +264,41 @@ def test_axes_fill_suite_tests_only_and_a_tests_own_parametrize_wins(pytester):
         "suites/test_axes.py::test_methods[[]colour-pair-mc_dropout[]]",
     ])
     assert "6 tests collected" in result.stdout.str()
+
+
+def _add_restricted_pair(root: Path, suites: str) -> None:
+    """A second pair over the same models, checked only by the suite files ``suites`` names."""
+    with open(root / "prunecheck.toml", "a", encoding="utf-8") as handle:
+        handle.write(textwrap.dedent(f"""
+            [[pairs]]
+            name = "restricted"
+            parent = "parent"
+            pruned = "pruned"
+            dataset = "colours"
+            suites = {suites}
+        """))
+    (root / "suites" / "test_other.py").write_text("def test_other(pair, gate):\n    pass\n")
+
+
+def test_a_pair_restricted_to_some_suite_files_is_left_out_of_the_others(pytester):
+    root = write_project(pytester, drop_classes=0)
+    _add_restricted_pair(root, '["test_other.py"]')
+    result = pytester.runpytest("suites", "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    ids = [line for line in result.stdout.lines if "::" in line]
+    assert [i for i in ids if "restricted" in i] == ["suites/test_other.py::test_other[restricted]"]
+    assert sum("colour-pair" in i for i in ids) == 5  # four accuracy-suite tests + test_other
+    run = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    run.assert_outcomes(passed=6)
+    run.stdout.fnmatch_lines(["pairs checked by some suites only (pairs[].suites): restricted: test_other.py"])
+
+
+def test_a_suites_entry_naming_no_suite_file_is_a_collection_error(pytester):
+    root = write_project(pytester, drop_classes=0)
+    _add_restricted_pair(root, '["test_accuracy.py"]')  # the file is test_accuracy_margin.py
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([
+        "*prunecheck configuration error: *prunecheck.toml: pair 'restricted': suites names test_accuracy.py, "
+        "but *suites has no such file (it has test_accuracy_margin.py, test_other.py)*",
+    ])

@@ -85,7 +85,7 @@ STRIP_PREFIX_FORMATS = ("state_dict", "safetensors")
 ENSEMBLE_AVERAGES = ("probs", "logits")
 PAIR_KEYS = (
     "name", "parent", "pruned", "dataset", "reference", "ood_dataset", "methods",
-    "pre_finetune", "schedule", "schedule_finetuned", "mask_mode", "expect_fail",
+    "pre_finetune", "schedule", "schedule_finetuned", "mask_mode", "expect_fail", "suites",
 )
 UNCERTAINTY_METHODS = ("msp", "mc_dropout", "ensemble")
 MASK_MODES = ("unstructured", "channels")
@@ -888,9 +888,27 @@ def _parse_pairs(
                     where, f"{key}.mask_mode", table.get("mask_mode", "unstructured"), MASK_MODES
                 ),
                 expect_fail=_gate_names(where, f"{key}.expect_fail", table.get("expect_fail", [])),
+                suites=_suite_files(where, f"{key}.suites", table.get("suites", [])),
             )
         )
     return tuple(pairs)
+
+
+_SUITE_FILE_RE = re.compile(r"test_[A-Za-z0-9_]+\.py")
+
+
+def _suite_files(where: _Where, key: str, raw: Any) -> tuple[str, ...]:
+    """Suite file names (``test_<name>.py``, no folder) a pair is restricted to; the plugin
+    checks at collection that each names a file in the suites folder."""
+    names = []
+    for j, value in enumerate(_array(where, key, raw)):
+        if not isinstance(value, str) or not _SUITE_FILE_RE.fullmatch(value):
+            raise where.error(f"{key}[{j}]", f"expected a suite file name such as 'test_accuracy_margin.py' "
+                                            f"(no folder), found {_describe(value)}")
+        names.append(value)
+    if len(set(names)) != len(names):
+        raise where.error(key, f"expected distinct suite files, found {_describe(raw)}")
+    return tuple(names)
 
 
 def _gate_names(where: _Where, key: str, raw: Any) -> tuple[str, ...]:

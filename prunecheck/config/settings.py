@@ -91,6 +91,9 @@ class PairSpec:
     # Gates known to fail for this pair: reported as xfail with their full message, so a
     # known problem stays visible without failing CI (the demo uses it to show seed 002's point).
     expect_fail: tuple[str, ...] = ()
+    # Suite files (e.g. "test_accuracy_margin.py") whose tests check this pair; empty: every
+    # suite. A pair that needs only some checks then costs only their predictions.
+    suites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

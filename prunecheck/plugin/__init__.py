@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from prunecheck.config.settings import GATE_MODES, Settings
+from prunecheck.config.settings import GATE_MODES, PairSpec, Settings
 from prunecheck.core.errors import ConfigError, PrunecheckError, plain_text
 from prunecheck.plugin.recorder import GateRecorder
 from prunecheck.report.document import write_reports
@@ -411,6 +411,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for name, marker_name, specs in axes:
         if name not in names:
             continue
+        if name == "pair":
+            specs = _checked_by_this_suite(specs, Path(str(metafunc.definition.path)), settings)
         for marker in metafunc.definition.iter_markers(marker_name):
             predicate = marker.args[0]
             specs = tuple(spec for spec in specs if predicate(spec, settings))
@@ -442,6 +444,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             except ValueError as exc:  # one collection error naming the file and key, without a traceback
                 pytest.fail(f"prunecheck configuration error: {settings.source}: {exc}", pytrace=False)
             metafunc.parametrize(axis, [value for _, value in values], ids=[id_ for id_, _ in values])
+
+
+def _checked_by_this_suite(specs: tuple[PairSpec, ...], suite: Path, settings: Settings) -> tuple[PairSpec, ...]:
+    """The pairs this suite file checks: all, except those whose ``suites`` leave it out.
+
+    A ``suites`` entry naming no file next to this one is a configuration error (one
+    collection error), so a typo or a renamed suite never drops a pair's gates silently.
+    """
+    for spec in specs:
+        missing = [name for name in spec.suites if not (suite.parent / name).is_file()]
+        if missing:
+            present = sorted(path.name for path in suite.parent.glob("test_*.py"))
+            pytest.fail(f"prunecheck configuration error: {settings.source}: pair '{spec.name}': suites names "
+                        f"{', '.join(missing)}, but {suite.parent} has no such file (it has {', '.join(present)})",
+                        pytrace=False)
+    return tuple(spec for spec in specs if not spec.suites or suite.name in spec.suites)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -543,6 +561,10 @@ class ReportCollector:
             text = f"the gate table could not be rendered ({type(exc).__name__}: {plain_text(exc)}); see the reports"
         for line in text.splitlines():
             terminalreporter.write_line(line)
+        restricted = [spec for spec in get_settings(self.config).pairs if spec.suites]
+        if restricted:  # why these pairs have no results from the other suites
+            terminalreporter.write_line("pairs checked by some suites only (pairs[].suites): " + "; ".join(
+                f"{spec.name}: {', '.join(spec.suites)}" for spec in restricted))
         if self.paths:
             terminalreporter.write_line("reports: " + ", ".join(str(p) for p in self.paths))
         if self.write_error:
