@@ -117,6 +117,21 @@ def test_load_demo_dataset_uses_split_and_options():
     assert other.fingerprint() != ds.fingerprint()
 
 
+def test_demo_classes_are_named_and_views_and_subsets_keep_the_names():
+    from prunecheck.core.views import blur
+    from prunecheck.data.base import Subset
+    from prunecheck.data.views import apply_view
+
+    test = load_demo_dataset(DatasetSpec(name="d", kind="demo", split="test", options={"test_size": 20}))
+    assert test.classes == demo_dataset.DEMO_CLASSES and test.classes[4] == "cross"
+    assert Subset(test, [0, 1]).classes == test.classes
+    assert apply_view(test, blur(2.0)).classes == test.classes
+    # the OOD split's labels name no class of the ten
+    assert load_demo_dataset(DatasetSpec(name="d", kind="demo", split="ood", options={"ood_size": 4})).classes is None
+    with pytest.raises(ValueError, match="expected 10 class names, found 2"):
+        TensorDataset("d", test.images(np.arange(2)), test.labels[:2], 10, test.mean, test.std, classes=("a", "b"))
+
+
 def test_load_demo_dataset_default_sizes():
     ds = load_demo_dataset(DatasetSpec(name="d", kind="demo", split="ood"))
     assert len(ds) == demo_dataset.DEFAULT_SIZES["ood"]

@@ -8,6 +8,7 @@ and nothing else, so every expected number below is worked out by hand.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import textwrap
@@ -72,6 +73,19 @@ def test_worst_gated_class_decides_and_small_classes_are_reported_only():
     rows = {row["class"]: row for row in payload["classes"]}
     assert rows[2]["gated"] is False and rows[2]["drop"] == 1.0 and rows[2]["pruned_correct"] == 0
     assert rows[1]["pruned_correct"] == 57 and payload["worst_class"] == 0
+
+
+def test_class_names_of_the_dataset_name_the_worst_class():
+    labels = [0] * 60 + [1] * 60
+    pruned = [0] * 60 + [0] * 30 + [1] * 30
+    named = dataclasses.replace(predictions("p", labels, labels, 2), classes=("cat", "dog"))
+    result, payload = class_accuracy_gate(named, predictions("q", pruned, labels, 2), options(), subject="pair")
+    assert result.message.startswith("accuracy drop of class 1 'dog' (60 images) 0.5000 > max_class_drop 0.1")
+    assert [row["name"] for row in payload["classes"]] == ["cat", "dog"]
+    unnamed, payload = class_accuracy_gate(predictions("p", labels, labels, 2), predictions("q", pruned, labels, 2),
+                                           options(), subject="pair")
+    assert unnamed.message.startswith("accuracy drop of class 1 (60 images)")
+    assert [row["name"] for row in payload["classes"]] == [None, None]
 
 
 def test_no_class_large_enough_fails_closed_with_the_threshold():
@@ -221,13 +235,15 @@ def test_collapsed_class_passes_the_margin_and_fails_the_class_gate(pytester):
     result = pytester.runpytest("suites", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
-        "*[[]collapse[]] accuracy drop of class 9 (60 images) 1.0000 > max_class_drop 0.1 (parent 1.0000, pruned 0.0000)*"
+        # the class name comes from the CIFAR file's batches.meta (CIFAR-10's class 9 is 'truck')
+        "*[[]collapse[]] accuracy drop of class 9 'truck' (60 images) 1.0000 > max_class_drop 0.1 (parent 1.0000, pruned 0.0000)*"
     ])
     report = json.loads((root / "reports" / "prunecheck.json").read_text())
     status = {(g["name"], g["status"]) for g in report["gates"]}
     assert status == {("accuracy_margin", "PASS"), ("class_accuracy", "FAIL")}
     md = (root / "reports" / "prunecheck.md").read_text()
-    assert "| collapse | 9       | 60       | 60               | 0                | 1.0000" in md
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in md.splitlines() if line.startswith("| collapse |")]
+    assert ["collapse", "9 (truck)", "60", "60", "0", "1.0000", "0.0000", "**1.0000 > 0.1**", ""] in rows
 
     # PIEs: exactly the 60 images of class 9 (one model per population: plain argmax disagreement).
     (pies,) = [d["payload"] for d in report["data"] if d["section"] == "pies"]

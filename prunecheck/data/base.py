@@ -32,6 +32,9 @@ class ImageDataset(abc.ABC):
     std: tuple[float, float, float]
     #: The view of the data these images present (:func:`prunecheck.data.views.apply_view` sets it).
     view: View = NOMINAL
+    #: Class names indexed by label, when the source has them (CIFAR's meta file, ImageFolder's
+    #: folders, the demo); reports show them next to the class index.
+    classes: Sequence[str] | None = None
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -164,6 +167,7 @@ class Subset(ImageDataset):
         self.view = base.view
         self.name = base.name
         self.num_classes = base.num_classes
+        self.classes = base.classes
         self.mean = base.mean
         self.std = base.std
 
@@ -191,6 +195,7 @@ class DerivedDataset(ImageDataset):
         self.view = view
         self.name = base.name
         self.num_classes = base.num_classes
+        self.classes = base.classes
         self.mean = base.mean
         self.std = base.std
 
@@ -254,6 +259,7 @@ class TensorDataset(ArrayDataset):
         mean: Sequence[float],
         std: Sequence[float],
         source: str = "",
+        classes: Sequence[str] | None = None,
     ):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(
@@ -265,6 +271,9 @@ class TensorDataset(ArrayDataset):
             )
         super().__init__(name, images.contiguous(), labels, num_classes, mean, std)
         self._source = source
+        if classes is not None and len(classes) != num_classes:
+            raise ValueError(f"{name}: expected {num_classes} class names, found {len(classes)}")
+        self.classes = tuple(classes) if classes is not None else None
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
         return self._images[torch.from_numpy(np.asarray(indices, dtype=np.int64))]

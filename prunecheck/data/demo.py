@@ -315,4 +315,5 @@ def load_demo_dataset(spec: DatasetSpec) -> TensorDataset:
         mean=DEMO_MEAN,
         std=DEMO_STD,
         source=f"demo generator v{GENERATOR_VERSION} split={spec.split} n={n} seed={seed}",
+        classes=DEMO_CLASSES if spec.split != "ood" else None,  # OOD labels name no class
     )

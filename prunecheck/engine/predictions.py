@@ -110,6 +110,7 @@ class Predictions:
         compact: per-sample summaries, when the view was stored without rows.
         labels: int64 [N].
         average: how members combine: "probs" (mean of probabilities) or "logits".
+        classes: class names indexed by label, when the dataset has them.
     """
 
     model: str
@@ -120,6 +121,7 @@ class Predictions:
     average: str = "probs"
     mc_passes: int = 0
     compact: PredictionSummary | None = None
+    classes: tuple[str, ...] | None = None
 
     @property
     def has_rows(self) -> bool:

@@ -253,6 +253,7 @@ class PredictionEngine:
                     average=model.spec.ensemble_average,
                     mc_passes=mc_passes,
                     compact=compact,
+                    classes=tuple(dataset.classes) if dataset.classes is not None else None,
                 )
             )
         return results

@@ -51,6 +51,11 @@ def _deciding_key(mode: str, drops: np.ndarray, intervals: dict[int, metrics.Boo
     return lambda c: drops[c]
 
 
+def class_label(index: int, names: Sequence[str] | None) -> str:
+    """``class 4 'cross'`` when the dataset names its classes, else ``class 4``."""
+    return f"class {index} '{names[index]}'" if names is not None and index < len(names) else f"class {index}"
+
+
 def class_accuracy(
     parent: Predictions,
     pruned: Predictions,
@@ -97,6 +102,7 @@ def class_accuracy(
                 "pruned_correct": int(after.correct[c]), "parent_accuracy": float(before.accuracy[c]),
                 "pruned_accuracy": float(after.accuracy[c]), "drop": float(drops[c]),
                 "ci": list(intervals[c].ci) if c in intervals else None, "gated": c in gated,
+                "name": parent.classes[c] if parent.classes is not None else None,
             }
             for c in range(len(drops)) if before.counts[c] > 0
         ]
@@ -109,7 +115,8 @@ def class_accuracy(
         worst = max(gated, key=_deciding_key(mode, drops, intervals))  # first class on ties
         payload["worst_class"] = worst
         return decide(
-            name=CLASS_GATE, metric=f"accuracy drop of class {worst} ({int(before.counts[worst])} images)",
+            name=CLASS_GATE,
+            metric=f"accuracy drop of {class_label(worst, parent.classes)} ({int(before.counts[worst])} images)",
             value=drops[worst], threshold=threshold, threshold_name="max_class_drop", mode=mode,
             ci=intervals[worst].ci if worst in intervals else None,
             parent=before.accuracy[worst], pruned=after.accuracy[worst], subject=subject, view=parent.view.id,

@@ -28,8 +28,9 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
         ranked = sorted(payload["classes"], key=lambda r: (-r["drop"], r["class"]))
         for row in ranked[: payload["report_classes"]]:
             ci = row.get("ci")
+            name = row.get("name")  # reports written before class names were recorded have none
             rows.append([
-                entry["subject"], row["class"], row["images"], row["parent_correct"], row["pruned_correct"],
+                entry["subject"], f"{row['class']} ({name})" if name else row["class"], row["images"], row["parent_correct"], row["pruned_correct"],
                 f"{row['parent_accuracy']:.4f}", f"{row['pruned_accuracy']:.4f}", _drop(row, limit),
                 f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "",
             ])
