@@ -24,9 +24,9 @@ from prunecheck.demo.net import DemoNet
 from prunecheck.demo.settings import DEMO_SEVERITY, DEMO_TEST_SIZE, demo_settings
 from prunecheck.demo.zoo import ZooConfig, ensure_zoo, load_zoo_model, read_manifest
 
-# A toy zoo: a few hundred images (class 4 at half its share), one epoch, width 4; builds in a few seconds.
+# A toy zoo: a few hundred images, one epoch, width 4 (its tail model keeps half of class 4); builds in a few seconds.
 TOY = ZooConfig(
-    train_size=200, test_size=100, width=4, epochs=1, batch_size=50, rare_class=4, rare_fraction=0.5,
+    train_size=200, test_size=100, width=4, epochs=1, batch_size=50, tail_class=4, tail_fraction=0.5,
     ratios=(0.5, 0.8), moderate_ratio=0.5, deployed_ratio=0.8, member_ratios=None,
     finetune_epochs=1, final_finetune_epochs=1, member_finetune_epochs=1, member_final_finetune_epochs=1,
 )
@@ -205,7 +205,7 @@ def test_toy_zoo_files_manifest_and_progress(toy_zoo):
     zoo_dir, lines = toy_zoo
     manifest = json.loads((zoo_dir / "manifest.json").read_text())
     expected = {"parent", "reference", "member1", "member2", "wt50", "wt50-pre", "wt80", "wt80-pre",
-                "member1-wt80", "member2-wt80"}
+                "member1-wt80", "member2-wt80", "wt80-tail"}
     assert set(manifest["models"]) == expected
     for info in manifest["models"].values():
         assert (zoo_dir / info["file"]).is_file()
@@ -215,9 +215,12 @@ def test_toy_zoo_files_manifest_and_progress(toy_zoo):
     assert manifest["ensemble_pruned"] == ["wt80", "member1-wt80", "member2-wt80"]
     assert manifest["build_seconds"] > 0
     _, labels = generate_demo_images("train", TOY.train_size, TOY.data_seed)
-    rare = round(TOY.rare_fraction * int((labels == TOY.rare_class).sum()))
-    assert manifest["dataset"]["rare_train_images"] == rare
-    assert manifest["dataset"]["train_images"] == TOY.train_size - int((labels == TOY.rare_class).sum()) + rare
+    rare = round(TOY.tail_fraction * int((labels == TOY.tail_class).sum()))
+    tail = manifest["tail"]
+    assert (tail["model"], tail["class"], tail["fraction"]) == ("wt80-tail", 4, 0.5)
+    assert tail["class_train_images"] == rare
+    assert tail["train_images"] == TOY.train_size - int((labels == TOY.tail_class).sum()) + rare
+    assert manifest["models"]["wt80-tail"]["pre_finetune"] == "wt80-pre"
     assert any("training parent (1/4) epoch 1/1" in line for line in lines)
     assert any("pruned parent to 80% (2/2), fine-tune epoch 1/1" in line for line in lines)
     # no temporary build folders left behind
@@ -352,9 +355,8 @@ def test_concurrent_callers_build_once(tmp_path, monkeypatch):
         ({"epochs": 0}, "epochs"),
         ({"member_ratios": (0.7, 0.9)}, "member_ratios"),
         ({"final_finetune_epochs": -1}, "final_finetune_epochs"),
-        ({"rare_class": 10}, "rare_class"),
-        ({"rare_fraction": 0.0}, "rare_fraction"),
-        ({"rare_in": "pruned"}, "rare_in"),
+        ({"tail_class": 10}, "tail_class"),
+        ({"tail_fraction": 0.0}, "tail_fraction"),
     ],
 )
 def test_bad_zoo_config_is_rejected(kwargs, match, tmp_path):
@@ -365,23 +367,30 @@ def test_bad_zoo_config_is_rejected(kwargs, match, tmp_path):
 
 def test_long_tail_keeps_the_first_fraction_of_the_rare_class_only():
     x, y = generate_demo_images("train", 400, seed=0)
-    kept_x, kept_y = demo_zoo.long_tail(x, y, ZooConfig(rare_class=4, rare_fraction=0.25))
+    kept_x, kept_y = demo_zoo.long_tail(x, y, ZooConfig(tail_class=4, tail_fraction=0.25))
     before, after = np.bincount(y, minlength=NUM_CLASSES), np.bincount(kept_y, minlength=NUM_CLASSES)
     assert after[4] == round(0.25 * before[4]) and after[4] < before[4]
     assert all(after[c] == before[c] for c in range(NUM_CLASSES) if c != 4)
     assert np.array_equal(kept_x[kept_y == 4], x[np.flatnonzero(y == 4)[: after[4]]])  # the first ones, in order
     assert np.array_equal(kept_x[kept_y != 4], x[y != 4])
-    balanced_x, balanced_y = demo_zoo.long_tail(x, y, ZooConfig(rare_class=None))
+    balanced_x, balanced_y = demo_zoo.long_tail(x, y, ZooConfig(tail_class=None))
     assert balanced_x is x and balanced_y is y
 
 
-def test_rare_class_only_in_the_finetunes(tmp_path):
-    cfg = _tiny(rare_class=0, rare_fraction=0.5, rare_in="finetune")
-    _, labels = generate_demo_images("train", cfg.train_size, cfg.data_seed)
-    zeros = int((labels == 0).sum())
-    data = read_manifest(ensure_zoo(tmp_path / "z", config=cfg))["dataset"]
-    assert data["train_images"] == cfg.train_size  # the unpruned models train on the balanced split
-    assert data["finetune_images"] == cfg.train_size - zeros + round(0.5 * zeros) < cfg.train_size
+def test_tail_model_keeps_the_deployed_snapshot_mask_and_differs_from_the_deployed_model(toy_zoo):
+    zoo_dir, _ = toy_zoo
+    tail, deployed, pre = (load_zoo_model(zoo_dir, name).state_dict() for name in ("wt80-tail", "wt80", "wt80-pre"))
+    weights = [name for name in pre if name.endswith("weight") and pre[name].dim() > 1]
+    assert weights
+    for name in weights:  # fine-tuned under the snapshot's fixed mask: the same exact zeros
+        assert torch.equal(tail[name] == 0, pre[name] == 0), name
+    assert any(not torch.equal(tail[name], deployed[name]) for name in weights)  # other data, other weights
+
+
+def test_no_tail_model_without_a_tail_class(tmp_path):
+    manifest = read_manifest(ensure_zoo(tmp_path / "z", config=_tiny(tail_class=None)))
+    assert manifest["tail"] is None
+    assert not any(name.endswith("-tail") for name in manifest["models"])
 
 
 def test_ratio_tag():
@@ -418,6 +427,11 @@ def test_demo_settings_cross_references(toy_zoo, tmp_path):
     assert by_name["wt80"].methods == ("mc_dropout",) and by_name["wt80"].reference == "reference"
     assert by_name["wt50"].methods == ("msp", "mc_dropout")
     assert by_name["ensemble"].methods == ("msp", "ensemble")
+    # the per-class example: only the accuracy suite checks it, against the same parent and reference
+    tail = by_name["wt80-tail"]
+    assert (tail.parent, tail.pruned, tail.reference) == ("parent", "wt80-tail", "reference")
+    assert tail.suites == ("test_accuracy_margin.py",) and tail.schedule == () and tail.pre_finetune is None
+    assert [p.name for p in s.pairs] == ["wt50", "wt80", "ensemble", "wt80-tail"]
     (family,) = s.families
     assert family.deployed == "wt80" and [m.model for m in family.members] == ["wt50", "wt80"]
     assert all(m.model in s.models for m in family.members) and family.parent in s.models

@@ -5,8 +5,9 @@
 - :mod:`prunecheck.demo.net`: ``DemoNet``, a small CNN with BatchNorm and dropout.
 - :mod:`prunecheck.demo.zoo`: parent, reference, ensemble members and a family
   pruned with :func:`prunecheck.pruning.iterative_prune` (global weight
-  magnitude) with pre-fine-tune snapshots, all trained on a long-tailed split
-  (one rare class); :mod:`prunecheck.demo.shipped` ships it with the package.
+  magnitude) with pre-fine-tune snapshots, and the deployed snapshot fine-tuned
+  again on a long-tailed split (one rare class); :mod:`prunecheck.demo.shipped`
+  ships it with the package.
 - :mod:`prunecheck.demo.settings`: the ``Settings`` over that zoo.
 
 Importing this package imports torch; the pytest plugin imports it lazily.

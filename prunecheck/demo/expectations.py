@@ -55,6 +55,11 @@ KNOWN_FAILURES: dict[str, KnownFailure] = {
     # the deployed model and the pruned ensemble lose their margin (impulse noise: they do not).
     "test_corruption_margin[wt95-gaussian_noise-3]": KnownFailure("wt95", "corruptions", _LOST),
     "test_corruption_margin[ensemble-gaussian_noise-3]": KnownFailure("ensemble", "corruptions", _LOST),
+    # The deployed snapshot fine-tuned on data where class 4 is rare: its average accuracy
+    # passes, its worst class does not (Hooker et al. 2019).
+    "test_class_accuracy[wt95-tail]": KnownFailure(
+        "wt95-tail", "class_accuracy",
+        "the average hides it: fine-tuned with class 4 rare, the pruned model lost that class, not its average"),
     "test_prune_potential[demo-wt]": KnownFailure(
         "demo-wt", "corruptions", "the deployed ratio 0.95 exceeds the family's prune potential under corruption"),
 }

@@ -68,7 +68,8 @@ def _pair(manifest: dict[str, Any], tag: str, methods: tuple[str, ...] = ("msp",
 # What the demo shows: the control pair passes every gate; the deployed, aggressively
 # pruned model passes the nominal accuracy gate yet fails under corruptions, calibration
 # and instability (seeds 002, 000, 004); the pruned ensemble keeps its accuracy but not
-# its calibration or robustness (seed 001). Each known failure is declared once, in
+# its calibration or robustness (seed 001); the long-tail model keeps its average
+# accuracy but loses one class (Hooker et al. 2019). Each known failure is declared once, in
 # prunecheck.demo.expectations; the expect_fail lists below are derived from it.
 
 
@@ -91,8 +92,11 @@ def _demo_gates() -> dict[str, SuiteOptions]:
       noise (the deployed model loses 3.4 points more than its parent, 5.9 SE) and
       impulse noise (it does not). The other 17 sat within 3 SE of 0.005 for some
       pair (shot noise 2.9, speckle 2.4, contrast 0.4 for the control pair, ...);
-    - a 2-point nominal accuracy budget (0.5 points is within 2 SE of the pruned
-      ensemble's drop of ~1 point), and an excess-error budget of 4 points;
+    - a 3-point nominal accuracy budget: 0.5 points is within 2 SE of the pruned
+      ensemble's drop of ~1 point, and the per-class example ``wt95-tail`` loses 1.35
+      points on average (SE 0.0043) while its class 4 loses 21.75 (SE 0.021, against
+      ``max_class_drop`` 0.10): a 2-point budget put its average 1.5 SE from the
+      threshold, 3 points puts it 3.8 SE; and an excess-error budget of 4 points;
     - ΔECE <= 0.014: the control model's ΔECE is -0.0005 (MC dropout), the deployed
       model's 0.028 with MC dropout (3 passes), the pruned ensemble's 0.089;
     - per-step instability <= 0.6: the 90 % step is catastrophic (0.74), the
@@ -108,7 +112,7 @@ def _demo_gates() -> dict[str, SuiteOptions]:
       the test images, three with MC dropout.
     """
     tables: dict[str, dict[str, Any]] = {
-        "accuracy_margin": dict(max_drop=0.02),
+        "accuracy_margin": dict(max_drop=0.03),
         "uncertainty": dict(max_ece_increase=0.014, blur_radii=[0.0, 5.0], mc_passes=3),
         "corruptions": dict(corruptions=list(DEMO_CORRUPTIONS), severities=[DEMO_SEVERITY], max_excess_error_diff=0.04),
         "functional": dict(eps=[0.0, 0.1, 0.2], repetitions=3, min_agreement=0.88, min_reference_margin=-0.02),
@@ -128,7 +132,9 @@ def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settin
     ensembles ``ensemble`` (parent + members) and ``ensemble-pruned``.
     Pairs: the moderately pruned model (passes comfortably), the deployed,
     aggressively pruned one (passes the nominal accuracy gate, loses its
-    margin under corruption) and the ensemble pair. Family ``demo-wt``: the
+    margin under corruption), the ensemble pair, and the long-tail model
+    (``wt<D>-tail``, accuracy suite only: its average holds, one class does
+    not) when the zoo has one. Family ``demo-wt``: the
     parent's iterative magnitude-pruning family, deployed = the aggressive one.
 
     Args:
@@ -162,6 +168,16 @@ def demo_settings(zoo_dir: Path, *, cache_dir: Path, report_dir: Path) -> Settin
         name="ensemble", parent="ensemble", pruned="ensemble-pruned", dataset="demo",
         ood_dataset="demo-ood", methods=("msp", "ensemble"), expect_fail=expect_fail_of("ensemble"),
     ))
+    tail = manifest.get("tail")
+    if tail:
+        # Per-class damage (Hooker et al. 2019): the average holds, the rare class does not. Only
+        # the accuracy suite checks it, so it costs one prediction of the test images.
+        name = tail["model"]
+        pairs.append(PairSpec(
+            name=name, parent="parent", pruned=name, dataset="demo", reference="reference",
+            suites=("test_accuracy_margin.py",),
+            expect_fail=expect_fail_of(name),
+        ))
     family = FamilySpec(
         name="demo-wt", parent="parent", dataset="demo",
         members=tuple(FamilyMember(model=f["model"], ratio=float(f["ratio"])) for f in manifest["family"]),
