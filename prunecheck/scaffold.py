@@ -82,6 +82,7 @@ methods = ["msp"]            # add "mc_dropout" for models with dropout layers
 # reference = "reference"    # enables the "closer than a reference" similarity gate
 # ood_dataset = "ood"        # enables the OOD entropy gate
 # pre_finetune = "wt80-pre"  # the pruned model before fine-tuning (pruning instability)
+# suites = ["test_accuracy_margin.py"]  # check this pair with these suite files only (default: all)
 
 # A family of pruned versions of one parent: prune potential and excess error per corruption.
 [[families]]

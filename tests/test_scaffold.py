@@ -48,6 +48,11 @@ def test_scaffold_writes_a_config_that_loads_and_the_suites(tmp_path):
             assert value == SUITES[suite]().as_dict()[key], f"gates.{suite}.{key}"
     for name in suite_templates():
         assert (tmp_path / "proj" / "suites" / name).read_text() == (REPO / "suites" / name).read_text()
+    # the commented-out suites line names a suite file the scaffold writes, and loads when uncommented
+    config = tmp_path / "proj" / "prunecheck.toml"
+    config.write_text(config.read_text().replace('# suites = ["test_accuracy_margin.py"]', 'suites = ["test_accuracy_margin.py"]'))
+    (suites,) = {pair.suites for pair in load_settings(config).pairs}
+    assert suites == ("test_accuracy_margin.py",) and set(suites) <= set(suite_templates())
 
 
 def test_scaffold_refuses_to_overwrite_unless_forced(tmp_path):
