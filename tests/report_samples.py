@@ -100,5 +100,6 @@ def sample_report(n_pairs: int, *, seed: int = 0) -> dict:
     gates.sort(key=gate_order)
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "prunecheck_version": "0", "created": "2026-01-01",
             "config": "prunecheck.toml", "demo": False,
-            "session": {"exitstatus": 1, "interrupted": False, "reason": "", "deselected": 0, "selection": ""},
+            "session": {"exitstatus": 1, "interrupted": False, "reason": "", "deselected": 0, "selection": "",
+                        "restricted_pairs": {}},
             "summary": summarise(gates, test_list), "gates": gates, "data": data, "tests": test_list}

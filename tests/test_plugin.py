@@ -290,7 +290,12 @@ def test_a_pair_restricted_to_some_suite_files_is_left_out_of_the_others(pyteste
     assert sum("colour-pair" in i for i in ids) == 5  # four accuracy-suite tests + test_other
     run = pytester.runpytest("suites", "-p", "no:cacheprovider")
     run.assert_outcomes(passed=6)
-    run.stdout.fnmatch_lines(["pairs checked by some suites only (pairs[].suites): restricted: test_other.py"])
+    note = "pairs checked by some suites only (pairs[].suites): restricted: test_other.py"
+    run.stdout.fnmatch_lines([note])
+    report = json.loads((root / "reports" / "prunecheck.json").read_text())
+    assert report["session"]["restricted_pairs"] == {"restricted": ["test_other.py"]}
+    assert f"- {note}" in (root / "reports" / "prunecheck.md").read_text()
+    assert "Pairs checked by some suites only" in (root / "reports" / "prunecheck.html").read_text()
 
 
 def test_a_suites_entry_naming_no_suite_file_is_a_collection_error(pytester):

@@ -74,7 +74,8 @@ def test_document_counts_orders_and_validates():
     assert (s["gates"], s["gates_passed"], s["gates_failed"], s["gates_xfailed"]) == (5, 2, 2, 1)
     assert s["errors"] == 1 and s["verdict"] == "FAILED"  # the setup error has no gate result
     assert s["tests"] == {"passed": 1, "failed": 2, "error": 1, "xfailed": 1}
-    assert doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": "", "deselected": 0, "selection": ""}
+    assert doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": "", "deselected": 0, "selection": "",
+                              "restricted_pairs": {}}
     assert doc["data"] == [{"section": "efficiency", "subject": "good-pair", "payload": {"x": 1},
                             "nodeid": "s/test_u.py::test_drift[good-pair]"}]
     # round trip through JSON text (NaN of the failed-closed gate included)
@@ -216,6 +217,11 @@ def test_load_report_upgrades_version_1_and_rejects_other_files(tmp_path):
     loaded = rec.load_report(path)
     assert loaded["schema_version"] == rec.SCHEMA_VERSION and loaded["summary"]["gates_failed"] == 2
     rec.validate_report(loaded)
+    # a version-2 file written before the session had restricted_pairs (or the selection keys)
+    older = {**doc, "session": {key: doc["session"][key] for key in ("exitstatus", "interrupted", "reason")}}
+    path.write_text(json.dumps(older, allow_nan=True))
+    session = rec.load_report(path)["session"]
+    assert (session["deselected"], session["selection"], session["restricted_pairs"]) == (0, "", {})
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(rec.ReportFormatError, match="junk.json: not JSON"):
         rec.load_report(tmp_path / "junk.json")

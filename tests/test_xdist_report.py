@@ -96,7 +96,8 @@ def test_failing_gates_give_a_complete_report(pytester):
         ("accuracy_margin", "good", "PASS"), ("class_accuracy", "good", "PASS"),
     ]
     assert doc["summary"]["verdict"] == "FAILED" and doc["session"] == {"exitstatus": 1, "interrupted": False, "reason": "",
-                                                                             "deselected": 0, "selection": ""}
+                                                                             "deselected": 0, "selection": "",
+                                                                             "restricted_pairs": {}}
     assert sorted((e["section"], e["subject"]) for e in doc["data"] if e["section"] == "efficiency") == [
         ("efficiency", "bad"), ("efficiency", "good"), ("efficiency", "known")]
     assert len(doc["data"]) == 9  # efficiency, class_accuracy and pies per pair
@@ -135,7 +136,8 @@ def test_keyboard_interrupt_still_writes_the_report(pytester):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     doc = read_report(root)
     assert doc["session"] == {"exitstatus": 2, "interrupted": True, "reason": "KeyboardInterrupt",
-                              "deselected": 0, "selection": ""}
+                              "deselected": 0, "selection": "",
+                              "restricted_pairs": {}}
     assert len(doc["gates"]) == 6  # the suite ran before the interrupt
     assert (root / "reports" / "prunecheck.html").exists()
 

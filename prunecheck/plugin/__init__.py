@@ -539,7 +539,8 @@ class ReportCollector:
         if interrupted and not isinstance(reason, str):
             reason = "KeyboardInterrupt" if int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) else ""
         self.doc = self.record.to_json(exitstatus=int(exitstatus), interrupted=interrupted, reason=reason or "",
-                                       deselected=self.deselected, selection=self.selection())
+                                       deselected=self.deselected, selection=self.selection(),
+                                       restricted_pairs={p.name: list(p.suites) for p in settings.pairs if p.suites})
         try:
             self.paths = write_reports(self.doc, Path(settings.run.report_dir))
         except (OSError, PrunecheckError) as exc:  # a report that cannot be written must not hide the gates
@@ -561,10 +562,6 @@ class ReportCollector:
             text = f"the gate table could not be rendered ({type(exc).__name__}: {plain_text(exc)}); see the reports"
         for line in text.splitlines():
             terminalreporter.write_line(line)
-        restricted = [spec for spec in get_settings(self.config).pairs if spec.suites]
-        if restricted:  # why these pairs have no results from the other suites
-            terminalreporter.write_line("pairs checked by some suites only (pairs[].suites): " + "; ".join(
-                f"{spec.name}: {', '.join(spec.suites)}" for spec in restricted))
         if self.paths:
             terminalreporter.write_line("reports: " + ", ".join(str(p) for p in self.paths))
         if self.write_error:

@@ -29,7 +29,7 @@ from typing import Any
 from prunecheck.core.errors import PrunecheckError, plain_text
 from prunecheck.core.io import atomic_file
 from prunecheck.report import markdown
-from prunecheck.report.format import UNITS_NOTE, gate_table, problem_tests, report_title, verdict_line
+from prunecheck.report.format import UNITS_NOTE, gate_table, problem_tests, report_title, restricted_note, verdict_line
 from prunecheck.report.tables import build_sections
 
 
@@ -57,6 +57,8 @@ def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.
         + (f"; plots and the full page: `{html_name}`" if html_name else ""),
         f"- {UNITS_NOTE}",
     ]
+    if restricted_note(doc):
+        lines.insert(4, f"- {restricted_note(doc)}")  # under the verdict line
     failing = [g for g in gates if g["status"] != "PASS"]
     passing = [g for g in gates if g["status"] == "PASS"]
     lines += ["", "## Gates", ""]

@@ -68,6 +68,15 @@ def partial_note(doc: dict[str, Any]) -> str:
     return f"partial run: {what}" + (f" ({selection})" if selection else "") + ", not every gate ran"
 
 
+def restricted_note(doc: dict[str, Any]) -> str:
+    """``pairs checked by some suites only (pairs[].suites): tail: test_accuracy_margin.py``, or ""."""
+    restricted = doc["session"].get("restricted_pairs") or {}
+    if not restricted:
+        return ""
+    return "pairs checked by some suites only (pairs[].suites): " + "; ".join(
+        f"{name}: {', '.join(files)}" for name, files in restricted.items())
+
+
 def verdict_line(doc: dict[str, Any]) -> str:
     """``2 gates failed, 1 known failure (expect_fail), 95 passed; 1 error``."""
     s = doc["summary"]

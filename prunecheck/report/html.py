@@ -21,6 +21,7 @@ from typing import Any
 
 from prunecheck.report.format import (
     GATE_HEADERS, GATE_NUMERIC, SUITE_ORDER, UNITS_NOTE, gate_row, groups, partial_note, problem_tests, report_title,
+    restricted_note,
 )
 from prunecheck.report.plots import PlotImage
 from prunecheck.report.table import Block, BulletList, Code, Line, Paragraph, Section, Strong, Table
@@ -256,6 +257,9 @@ def render_html(doc: dict[str, Any], images: list[PlotImage] | None) -> str:
     if partial:
         body.append(f'<p class="note partial">This is a {html.escape(partial)}: a full run can give another '
                     "verdict.</p>")
+    restricted = restricted_note(doc)
+    if restricted:
+        body.append(f'<p class="note">{html.escape(restricted[0].upper() + restricted[1:])}.</p>')
     if doc["session"]["interrupted"]:
         body.append(f'<p class="note partial">The run was interrupted '
                     f'({html.escape(doc["session"]["reason"] or "stopped early")}): the report holds what ran.</p>')

@@ -70,6 +70,8 @@ SESSION_FIELDS: dict[str, Field] = {
     "reason": Field((str,), "why the run stopped early, empty otherwise"),
     "deselected": Field((int,), "tests deselected by -k, -m, --deselect and the like (0 for a full run)"),
     "selection": Field((str,), "how the run selected tests, e.g. \"-k 'wt80'\"; empty for a full run"),
+    "restricted_pairs": Field((dict,), "pairs the config checks with some suite files only (pairs[].suites): "
+                                       "{pair: [suite file, ...]}; empty when every pair meets every suite"),
 }
 SUMMARY_FIELDS: dict[str, Field] = {
     "verdict": Field((str,), "FAILED if a gate failed or a prunecheck test errored without a gate result, else PASSED",
@@ -181,7 +183,8 @@ def upgrade_report(doc: dict[str, Any]) -> dict[str, Any]:
     tests = doc.get("tests", [])
     new = {key: doc.get(key) for key in ("schema", "prunecheck_version", "created", "config", "demo")}
     new.update(schema_version=SCHEMA_VERSION, session={"exitstatus": None, "interrupted": False, "reason": "",
-                                                       "deselected": 0, "selection": ""},
+                                                       "deselected": 0, "selection": "",
+                                                       "restricted_pairs": {}},
                gates=gates, data=doc.get("data", []), tests=tests)
     new["summary"] = summarise(gates, tests)
     return {key: new[key] for key in TOP_FIELDS}
@@ -196,9 +199,10 @@ def load_report(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportFormatError(f"{path}: not JSON ({exc})") from None
     doc = upgrade_report(doc)
-    if isinstance(doc.get("session"), dict):  # reports written before the selection keys existed
+    if isinstance(doc.get("session"), dict):  # reports written before these session keys existed
         doc["session"].setdefault("deselected", 0)
         doc["session"].setdefault("selection", "")
+        doc["session"].setdefault("restricted_pairs", {})
     try:
         validate_report(doc, strict=False)
     except ReportFormatError as exc:
@@ -263,7 +267,8 @@ class RunRecord:
         return "XFAIL" if test.get("outcome") == "xfailed" else "FAIL"
 
     def to_json(self, *, exitstatus: int | None = None, interrupted: bool = False, reason: str = "",
-                deselected: int = 0, selection: str = "") -> dict[str, Any]:
+                deselected: int = 0, selection: str = "",
+                restricted_pairs: dict[str, list[str]] | None = None) -> dict[str, Any]:
         """The report document (see :data:`SCHEMA_DESCRIPTION` and docs/reports.md).
 
         Its content does not depend on the order results arrived in (xdist).
@@ -280,7 +285,8 @@ class RunRecord:
             "demo": self.is_demo,
             "session": {"exitstatus": None if exitstatus is None else int(exitstatus),
                         "interrupted": bool(interrupted), "reason": reason,
-                        "deselected": int(deselected), "selection": selection},
+                        "deselected": int(deselected), "selection": selection,
+                        "restricted_pairs": {name: list(files) for name, files in sorted((restricted_pairs or {}).items())}},
             "summary": summarise(gates, tests),
             "gates": gates,
             "data": data,

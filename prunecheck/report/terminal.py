@@ -5,7 +5,9 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from prunecheck.report.format import STATUSES, fmt_number, fmt_threshold, fmt_value, groups, problem_tests, verdict_line
+from prunecheck.report.format import (
+    STATUSES, fmt_number, fmt_threshold, fmt_value, groups, problem_tests, restricted_note, verdict_line,
+)
 
 
 def render_terminal(doc: dict[str, Any], *, width: int = 100, verbose: bool = False) -> str:
@@ -71,4 +73,6 @@ def render_terminal(doc: dict[str, Any], *, width: int = 100, verbose: bool = Fa
         out.extend(textwrap.wrap(f"no gate result (counted as failed): {test['message']}", width,
                                  initial_indent=" " * 7, subsequent_indent=" " * 7, max_lines=4, placeholder=" ..."))
     out.extend(textwrap.wrap(f"{doc['summary']['verdict']}: {verdict_line(doc)}", width, subsequent_indent="  "))
+    if restricted_note(doc):  # why these pairs have no results from the other suites
+        out.extend(textwrap.wrap(restricted_note(doc), width, subsequent_indent="  "))
     return "\n".join(out)
