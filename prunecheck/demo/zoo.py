@@ -75,11 +75,12 @@ class ZooConfig:
     data_seed: int = 0
     # The long-tailed fine-tune of wt<deployed>-tail: the class kept rare (None: no such
     # model) and the fraction of its training images kept. Measured against the parent on
-    # the demo's 4000 test images (trial fine-tunes with other shuffling seeds): 5 % cost the
-    # cross class (4) 0.50 and the average 0.043, over the demo's accuracy budget; 10-15 %
-    # cost the class 0.175-0.26 and the average 0.010-0.019. The shipped 12 % model: class
-    # 0.2175, average 0.0135. A rare class in every model's training instead (10 %, 30 %)
-    # left the parent itself at 0.16 on it, or the pruned models no worse on it than the parent.
+    # the demo's 4000 test images (trial fine-tunes of the shipped half-precision snapshot,
+    # other shuffling seeds): 5 % cost the cross class (4) 0.50 and the average 0.043, over
+    # the demo's accuracy budget; 10-15 % cost the class 0.175-0.26 and the average
+    # 0.010-0.019. The shipped 12 % model: class 0.2175, average 0.0135. A rare class in
+    # every model's training instead (10 %, 30 %) left the parent itself at 0.16 on it, or
+    # the pruned models no worse on it than the parent.
     tail_class: int | None = 4
     tail_fraction: float = 0.12
     width: int = 16
