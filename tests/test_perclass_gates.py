@@ -126,7 +126,8 @@ def test_pies_from_hand_made_populations_without_a_workspace():
     results, payload = pies(populations, {**PiesOptions(), "thumbnails": 1, "thumbnail_size": 8})
     assert results == []  # max_pie_fraction not set: reported only
     assert payload["pies"] == 2 and payload["images"] == 6 and payload["fraction"] == pytest.approx(1 / 3)
-    assert payload["classes"] == [{"class": 0, "pies": 1, "images": 2}, {"class": 2, "pies": 1, "images": 2}]
+    assert payload["classes"] == [{"class": 0, "pies": 1, "images": 2, "name": None},
+                                  {"class": 2, "pies": 1, "images": 2, "name": None}]  # hand-made: no class names
     (first,) = payload["first"]
     assert (first["index"], first["label"], first["unpruned_modal"], first["pruned_modal"]) == (1, 0, [0], [2])
     (gated,), _ = pies(populations, {**PiesOptions(), "max_pie_fraction": 0.25})
@@ -248,7 +249,8 @@ def test_collapsed_class_passes_the_margin_and_fails_the_class_gate(pytester):
     # PIEs: exactly the 60 images of class 9 (one model per population: plain argmax disagreement).
     (pies,) = [d["payload"] for d in report["data"] if d["section"] == "pies"]
     assert (pies["pies"], pies["images"], pies["fraction"]) == (60, 600, 0.1)
-    assert pies["classes"] == [{"class": 9, "pies": 60, "images": 60}]
+    assert pies["classes"] == [{"class": 9, "pies": 60, "images": 60, "name": "truck"}]
+    assert "9 (truck): 60/60" in md
     first = pies["first"]
     assert len(first) == 16 and all(item["label"] == 9 and item["unpruned_modal"] == [9] for item in first)
     assert [item["index"] for item in first] == [9 + 10 * k for k in range(16)]
@@ -330,7 +332,7 @@ def test_reference_joins_the_unpruned_population_and_is_predicted_once(tmp_path)
     _, again = pies(pair.pie_populations(), settings.gates["pies"], subject=pair.name)
     assert workspace.engine.forward_passes - before == reference_batches  # cached from then on
     assert [m["model"] for m in payload["unpruned"]] == ["parent", "reference"]
-    assert payload["pies"] == 60 and payload["classes"] == [{"class": 9, "pies": 60, "images": 60}]
+    assert payload["pies"] == 60 and payload["classes"] == [{"class": 9, "pies": 60, "images": 60, "name": "truck"}]
     assert again == payload
 
 

@@ -227,11 +227,13 @@ def _pie_payload(populations: PiePopulations, options: Mapping[str, Any]) -> dic
     shown = np.flatnonzero(mask)[:shown_count]
     images = populations.dataset.images(shown).cpu().numpy() if len(shown) else np.empty((0, 3, 1, 1), np.uint8)
     label_list = labels.cpu().numpy()
+    names = unpruned[0].classes
     return {
         "unpruned": _describe(unpruned), "pruned": _describe(pruned),
         "images": int(mask.shape[0]), "pies": int(mask.sum()), "fraction": float(mask.mean()),
         "classes": [
-            {"class": int(c), "pies": int(histogram[c]), "images": int(totals[c])}
+            {"class": int(c), "pies": int(histogram[c]), "images": int(totals[c]),
+             "name": names[c] if names is not None else None}
             for c in np.argsort(-histogram, kind="stable") if histogram[c] > 0
         ],
         "first": [

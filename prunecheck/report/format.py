@@ -68,6 +68,12 @@ def partial_note(doc: dict[str, Any]) -> str:
     return f"partial run: {what}" + (f" ({selection})" if selection else "") + ", not every gate ran"
 
 
+def class_cell(row: dict[str, Any]) -> str:
+    """A class in a report table: ``4 (cross)``, or ``4`` when the dataset names no classes
+    (and in reports written before class names were recorded)."""
+    return f"{row['class']} ({row['name']})" if row.get("name") else str(row["class"])
+
+
 def restricted_note(doc: dict[str, Any]) -> str:
     """``pairs checked by some suites only (pairs[].suites): tail: test_accuracy_margin.py``, or ""."""
     restricted = doc["session"].get("restricted_pairs") or {}

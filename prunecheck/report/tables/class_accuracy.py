@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prunecheck.report.format import class_cell
 from prunecheck.report.table import Block, Code, Paragraph, Run, Strong, Table
 
 TITLE = "Per-class accuracy (most damaged classes)"
@@ -28,9 +29,8 @@ def build(entries: list[dict[str, Any]]) -> list[Block]:
         ranked = sorted(payload["classes"], key=lambda r: (-r["drop"], r["class"]))
         for row in ranked[: payload["report_classes"]]:
             ci = row.get("ci")
-            name = row.get("name")  # reports written before class names were recorded have none
             rows.append([
-                entry["subject"], f"{row['class']} ({name})" if name else row["class"], row["images"], row["parent_correct"], row["pruned_correct"],
+                entry["subject"], class_cell(row), row["images"], row["parent_correct"], row["pruned_correct"],
                 f"{row['parent_accuracy']:.4f}", f"{row['pruned_accuracy']:.4f}", _drop(row, limit),
                 f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "",
             ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prunecheck.report.format import class_cell
 from prunecheck.report.table import Block, Strong, Table
 
 TITLE = "Pruning identified exemplars (PIEs)"
@@ -20,7 +21,7 @@ def _population(models: list[dict[str, Any]]) -> str:
 
 
 def _classes(payload: dict[str, Any]) -> str:
-    shown = [f"{c['class']}: {c['pies']}/{c['images']}" for c in payload["classes"][:TOP_CLASSES]]
+    shown = [f"{class_cell(c)}: {c['pies']}/{c['images']}" for c in payload["classes"][:TOP_CLASSES]]
     rest = len(payload["classes"]) - len(shown)
     return ", ".join(shown) + (f", +{rest} more classes" if rest > 0 else "")
 
