@@ -153,7 +153,21 @@ def stratified_indices(labels: np.ndarray | torch.Tensor, size: int, *, seed: in
     return np.sort(np.concatenate(picked)).astype(np.int64)
 
 
-class Subset(ImageDataset):
+class OverBase(ImageDataset):
+    """A dataset that presents rows of another one, ``base`` (a subset, a view): it keeps the
+    base's name, classes and their names, and normalisation."""
+
+    def __init__(self, base: ImageDataset, view: View):
+        self.base = base
+        self.view = view
+        self.name = base.name
+        self.num_classes = base.num_classes
+        self.classes = base.classes
+        self.mean = base.mean
+        self.std = base.std
+
+
+class Subset(OverBase):
     """Given rows of a dataset, e.g. the config's ``limit`` (:func:`stratified_indices`)."""
 
     def __init__(self, base: ImageDataset, indices: Sequence[int] | np.ndarray):
@@ -162,14 +176,8 @@ class Subset(ImageDataset):
                 f"Subset: dataset '{base.name}' under view {base.view.id} transforms whole batches by row "
                 "position; take the subset of the nominal dataset first, then apply the view"
             )
-        self.base = base
+        super().__init__(base, base.view)
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.view = base.view
-        self.name = base.name
-        self.num_classes = base.num_classes
-        self.classes = base.classes
-        self.mean = base.mean
-        self.std = base.std
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -185,19 +193,10 @@ class Subset(ImageDataset):
         return digest(self.base.fingerprint(), "subset", self.indices.tobytes())
 
 
-class DerivedDataset(ImageDataset):
+class DerivedDataset(OverBase):
     """Base of the datasets that present every row of ``base`` under a view (blur, corruption,
     noise): same length, labels, classes, normalisation and image size; subclasses define
     ``images`` and ``fingerprint`` (and ``batch_transform`` if they act in normalised space)."""
-
-    def __init__(self, base: ImageDataset, view: View):
-        self.base = base
-        self.view = view
-        self.name = base.name
-        self.num_classes = base.num_classes
-        self.classes = base.classes
-        self.mean = base.mean
-        self.std = base.std
 
     def __len__(self) -> int:
         return len(self.base)
@@ -273,7 +272,7 @@ class TensorDataset(ArrayDataset):
         self._source = source
         if classes is not None and len(classes) != num_classes:
             raise ValueError(f"{name}: expected {num_classes} class names, found {len(classes)}")
-        self.classes = tuple(classes) if classes is not None else None
+        self.classes = classes
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
         return self._images[torch.from_numpy(np.asarray(indices, dtype=np.int64))]

@@ -345,7 +345,7 @@ def load_cifar(spec: DatasetSpec, fmt: CifarFormat) -> TensorDataset:
     labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     meta_path = folder / fmt.meta_file
     classes = read_label_names(meta_path, fmt) if meta_path.is_file() else None
-    dataset = TensorDataset(
+    return TensorDataset(
         spec.name,
         torch.from_numpy(np.ascontiguousarray(images)),
         torch.from_numpy(labels),
@@ -353,9 +353,8 @@ def load_cifar(spec: DatasetSpec, fmt: CifarFormat) -> TensorDataset:
         spec.mean,
         spec.std,
         source=str(folder),
+        classes=classes,
     )
-    dataset.classes = classes  # type: ignore[attr-defined]
-    return dataset
 
 
 def load_cifar10(spec: DatasetSpec) -> TensorDataset:
