@@ -348,8 +348,8 @@ def _build(out_dir: Path, cfg: ZooConfig, progress: Progress) -> dict[str, Any]:
     tail = None
     if cfg.tail_class is not None:
         deployed = next(step for step in steps if step.ratio == cfg.deployed_ratio)
-        tail = _tail_model(deployed, xtr_u8, ytr, cfg, progress)
-        save(tail["model"], tail.pop("net").state_dict(), role="tail", ratio=deployed.ratio, source="parent",
+        net, tail = _tail_model(deployed, xtr_u8, ytr, cfg, progress)
+        save(tail["model"], net.state_dict(), role="tail", ratio=deployed.ratio, source="parent",
              pre_finetune=f"{ratio_tag(deployed.ratio)}-pre")
 
     return {
@@ -373,9 +373,13 @@ def _build(out_dir: Path, cfg: ZooConfig, progress: Progress) -> dict[str, Any]:
 
 def _tail_model(
     deployed: PruneStep, xtr_u8: np.ndarray, ytr: np.ndarray, cfg: ZooConfig, progress: Progress,
-) -> dict[str, Any]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """``wt<D>-tail``: the deployed step's pre-fine-tune snapshot fine-tuned like the deployed
-    model (same epochs, learning rate and seed, same fixed mask), on the long-tailed split."""
+    model (same epochs, learning rate and seed, same fixed mask), on the long-tailed split.
+
+    Returns:
+        The model and its manifest entry ``tail``.
+    """
     x_u8, y = long_tail(xtr_u8, ytr, cfg)
     name = f"{ratio_tag(deployed.ratio)}-tail"
     net = copy.deepcopy(deployed.pre_finetune)
@@ -391,8 +395,8 @@ def _tail_model(
             seed=cfg.parent_seed * 1000 + step,
             report=lambda e: progress(f"{where}, fine-tune epoch {e + 1}/{epochs}"),
         )
-    return {"model": name, "net": net, "class": cfg.tail_class, "class_name": DEMO_CLASSES[cfg.tail_class],
-            "fraction": cfg.tail_fraction, "class_train_images": rare, "train_images": int(len(y))}
+    return net, {"model": name, "class": cfg.tail_class, "class_name": DEMO_CLASSES[cfg.tail_class],
+                 "fraction": cfg.tail_fraction, "class_train_images": rare, "train_images": int(len(y))}
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -412,7 +412,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if name not in names:
             continue
         if name == "pair":
-            specs = _checked_by_this_suite(specs, Path(str(metafunc.definition.path)), settings)
+            specs = _checked_by_this_suite(specs, metafunc.definition.path, settings)
         for marker in metafunc.definition.iter_markers(marker_name):
             predicate = marker.args[0]
             specs = tuple(spec for spec in specs if predicate(spec, settings))

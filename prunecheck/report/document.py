@@ -57,8 +57,9 @@ def render_markdown(doc: dict[str, Any], *, html_name: str | None = "prunecheck.
         + (f"; plots and the full page: `{html_name}`" if html_name else ""),
         f"- {UNITS_NOTE}",
     ]
-    if restricted_note(doc):
-        lines.insert(4, f"- {restricted_note(doc)}")  # under the verdict line
+    restricted = restricted_note(doc)
+    if restricted:
+        lines.insert(4, f"- {restricted}")  # under the verdict line
     failing = [g for g in gates if g["status"] != "PASS"]
     passing = [g for g in gates if g["status"] == "PASS"]
     lines += ["", "## Gates", ""]

@@ -73,6 +73,7 @@ def render_terminal(doc: dict[str, Any], *, width: int = 100, verbose: bool = Fa
         out.extend(textwrap.wrap(f"no gate result (counted as failed): {test['message']}", width,
                                  initial_indent=" " * 7, subsequent_indent=" " * 7, max_lines=4, placeholder=" ..."))
     out.extend(textwrap.wrap(f"{doc['summary']['verdict']}: {verdict_line(doc)}", width, subsequent_indent="  "))
-    if restricted_note(doc):  # why these pairs have no results from the other suites
-        out.extend(textwrap.wrap(restricted_note(doc), width, subsequent_indent="  "))
+    restricted = restricted_note(doc)  # why these pairs have no results from the other suites
+    if restricted:
+        out.extend(textwrap.wrap(restricted, width, subsequent_indent="  "))
     return "\n".join(out)
